@@ -1,0 +1,171 @@
+"""Configuration dataclasses that validate themselves.
+
+Every value a run depends on lives here, so a run is fully described by one JSON file
+(`ExperimentConfig.to_dict`) and can be rebuilt from it (`ExperimentConfig.from_dict`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Losses that an ablation can switch off (the rows of the paper's Table 1).
+LOSS_NAMES = ("mi", "latent", "ssim", "l1", "wasserstein", "negative")
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "coil100")
+PROTOCOLS = ("leave_one_out", "one_class", "coil100")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _check_choice(name: str, value: Any, valid: tuple) -> None:
+    _check(value in valid, f"{name}={value!r} is not valid; choose one of {', '.join(map(repr, valid))}")
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of the networks of Fig. 1. Images are always 32x32 (III.C)."""
+
+    channels: int = 1
+    latent_dim: int = 256
+    n_clusters: int = 9  # K, the user's estimate of the number of normal categories
+    width: int = 64  # channels of the first conv stage (DCGAN uses 64)
+
+    def __post_init__(self) -> None:
+        _check(self.channels in (1, 3), f"channels={self.channels} is not valid; use 1 (grey) or 3 (colour)")
+        _check(self.latent_dim >= 2, f"latent_dim={self.latent_dim} is not valid; use 2 or more")
+        _check(self.n_clusters >= 1, f"n_clusters={self.n_clusters} is not valid; use 1 or more")
+        _check(self.width >= 4, f"width={self.width} is not valid; use 4 or more")
+
+
+@dataclass
+class LossConfig:
+    """Loss weights of III.C and the choices the paper leaves open.
+
+    `disabled` switches losses off by name (Table 1). The remaining fields decide the
+    ambiguous points; their docstrings in `cvgad.losses` give the reasons.
+    """
+
+    ssim: float = 50.0
+    l1: float = 10.0
+    latent: float = 5.0  # 15 on MNIST-like data (III.C)
+    categorical: float = 1.0
+    mi: float = 10.0
+    adversarial: float = 1.0  # weight of L_G, eq. (13); the paper gives none
+    gradient_penalty: float = 10.0  # lambda of eq. (15)
+    negative: float = 1.0
+    disabled: tuple[str, ...] = ()
+    #: "marginal": KL(mean_i p(y|z_i) || q(y)), balances clusters; "per_sample": the paper's
+    #: E_z KL(p(y|z) || q(y)), pushes every p(y|z) to uniform.
+    categorical_form: str = "marginal"
+    #: "chi": negatives lie beyond the `negative_quantile` of the chi distribution with
+    #: latent_dim degrees of freedom (outside the shell where q(z|y) puts its mass);
+    #: "literal": the paper's distance > 2.
+    negative_radius: str = "chi"
+    negative_quantile: float = 0.999
+    #: A negative's reconstruction is pushed until its SSIM falls below this, then left alone.
+    negative_ssim_ceiling: float = 0.5
+    #: T of Algorithm 1, in nats per latent dimension: negative training runs while the
+    #: latent loss divided by latent_dim is below it.
+    negative_threshold: float = 2.0
+    #: What the critic sees as generated images: decoded codes of the batch ("reconstruction",
+    #: z ~ p(z), the aggregate posterior, as eq. 13 writes) or decoded samples of the prior
+    #: mixture q(z) ("prior").
+    fake_source: str = "reconstruction"
+
+    def __post_init__(self) -> None:
+        self.disabled = tuple(self.disabled)
+        for name in self.disabled:
+            _check_choice("disabled loss", name, LOSS_NAMES)
+        for name in ("ssim", "l1", "latent", "categorical", "mi", "adversarial", "gradient_penalty", "negative"):
+            value = getattr(self, name)
+            _check(value >= 0, f"loss weight {name}={value} is not valid; weights must be >= 0")
+        _check_choice("categorical_form", self.categorical_form, ("marginal", "per_sample"))
+        _check_choice("negative_radius", self.negative_radius, ("chi", "literal"))
+        _check_choice("fake_source", self.fake_source, ("reconstruction", "prior"))
+        _check(0 < self.negative_quantile < 1, f"negative_quantile={self.negative_quantile} must lie in (0, 1)")
+        _check(-1 <= self.negative_ssim_ceiling <= 1, f"negative_ssim_ceiling={self.negative_ssim_ceiling} must lie in [-1, 1]")
+        _check(self.negative_threshold > 0, f"negative_threshold={self.negative_threshold} must be > 0")
+
+    def on(self, name: str) -> bool:
+        """Whether loss `name` (one of LOSS_NAMES) takes part in training."""
+        _check_choice("loss", name, LOSS_NAMES)
+        return name not in self.disabled
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of III.C and Algorithm 1."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    seed: int = 0
+    device: str = "auto"  # "auto": CUDA when present, else CPU
+    amp: bool = True  # bfloat16 autocast, used on CUDA only
+    losses: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.losses, dict):
+            self.losses = LossConfig(**self.losses)
+        self.betas = tuple(self.betas)
+        _check(self.epochs >= 0, f"epochs={self.epochs} is not valid; use 0 or more")
+        _check(self.batch_size >= 2, f"batch_size={self.batch_size} is not valid; use 2 or more (MI shuffles the batch)")
+        _check(self.lr > 0, f"lr={self.lr} is not valid; use a positive learning rate")
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas={self.betas} must be two numbers in [0, 1)")
+        _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+               f"device={self.device!r} is not valid; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+
+
+@dataclass
+class DataConfig:
+    """Which images, and how they are split into train, validation and test sets."""
+
+    dataset: str = "digits"
+    protocol: str = "leave_one_out"
+    #: leave_one_out: the anomalous class; one_class: the normal class; coil100: unused.
+    anomaly_class: int = 1
+    data_root: str | None = None  # None: $CVGAD_DATA, else ./data
+    outlier_fraction: float = 0.5  # one_class and coil100 protocols
+    fold: int = 0  # one_class protocol: which of the 5 folds is the test fold
+    n_inliers: int = 1  # coil100 protocol: 1, 4 or 7 inlier objects
+    val_fraction: float = 0.1  # share of the training normals held out to fix a threshold
+    train_subset: int | None = None  # cap on training images (CPU-sized runs)
+    test_subset: int | None = None  # cap on test images, drawn stratified
+
+    def __post_init__(self) -> None:
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("protocol", self.protocol, PROTOCOLS)
+        _check(0 < self.outlier_fraction < 1, f"outlier_fraction={self.outlier_fraction} must lie in (0, 1)")
+        _check(0 <= self.fold < 5, f"fold={self.fold} is not valid; use 0 to 4")
+        _check(self.n_inliers in (1, 4, 7), f"n_inliers={self.n_inliers} is not valid; use 1, 4 or 7 (III.H)")
+        _check(0 <= self.val_fraction < 1, f"val_fraction={self.val_fraction} must lie in [0, 1)")
+        for name in ("train_subset", "test_subset"):
+            value = getattr(self, name)
+            _check(value is None or value >= 2, f"{name}={value} is not valid; use None or 2 or more")
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole run: data, model and training. `n_clusters=None` means one per normal class."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        for name, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
+            if isinstance(getattr(self, name), dict):
+                setattr(self, name, cls(**getattr(self, name)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ExperimentConfig":
+        unknown = set(d) - {"data", "model", "train"}
+        _check(not unknown, f"unknown config sections {sorted(unknown)}; valid: data, model, train")
+        return cls(**d)
