@@ -1,0 +1,201 @@
+"""Ablation grids: which runs an ablation is made of, read from YAML and validated.
+
+A grid (e.g. `ablations/table1.yaml`) lists rows (which losses to switch off), seeds, the
+settings every run shares, and presets that override those settings for a scale (`ci`, `cpu`,
+`paper`). Bad input fails here, before any run starts, with the bad value and the valid ones.
+`cvgad.ablation` turns a grid into runs and executes them.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cvgad.config import LOSS_NAMES, DataConfig, LossConfig, ModelConfig, TrainConfig
+
+#: Settings a grid may give, with their types and defaults: the parameters of
+#: `cvgad.experiment.make_config` other than `seed` and `disabled` (those come from seeds and rows).
+SETTINGS: dict[str, tuple[tuple[type, ...], Any]] = {
+    "dataset": ((str,), "digits"),
+    "anomaly_class": ((int,), 1),
+    "epochs": ((int,), 3),
+    "device": ((str,), "auto"),
+    "data_root": ((str, type(None)), None),
+    "train_subset": ((int, type(None)), None),
+    "test_subset": ((int, type(None)), None),
+    "width": ((int,), 32),
+    "latent_dim": ((int,), 256),
+    "batch_size": ((int,), 64),
+}
+#: Settings that say where a run executes, not what it computes: a finished run stays finished
+#: when only these change (another machine, another data folder).
+PLACE_KEYS = ("device", "data_root")
+GRID_KEYS = ("name", "description", "paper", "seeds", "rows", "presets")
+PRESET_KEYS = ("description", "seeds")
+ROW_KEYS = ("id", "label", "disabled")
+_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def _valid(keys: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(sorted(keys))
+
+
+def _check_keys(where: str, given: dict, allowed: tuple[str, ...] | list[str]) -> None:
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        _fail(f"{where}: unknown key(s) {unknown}; valid keys: {_valid(allowed)}")
+
+
+def _check_type(where: str, name: str, value: Any, types: tuple[type, ...]) -> None:
+    wrong_bool = isinstance(value, bool) and bool not in types
+    if wrong_bool or not isinstance(value, types):
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+        _fail(f"{where}: {name}={value!r} has type {type(value).__name__}; expected {names}")
+
+
+def _check_seeds(where: str, seeds: Any) -> list[int]:
+    if not isinstance(seeds, list) or not seeds:
+        _fail(f"{where}: seeds={seeds!r} is not valid; give a non-empty list of integers, e.g. [0, 1, 2]")
+    for seed in seeds:
+        _check_type(where, "seed", seed, (int,))
+        if seed < 0:
+            _fail(f"{where}: seed {seed} is not valid; seeds must be >= 0")
+    if len(set(seeds)) != len(seeds):
+        _fail(f"{where}: seeds={seeds} repeat a seed; each seed must appear once")
+    return list(seeds)
+
+
+def check_settings(where: str, settings: dict[str, Any]) -> None:
+    """Types first (naming key and value), then values through the project's config classes."""
+    _check_keys(where, settings, list(SETTINGS))
+    for name, value in settings.items():
+        _check_type(where, name, value, SETTINGS[name][0])
+    full = {name: default for name, (_, default) in SETTINGS.items()} | settings
+    try:
+        DataConfig(dataset=full["dataset"], anomaly_class=full["anomaly_class"],
+                   train_subset=full["train_subset"], test_subset=full["test_subset"])
+        ModelConfig(width=full["width"], latent_dim=full["latent_dim"])
+        TrainConfig(epochs=full["epochs"], batch_size=full["batch_size"], device=full["device"])
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of an ablation table: an id (its folder name), a label, the losses it switches off."""
+
+    id: str
+    label: str
+    disabled: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not _ID.match(self.id):
+            _fail(f"row id {self.id!r} is not valid; use letters, digits, '_', '.', '-' (it names a folder)")
+        _check_type(f"row {self.id}", "label", self.label, (str,))
+        if not isinstance(self.disabled, (list, tuple)):
+            _fail(f"row {self.id}: disabled={self.disabled!r} is not valid; give a list of loss names")
+        for name in self.disabled:
+            if name not in LOSS_NAMES:
+                _fail(f"row {self.id}: unknown loss name {name!r} in disabled; valid: {_valid(LOSS_NAMES)}")
+        if len(set(self.disabled)) != len(self.disabled):
+            _fail(f"row {self.id}: disabled={list(self.disabled)} names a loss twice")
+        object.__setattr__(self, "disabled", tuple(self.disabled))
+        LossConfig(disabled=self.disabled)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A validated ablation grid: rows x seeds, shared settings, presets and the paper's values."""
+
+    name: str
+    rows: tuple[Row, ...]
+    seeds: list[int]
+    settings: dict[str, Any] = field(default_factory=dict)
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    description: str = ""
+    #: The paper's values by row id, e.g. {"all": {"auc": 0.853, "f1": 0.845}}; may be empty.
+    paper: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _ID.match(self.name):
+            _fail(f"grid name {self.name!r} is not valid; use letters, digits, '_', '.', '-' (it names a folder)")
+        if not self.rows:
+            _fail(f"grid {self.name}: rows is empty; give at least one row")
+        ids = [row.id for row in self.rows]
+        if len(set(ids)) != len(ids):
+            _fail(f"grid {self.name}: row ids {ids} repeat an id; each id must be unique")
+        _check_seeds(f"grid {self.name}", self.seeds)
+        check_settings(f"grid {self.name}", self.settings)
+        for preset, overrides in self.presets.items():
+            if not isinstance(overrides, dict):
+                _fail(f"grid {self.name}: preset {preset!r} must be a mapping of settings, got {overrides!r}")
+            _check_keys(f"preset {preset}", overrides, list(SETTINGS) + list(PRESET_KEYS))
+            self.resolve(preset)
+        unknown = sorted(set(self.paper) - set(ids))
+        if unknown:
+            _fail(f"grid {self.name}: paper values for unknown row(s) {unknown}; rows are {_valid(ids)}")
+
+    def row(self, row_id: str) -> Row:
+        for row in self.rows:
+            if row.id == row_id:
+                return row
+        raise ValueError(f"unknown row {row_id!r} in grid {self.name}; valid rows: {_valid([r.id for r in self.rows])}")
+
+    def resolve(self, preset: str | None) -> tuple[dict[str, Any], list[int]]:
+        """Every setting (defaults < grid < preset) and the seeds, for `preset` (None: no preset)."""
+        if preset is None and self.presets:
+            _fail(f"grid {self.name} has presets; choose one of {_valid(self.presets)} (--preset)")
+        if preset is not None and preset not in self.presets:
+            valid = _valid(self.presets) if self.presets else "none (this grid has no presets)"
+            _fail(f"unknown preset {preset!r} for grid {self.name}; valid presets: {valid}")
+        overrides = dict(self.presets.get(preset, {}) if preset else {})
+        seeds = _check_seeds(f"preset {preset}", overrides.pop("seeds", self.seeds))
+        overrides.pop("description", None)
+        merged = self.settings | overrides
+        check_settings(f"preset {preset}", merged)
+        return {name: default for name, (_, default) in SETTINGS.items()} | merged, seeds
+
+
+def read_paper_csv(path: str | Path) -> dict[str, dict[str, float]]:
+    """The paper's values from a CSV with columns row, label, f1, auc."""
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    missing = {"row", "f1", "auc"} - set(table.columns)
+    if missing:
+        _fail(f"{path}: missing column(s) {sorted(missing)}; need row, f1, auc (label optional)")
+    return {str(r.row): {"f1": float(r.f1), "auc": float(r.auc)} for r in table.itertuples()}
+
+
+def load_grid(path: str | Path) -> Grid:
+    """Read and validate a grid YAML; the grid's name defaults to the file's stem."""
+    path = Path(path)
+    if not path.is_file():
+        _fail(f"grid file {str(path)!r} does not exist")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        _fail(f"{path}: a grid must be a YAML mapping with keys {_valid(GRID_KEYS)} and settings")
+    _check_keys(str(path), data, list(GRID_KEYS) + list(SETTINGS))
+    for key in ("rows", "seeds"):
+        if key not in data:
+            _fail(f"{path}: missing required key {key!r}")
+    if not isinstance(data["rows"], list):
+        _fail(f"{path}: rows must be a list of {{id, label, disabled}} mappings")
+    rows = []
+    for entry in data["rows"]:
+        if not isinstance(entry, dict) or "id" not in entry:
+            _fail(f"{path}: row {entry!r} is not valid; give a mapping with keys {_valid(ROW_KEYS)}")
+        _check_keys(f"row {entry['id']}", entry, ROW_KEYS)
+        rows.append(Row(id=entry["id"], label=entry.get("label", entry["id"]), disabled=entry.get("disabled") or ()))
+    paper = read_paper_csv(path.parent / data["paper"]) if data.get("paper") else {}
+    settings = {key: data[key] for key in SETTINGS if key in data}
+    return Grid(name=str(data.get("name", path.stem)), rows=tuple(rows), seeds=data["seeds"], settings=settings,
+                presets=data.get("presets") or {}, description=str(data.get("description", "")), paper=paper)
+
