@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export MPLBACKEND := Agg
 
-.PHONY: install test unit run clean
+.PHONY: install test unit run clean book book-vendor book-clean book-distclean screenshots test-book
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,3 +25,46 @@ run: install
 
 clean:
 	rm -rf runs book/_build
+
+# ---------------------------------------------------------------- Jupyter Book
+# `make book` executes the notebooks (cached in book/_build/.jupyter_cache) and
+# builds book/_build/html with warnings as errors.  MathJax comes from
+# sphinx-mathjax-offline; the ipywidgets manager and require.js are installed
+# with npm into book/_vendor (git-ignored) and served from the book's _static.
+BOOK_VENDOR  := book/_vendor
+WIDGETS_DIR  := $(BOOK_VENDOR)/static/widgets
+HTML_MANAGER ?= @jupyter-widgets/html-manager@^1.0.15
+REQUIREJS    ?= requirejs@^2.3.7
+NPM          ?= npm
+CHROMIUM     ?= /usr/bin/chromium
+SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(WIDGETS_DIR)/embed-amd.js:
+	$(NPM) install --prefix $(BOOK_VENDOR)/npm --no-audit --no-fund --ignore-scripts --loglevel=error $(HTML_MANAGER) $(REQUIREJS)
+	mkdir -p $(WIDGETS_DIR)
+	cp $(BOOK_VENDOR)/npm/node_modules/requirejs/require.js $(WIDGETS_DIR)/
+	cd $(BOOK_VENDOR)/npm/node_modules/@jupyter-widgets/html-manager/dist && \
+	  cp *.woff *.woff2 *.ttf *.eot *.svg embed-amd.js $(CURDIR)/$(WIDGETS_DIR)/
+
+book-vendor: $(WIDGETS_DIR)/embed-amd.js
+
+# MPLBACKEND=Agg (exported above) would stop ipykernel from choosing its inline
+# backend, and the notebooks' figures would be missing from the book.
+book: install book-vendor
+	env -u MPLBACKEND $(BIN)/jupyter-book build book -W -n --keep-going
+	@echo "Open book/_build/html/index.html"
+
+book-clean:
+	rm -rf book/_build
+
+book-distclean: book-clean
+	rm -rf $(BOOK_VENDOR)
+
+# Screenshots of every built page into book/_build/screenshots/ (headless Chromium).
+screenshots: book
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	$(BIN)/python book/screenshots.py --chromium $(CHROMIUM)
+
+# Unit tests, then the book, then the rendering checks on the built HTML.
+test-book: unit book
+	$(BIN)/python -m pytest tests/test_book_render.py
