@@ -174,7 +174,7 @@ def run_notebook(notebook: str, output: Path, parameters: dict[str, Any], thread
         os.environ["PYTHONPATH"] = os.pathsep.join([package_parent, *filter(None, paths)])
     os.environ.update({var: str(threads) for var in _THREAD_VARS})
     papermill.execute_notebook(nbformat.reads(notebook, as_version=4), str(output), parameters=parameters,
-                               kernel_name=KERNEL, progress_bar=False)
+                               kernel_name=KERNEL, language="python", progress_bar=False)
 
 
 def _error_line(error: BaseException) -> str:

@@ -16,19 +16,22 @@ import yaml
 
 from cvgad.config import LOSS_NAMES, DataConfig, LossConfig, ModelConfig, TrainConfig
 
-#: Settings a grid may give, with their types and defaults: the parameters of
+#: Settings a grid may give, with their types and defaults: the named parameters of
 #: `cvgad.experiment.make_config` other than `seed` and `disabled` (those come from seeds and rows).
+#: None means make_config's dataset-dependent default (epochs, width, n_clusters).
 SETTINGS: dict[str, tuple[tuple[type, ...], Any]] = {
     "dataset": ((str,), "digits"),
+    "protocol": ((str,), "leave_one_out"),
     "anomaly_class": ((int,), 1),
-    "epochs": ((int,), 3),
+    "epochs": ((int, type(None)), None),
     "device": ((str,), "auto"),
     "data_root": ((str, type(None)), None),
     "train_subset": ((int, type(None)), None),
     "test_subset": ((int, type(None)), None),
-    "width": ((int,), 32),
+    "width": ((int, type(None)), None),
     "latent_dim": ((int,), 256),
     "batch_size": ((int,), 64),
+    "n_clusters": ((int, type(None)), None),
 }
 #: Settings that say where a run executes, not what it computes: a finished run stays finished
 #: when only these change (another machine, another data folder).
@@ -77,12 +80,14 @@ def check_settings(where: str, settings: dict[str, Any]) -> None:
     _check_keys(where, settings, list(SETTINGS))
     for name, value in settings.items():
         _check_type(where, name, value, SETTINGS[name][0])
-    full = {name: default for name, (_, default) in SETTINGS.items()} | settings
+
+    def pick(*names: str) -> dict[str, Any]:  # None leaves the value to make_config's default
+        return {name: settings[name] for name in names if settings.get(name) is not None}
+
     try:
-        DataConfig(dataset=full["dataset"], anomaly_class=full["anomaly_class"],
-                   train_subset=full["train_subset"], test_subset=full["test_subset"])
-        ModelConfig(width=full["width"], latent_dim=full["latent_dim"])
-        TrainConfig(epochs=full["epochs"], batch_size=full["batch_size"], device=full["device"])
+        DataConfig(**pick("dataset", "protocol", "anomaly_class", "train_subset", "test_subset"))
+        ModelConfig(**pick("width", "latent_dim", "n_clusters"))
+        TrainConfig(**pick("epochs", "batch_size", "device"))
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
 
