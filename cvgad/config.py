@@ -129,7 +129,9 @@ class DataConfig:
     #: leave_one_out: the anomalous class; one_class: the normal class; coil100: unused.
     anomaly_class: int = 1
     data_root: str | None = None  # None: $CVGAD_DATA, else ./data
-    outlier_fraction: float = 0.5  # one_class and coil100 protocols
+    #: Outlier share of the test set. one_class: None means 0.5; coil100: None means the
+    #: paper's 50/25/15% for 1/4/7 inliers. Unused by leave_one_out.
+    outlier_fraction: float | None = None
     fold: int = 0  # one_class protocol: which of the 5 folds is the test fold
     n_inliers: int = 1  # coil100 protocol: 1, 4 or 7 inlier objects
     val_fraction: float = 0.1  # share of the training normals held out to fix a threshold
@@ -139,7 +141,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("protocol", self.protocol, PROTOCOLS)
-        _check(0 < self.outlier_fraction < 1, f"outlier_fraction={self.outlier_fraction} must lie in (0, 1)")
+        _check(self.outlier_fraction is None or 0 < self.outlier_fraction < 1,
+               f"outlier_fraction={self.outlier_fraction} must be None or lie in (0, 1)")
         _check(0 <= self.fold < 5, f"fold={self.fold} is not valid; use 0 to 4")
         _check(self.n_inliers in (1, 4, 7), f"n_inliers={self.n_inliers} is not valid; use 1, 4 or 7 (III.H)")
         _check(0 <= self.val_fraction < 1, f"val_fraction={self.val_fraction} must lie in [0, 1)")

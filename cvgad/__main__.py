@@ -1,0 +1,5 @@
+import sys
+
+from cvgad.cli import main
+
+sys.exit(main())

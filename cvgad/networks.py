@@ -1,0 +1,150 @@
+"""The networks of Fig. 1: encoder, decoder, classifier p(y|z), cluster means mu_y, the
+feature discriminator FD and the WGAN-GP critic.
+
+All work on 32x32 images (III.C). With `width` w the encoder's feature map is 4w x 4 x 4.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from cvgad.config import ModelConfig
+
+
+def _down(c_in: int, c_out: int, batchnorm: bool) -> list[nn.Module]:
+    """One encoder stage: a stride-2 4x4 convolution (halves the size), batchnorm, LeakyReLU."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not batchnorm)]
+    if batchnorm:
+        layers.append(nn.BatchNorm2d(c_out))
+    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return layers
+
+
+class Encoder(nn.Module):
+    """p(z|x): three identical conv-batchnorm-LeakyReLU stages, then heads for mu and log sigma^2."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        w = cfg.width
+        self.features = nn.Sequential(*_down(cfg.channels, w, True), *_down(w, 2 * w, True), *_down(2 * w, 4 * w, True))
+        self.mu = nn.Linear(4 * w * 16, cfg.latent_dim)
+        self.logvar = nn.Linear(4 * w * 16, cfg.latent_dim)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns (mu, logvar, feature map); the feature map feeds the FD."""
+        h = self.features(x)
+        flat = h.flatten(1)
+        return self.mu(flat), self.logvar(flat), h
+
+
+def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
+    """Eq. (1): z = mu + sigma * xi with xi ~ N(0, I)."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+class Decoder(nn.Module):
+    """q(x|z): a DCGAN generator from z to a 32x32 image in [0, 1]."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        w = cfg.width
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(cfg.latent_dim, 4 * w, 4, 1, 0, bias=False),  # 1 -> 4
+            nn.BatchNorm2d(4 * w), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1, bias=False),  # 4 -> 8
+            nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False),  # 8 -> 16
+            nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(w, cfg.channels, 4, 2, 1),  # 16 -> 32
+            nn.Sigmoid(),
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z[:, :, None, None])
+
+
+class Classifier(nn.Module):
+    """p(y|z) over the K latent categories (the red box of Fig. 1); returns logits."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(cfg.latent_dim, 256), nn.LeakyReLU(0.2, inplace=True), nn.Linear(256, cfg.n_clusters))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
+class FeatureDiscriminator(nn.Module):
+    """FD of eq. (10): 1x1 convolutions over the encoder's feature map joined with z.
+
+    z is copied to every position of the 4x4 map, so each location judges whether the local
+    features and the code belong to the same image (as in Deep InfoMax's local objective).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        c = 4 * cfg.width + cfg.latent_dim
+        self.net = nn.Sequential(
+            nn.Conv2d(c, 256, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(256, 256, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(256, 1, 1),
+        )
+
+    def forward(self, features: Tensor, z: Tensor) -> Tensor:
+        """Logit that (features, z) is a mismatched pair, averaged over the map: shape (B,)."""
+        zmap = z[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
+        return self.net(torch.cat([features, zmap], dim=1)).mean(dim=(1, 2, 3))
+
+
+class Critic(nn.Module):
+    """WGAN-GP critic D: the encoder's stages without batchnorm, then fully connected layers."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        w = cfg.width
+        self.features = nn.Sequential(*_down(cfg.channels, w, False), *_down(w, 2 * w, False), *_down(2 * w, 4 * w, False))
+        self.head = nn.Sequential(nn.Linear(4 * w * 16, 256), nn.LeakyReLU(0.2, inplace=True), nn.Linear(256, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x).flatten(1)).squeeze(1)
+
+
+class CVAE(nn.Module):
+    """The generator side of Fig. 1: encoder, decoder, classifier, K learnable means, and FD.
+
+    The FD is kept here because it is optimised together with the encoder on the MI loss
+    (eq. 10 maximises over both p(z|x) and FD).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+        self.classifier = Classifier(cfg)
+        # N(0, I) draws: in d dimensions they lie about sqrt(2d) apart, so clusters start separate.
+        self.means = nn.Parameter(torch.randn(cfg.n_clusters, cfg.latent_dim))
+        self.fd = FeatureDiscriminator(cfg)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """One pass x -> (mu, logvar) -> z -> reconstruction, with p(y|z) logits."""
+        mu, logvar, features = self.encoder(x)
+        z = reparameterize(mu, logvar)
+        return {"mu": mu, "logvar": logvar, "features": features, "z": z,
+                "logits": self.classifier(z), "recon": self.decoder(z)}
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Deterministic reconstruction from the posterior mean, used for scoring."""
+        mu, _, _ = self.encoder(x)
+        return self.decoder(mu)
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Posterior mean codes and p(y|z=mu) probabilities."""
+        mu, _, _ = self.encoder(x)
+        return mu, self.classifier(mu).softmax(dim=1)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

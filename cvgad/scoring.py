@@ -1,0 +1,139 @@
+"""Anomaly score (II.F) and metrics (III.B), computed with scikit-learn.
+
+The paper's score: per image, the SSIM loss (1 - SSIM) and the L1 error, each min-max
+normalised over the evaluated set, summed with equal weights. Because that normalisation
+uses the test set itself, the paper's best-F1 threshold is also picked on the test set: we
+report it as the paper's metric, and next to it the F1 at a threshold a user could deploy,
+fixed on normal validation images alone (their `VAL_QUANTILE` quantile, with the components
+normalised by the validation set's own minimum and maximum).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+from cvgad.losses import l1_per_sample, ssim_per_sample
+from cvgad.networks import CVAE
+
+#: A deployable threshold flags the top 5% of normal validation scores.
+VAL_QUANTILE = 0.95
+
+
+@dataclass
+class Errors:
+    """Per-image reconstruction errors: the two components of the anomaly score."""
+
+    ssim_loss: np.ndarray  # 1 - SSIM
+    l1: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.l1)
+
+
+@torch.no_grad()
+def reconstruction_errors(cvae: CVAE, images: torch.Tensor, batch_size: int = 256) -> Errors:
+    """1 - SSIM and L1 of every image against its reconstruction from the posterior mean,
+    with the CVAE in eval mode (batchnorm uses its running statistics)."""
+    device = next(cvae.parameters()).device
+    was_training = cvae.training
+    cvae.eval()
+    ssim_loss, l1 = [], []
+    for chunk in images.split(batch_size):
+        x = chunk.to(device)
+        x = x.float() / 255 if chunk.dtype == torch.uint8 else x.float()
+        recon = cvae.reconstruct(x).float()
+        ssim_loss.append((1 - ssim_per_sample(x, recon)).cpu())
+        l1.append(l1_per_sample(x, recon).cpu())
+    cvae.train(was_training)
+    return Errors(torch.cat(ssim_loss).numpy(), torch.cat(l1).numpy())
+
+
+def _minmax(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    low, high = reference.min(), reference.max()
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+
+
+def anomaly_score(errors: Errors, reference: Errors | None = None) -> np.ndarray:
+    """II.F: min-max normalised SSIM loss plus min-max normalised L1, equal weights. The
+    normalisation uses `reference` (default: the evaluated set itself, as the paper does)."""
+    ref = reference or errors
+    return _minmax(errors.ssim_loss, ref.ssim_loss) + _minmax(errors.l1, ref.l1)
+
+
+def f1_floor(labels: np.ndarray) -> float:
+    """F1 of flagging every image: 2p / (1 + p) for an anomaly share p."""
+    p = float(np.mean(labels))
+    return 2 * p / (1 + p)
+
+
+def best_f1(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """The largest F1 over all thresholds (the paper's F1, picked on the test set) and its threshold."""
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    i = int(np.argmax(f1[:-1])) if len(thresholds) else 0
+    return float(f1[i]), float(thresholds[i]) if len(thresholds) else float("nan")
+
+
+def f1_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """Precision, recall and F1 when scores >= threshold are flagged."""
+    flagged = scores >= threshold
+    tp = float(np.sum(flagged & (labels == 1)))
+    precision = tp / max(flagged.sum(), 1)
+    recall = tp / max((labels == 1).sum(), 1)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+@dataclass
+class Evaluation:
+    """Metrics plus the arrays behind them (for plots)."""
+
+    metrics: dict[str, float]
+    scores: np.ndarray
+    labels: np.ndarray
+    errors: Errors
+    val_errors: Errors
+
+    def roc(self) -> tuple[np.ndarray, np.ndarray]:
+        fpr, tpr, _ = roc_curve(self.labels, self.scores)
+        return fpr, tpr
+
+    def pr(self) -> tuple[np.ndarray, np.ndarray]:
+        precision, recall, _ = precision_recall_curve(self.labels, self.scores)
+        return precision, recall
+
+
+def evaluate(test: Errors, labels: np.ndarray, val: Errors) -> Evaluation:
+    """All metrics for test errors with labels (1 = anomaly), given normal validation errors."""
+    labels = np.asarray(labels)
+    if len(np.unique(labels)) != 2:
+        raise ValueError("the test set needs both normal (0) and anomalous (1) images to compute AUC and F1")
+    scores = anomaly_score(test)
+    f1_best, threshold = best_f1(labels, scores)
+    val_scores = anomaly_score(val)
+    val_threshold = float(np.quantile(val_scores, VAL_QUANTILE))
+    at_val = f1_at(labels, anomaly_score(test, reference=val), val_threshold)
+    metrics = {
+        "auc": float(roc_auc_score(labels, scores)),
+        "f1_best": f1_best,
+        "threshold_best": threshold,
+        "auprc": float(average_precision_score(labels, scores)),
+        "f1_val": at_val["f1"],
+        "precision_val": at_val["precision"],
+        "recall_val": at_val["recall"],
+        "threshold_val": val_threshold,
+        "f1_floor": f1_floor(labels),
+        "auprc_floor": float(np.mean(labels)),
+    }
+    return Evaluation(metrics, scores, labels, test, val)
+
+
+def evaluate_model(cvae: CVAE, images: torch.Tensor, test_idx: np.ndarray, test_labels: np.ndarray,
+                   val_idx: np.ndarray) -> Evaluation:
+    """Scores `images[test_idx]` and `images[val_idx]` with `cvae` and computes the metrics."""
+    test = reconstruction_errors(cvae, images[torch.as_tensor(test_idx)])
+    val = reconstruction_errors(cvae, images[torch.as_tensor(val_idx)])
+    return evaluate(test, test_labels, val)

@@ -1,0 +1,232 @@
+"""Algorithm 1: the six-step training cycle of CVGAD.
+
+Counter values 0-3: a critic update, then separate CVAE updates by reconstruction, latent
+(+ categorical) loss, negative training (only while the latent loss is below T), mutual
+information, and reconstruction again. Counter 4: a critic update. Counter 5: a generator
+update. One CVAE optimiser and one critic optimiser (Adam, lr 1e-3, betas 0.5/0.999).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from cvgad import losses as L
+from cvgad.config import ModelConfig, TrainConfig
+from cvgad.networks import CVAE, Critic, reparameterize
+
+#: Every update Algorithm 1 can make, in the order it makes them within one step.
+UPDATES = ("critic", "recon", "latent", "negative", "mi", "recon_2", "generator")
+CYCLE = 6
+#: How often (in steps) losses are checked for NaN/inf; checking is a host synchronisation.
+FINITE_CHECK_EVERY = 25
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the message names the loss and the step."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" picks CUDA when present, else the CPU; anything else is used as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} was asked for but CUDA is not available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
+    """Batchnorm still normalises with batch statistics but its running averages (used at
+    scoring time) are not updated, so generated outliers do not leak into them."""
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in zip(bns, saved):
+            m.momentum = momentum
+
+
+def _as_images(x: Tensor) -> Tensor:
+    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+
+
+class Trainer:
+    """Trains a CVAE and a critic with Algorithm 1. `step(x)` runs one batch; `fit(images)` runs epochs."""
+
+    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, cvae: CVAE | None = None, critic: Critic | None = None) -> None:
+        self.model_cfg, self.cfg, self.loss_cfg = model_cfg, cfg, cfg.losses
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.cvae = (cvae or CVAE(model_cfg)).to(self.device)
+        self.critic = (critic or Critic(model_cfg)).to(self.device)
+        self.opt_cvae = torch.optim.Adam(self.cvae.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.opt_critic = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.radius = L.negative_radius(model_cfg.latent_dim, self.loss_cfg.negative_radius, self.loss_cfg.negative_quantile)
+        self.threshold = self.loss_cfg.negative_threshold * model_cfg.latent_dim  # T, in nats
+        self.count = 0  # Algorithm 1's counter
+        self.steps = 0
+        self.history: list[dict[str, float]] = []
+        self._pending: list[tuple[int, int, dict[str, Tensor]]] = []
+        self.use_amp = cfg.amp and self.device.type == "cuda"
+
+    # ------------------------------------------------------------------ helpers
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext()
+
+    def _update(self, opt: torch.optim.Optimizer, loss: Tensor) -> Tensor:
+        opt.zero_grad(set_to_none=True)  # parameters a loss does not touch keep grad None: Adam skips them
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    def _fake(self, x: Tensor, recon: Tensor | None = None) -> Tensor:
+        """Images the critic sees as generated (LossConfig.fake_source), without gradient."""
+        with torch.no_grad():
+            if self.loss_cfg.fake_source == "prior":
+                means = self.cvae.means
+                z = means[torch.randint(len(means), (len(x),), device=self.device)] + torch.randn(len(x), means.shape[1], device=self.device)
+                with frozen_batchnorm_stats(self.cvae):
+                    return self.cvae.decoder(z).float()
+            return (recon if recon is not None else self.cvae(x)["recon"]).detach().float()
+
+    # ------------------------------------------------------------- the updates
+    def _critic_update(self, x: Tensor, fake: Tensor, log: dict[str, Tensor]) -> None:
+        with self._autocast():
+            loss, wasserstein = L.critic_loss(self.critic, x, fake, self.loss_cfg.gradient_penalty)
+        log["critic"] = self._update(self.opt_critic, loss)
+        log["wasserstein"] = wasserstein
+
+    def _recon_loss(self, x: Tensor, recon: Tensor) -> Tensor:
+        lc = self.loss_cfg
+        return L.reconstruction_loss(x, recon, lc.ssim if lc.on("ssim") else 0.0, lc.l1 if lc.on("l1") else 0.0)
+
+    def _latent_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        with self._autocast():
+            mu, logvar, _ = self.cvae.encoder(x)
+            logits = self.cvae.classifier(reparameterize(mu, logvar))
+        mu, logvar, logits = mu.float(), logvar.float(), logits.float()
+        return (L.latent_loss(mu, logvar, self.cvae.means, logits.softmax(dim=1)),
+                L.categorical_loss(logits, self.loss_cfg.categorical_form))
+
+    def _negative_update(self, n: int) -> Tensor:
+        z = L.sample_negative_codes(self.cvae.means, n, self.radius, self.loss_cfg.negative_radius)
+        with frozen_batchnorm_stats(self.cvae), self._autocast():
+            with torch.no_grad():
+                x_neg = self.cvae.decoder(z).float()
+            recon_neg = self.cvae(x_neg)["recon"].float()
+        loss = self.loss_cfg.negative * L.negative_loss(x_neg, recon_neg, self.loss_cfg.negative_ssim_ceiling)
+        return self._update(self.opt_cvae, loss)
+
+    def _mi_update(self, x: Tensor) -> Tensor:
+        with self._autocast():
+            mu, logvar, features = self.cvae.encoder(x)
+            z = reparameterize(mu, logvar)
+            loss = self.loss_cfg.mi * L.mutual_information_loss(self.cvae.fd, features, z).float()
+        return self._update(self.opt_cvae, loss)
+
+    def step(self, x: Tensor) -> dict[str, Tensor]:
+        """One batch of Algorithm 1. Returns the loss of every update made, in order (keys
+        from UPDATES, plus "wasserstein" after a critic update), as detached tensors."""
+        lc, log = self.loss_cfg, {}
+        x = _as_images(x.to(self.device, non_blocking=True))
+        wasserstein_on = lc.on("wasserstein")
+        recon_on = (lc.on("ssim") and lc.ssim > 0) or (lc.on("l1") and lc.l1 > 0)
+        self.cvae.train()
+        self.critic.train()
+        if self.count <= 3:
+            with self._autocast():
+                out = self.cvae(x)
+            if wasserstein_on:
+                self._critic_update(x, self._fake(x, out["recon"]), log)
+            if recon_on:
+                log["recon"] = self._update(self.opt_cvae, self._recon_loss(x, out["recon"].float()))
+            if lc.on("latent"):
+                latent, categorical = self._latent_terms(x)
+                self._update(self.opt_cvae, lc.latent * latent + lc.categorical * categorical)
+                log["latent"], log["categorical"] = latent.detach(), categorical.detach()
+            elif lc.on("negative"):
+                with torch.no_grad():
+                    latent, _ = self._latent_terms(x)  # the gate still needs the value
+            if lc.on("negative") and latent.item() < self.threshold:  # T of Algorithm 1
+                log["negative"] = self._negative_update(len(x))
+            if lc.on("mi"):
+                log["mi"] = self._mi_update(x)
+            if recon_on:
+                with self._autocast():
+                    recon = self.cvae(x)["recon"].float()
+                log["recon_2"] = self._update(self.opt_cvae, self._recon_loss(x, recon))
+        elif self.count == 4:
+            if wasserstein_on:
+                self._critic_update(x, self._fake(x), log)
+        elif wasserstein_on:
+            with self._autocast():
+                fake = self._fake_with_grad(x)
+                log["generator"] = self._update(self.opt_cvae, lc.adversarial * L.generator_loss(self.critic, fake).float())
+        self._pending.append((self.steps, self.count, log))
+        self.count = (self.count + 1) % CYCLE
+        self.steps += 1
+        if self.steps % FINITE_CHECK_EVERY == 0:
+            self._flush()
+        return log
+
+    def _fake_with_grad(self, x: Tensor) -> Tensor:
+        if self.loss_cfg.fake_source == "prior":
+            means = self.cvae.means
+            z = means[torch.randint(len(means), (len(x),), device=self.device)] + torch.randn(len(x), means.shape[1], device=self.device)
+            return self.cvae.decoder(z)
+        return self.cvae(x)["recon"]
+
+    # ----------------------------------------------------------------- history
+    def _flush(self) -> None:
+        """Moves pending losses to the host (one synchronisation) and stops on NaN/inf."""
+        for step, count, log in self._pending:
+            row = {"step": step, "count": count, **{k: float(v) for k, v in log.items()}}
+            bad = [k for k, v in row.items() if not math.isfinite(v)]
+            if bad:
+                self._pending = []
+                raise NonFiniteLossError(f"loss {bad[0]!r} became {row[bad[0]]} at step {step} (Algorithm 1 counter {count})")
+            self.history.append(row)
+        self._pending = []
+
+    def history_frame(self) -> pd.DataFrame:
+        self._flush()
+        return pd.DataFrame(self.history)
+
+    def fit(self, images: Tensor, epochs: int | None = None, progress: bool = True) -> pd.DataFrame:
+        """Runs `epochs` (default: the config's) over `images` (N, C, 32, 32), uint8 or float in
+        [0, 1], shuffled by the config's seed; the last incomplete batch is dropped."""
+        epochs = self.cfg.epochs if epochs is None else epochs
+        bs = min(self.cfg.batch_size, len(images))
+        if bs < 2:
+            raise ValueError(f"need at least 2 training images, got {len(images)}")
+        generator = torch.Generator().manual_seed(self.cfg.seed)
+        data = images.to(self.device)
+        n_batches = len(images) // bs
+        bar = tqdm(total=epochs * n_batches, disable=not progress, desc="train", unit="batch")
+        for epoch in range(epochs):
+            order = torch.randperm(len(images), generator=generator).to(self.device)
+            for b in range(n_batches):
+                log = self.step(data[order[b * bs:(b + 1) * bs]])
+                if "recon" in log and b % 10 == 0:
+                    bar.set_postfix(epoch=epoch, recon=f"{float(log['recon']):.3f}")
+                bar.update()
+            self._flush()
+        bar.close()
+        return self.history_frame()
+
+    # ------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, dict]:
+        return {"cvae": self.cvae.state_dict(), "critic": self.critic.state_dict()}
+
+    def load_state_dict(self, state: dict[str, dict]) -> None:
+        self.cvae.load_state_dict(state["cvae"])
+        self.critic.load_state_dict(state["critic"])
