@@ -174,7 +174,8 @@ def run_notebook(notebook: str, output: Path, parameters: dict[str, Any], thread
         os.environ["PYTHONPATH"] = os.pathsep.join([package_parent, *filter(None, paths)])
     os.environ.update({var: str(threads) for var in _THREAD_VARS})
     papermill.execute_notebook(nbformat.reads(notebook, as_version=4), str(output), parameters=parameters,
-                               kernel_name=KERNEL, language="python", progress_bar=False)
+                               kernel_name=KERNEL, language="python", progress_bar=False,
+                               extra_arguments=["--IPKernelApp.log_level=ERROR"])  # not one TCP warning per run
 
 
 def _error_line(error: BaseException) -> str:
@@ -306,9 +307,11 @@ def ablate_main(args: argparse.Namespace) -> int:
         return 2
     root = preset_dir(args.out, grid, args.preset)
     settings, seeds = grid.resolve(args.preset)
+    paper, paper_note = grid.paper_for(args.preset)
     write_json_atomic(root / "plan.json", {
         "grid": grid.name, "description": grid.description, "preset": args.preset, "source": str(args.grid),
-        "settings": settings, "seeds": seeds, "paper": grid.paper,
+        "preset_description": grid.presets.get(args.preset, {}).get("description", "") if args.preset else "",
+        "settings": settings, "seeds": seeds, "paper": paper, "paper_note": paper_note,
         "rows": [{"id": r.id, "label": r.label, "disabled": list(r.disabled)} for r in grid.rows]})
     start, outcomes = time.time(), []
 

@@ -50,6 +50,10 @@ def _valid(keys: tuple[str, ...] | list[str]) -> str:
     return ", ".join(sorted(keys))
 
 
+def _describe(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in settings.items())
+
+
 def _check_keys(where: str, given: dict, allowed: tuple[str, ...] | list[str]) -> None:
     unknown = sorted(set(given) - set(allowed))
     if unknown:
@@ -166,6 +170,16 @@ class Grid:
         merged = self.settings | overrides
         check_settings(f"preset {preset}", merged)
         return {name: default for name, (_, default) in SETTINGS.items()} | merged, seeds
+
+    def paper_for(self, preset: str | None) -> tuple[dict[str, dict[str, float]], str]:
+        """The paper's values when `preset` runs the grid's own task (dataset, protocol, class); else none, and why."""
+        settings, _ = self.resolve(preset)
+        task = ("dataset", "protocol", "anomaly_class")
+        base = {key: self.settings.get(key, SETTINGS[key][1]) for key in task}
+        ours = {key: settings[key] for key in task}
+        if ours == base:
+            return self.paper, ""
+        return {}, f"Preset {preset} runs {_describe(ours)}; the paper's values ({_describe(base)}) are not comparable and not shown."
 
 
 def read_paper_csv(path: str | Path) -> dict[str, dict[str, float]]:

@@ -133,13 +133,15 @@ def statements(table: pd.DataFrame, reference: str = "all") -> list[str]:
 def markdown(table: pd.DataFrame, runs: pd.DataFrame, plan: dict, reference: str = "all") -> str:
     """Table 1 as Markdown: our mean ± std (n), the paper and the difference, then the statements."""
     settings = ", ".join(f"{k}={v}" for k, v in plan.get("settings", {}).items() if k not in ("device", "data_root"))
-    lines = [f"# {plan.get('description') or 'Ablation'}", "",
-             f"Grid `{plan.get('grid', '?')}`, preset `{plan.get('preset')}`: {settings}.", "",
-             f"Runs: {(runs.status == 'ok').sum()} finished, {(runs.status == 'failed').sum()} failed, "
-             f"{runs.status.isin(['unfinished', 'missing']).sum()} unfinished or missing.", "",
-             "| row | n | AUC | paper AUC | Δ AUC | F1, best threshold (paper's metric) | paper F1 | Δ F1 "
-             "| F1 at validation threshold | F1 floor |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    preset = f"preset `{plan.get('preset')}`" + (f" ({plan['preset_description']})" if plan.get("preset_description") else "")
+    lines = [f"# {plan.get('description') or 'Ablation'}", "", f"Grid `{plan.get('grid', '?')}`, {preset}: {settings}.", ""]
+    if plan.get("paper_note"):
+        lines += [plan["paper_note"], ""]
+    lines += [f"Runs: {(runs.status == 'ok').sum()} finished, {(runs.status == 'failed').sum()} failed, "
+              f"{runs.status.isin(['unfinished', 'missing']).sum()} unfinished or missing.", "",
+              "| row | n | AUC | paper AUC | Δ AUC | F1, best threshold (paper's metric) | paper F1 | Δ F1 "
+              "| F1 at validation threshold | F1 floor |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         lines.append(f"| {r.label} (`{r.row}`) | {r.n} | {_fmt(r.auc_mean, r.auc_std, r.n)} | {_num(r.auc_paper)} "
                      f"| {_num(r.auc_vs_paper, True)} | {_fmt(r.f1_best_mean, r.f1_best_std, r.n)} | {_num(r.f1_best_paper)} "
@@ -170,7 +172,8 @@ def bar_chart(table: pd.DataFrame, path: str | Path, title: str) -> None:
     for ax, (metric, name) in zip(axes, (("auc", "AUC"), ("f1_best", "F1, best threshold (paper's metric)"))):
         ax.bar([i - w / 2 for i in x], table[f"{metric}_mean"], w, yerr=table[f"{metric}_std"].fillna(0),
                capsize=4, label="ours: mean ± std over seeds")
-        ax.bar([i + w / 2 for i in x], table[f"{metric}_paper"], w, label="paper (Table 1)", color="0.6")
+        if table[f"{metric}_paper"].notna().any():
+            ax.bar([i + w / 2 for i in x], table[f"{metric}_paper"], w, label="paper (Table 1)", color="0.6")
         if metric == "f1_best":
             ax.axhline(table["f1_floor_mean"].mean(), color="C3", ls="--", lw=1, label="F1 floor (flag everything)")
         ax.set_xticks(list(x), table["row"], rotation=30, ha="right")

@@ -73,6 +73,9 @@ def test_table1_grid_has_the_papers_rows_and_presets():
     settings, seeds = grid.resolve("paper")
     assert settings["dataset"] == "cifar10" and settings["anomaly_class"] == 4
     assert settings["train_subset"] is None and len(seeds) >= 3
+    assert grid.paper_for("cpu") == (grid.paper, "")
+    paper, note = grid.paper_for("ci")  # digits class 1 is not the paper's task: no comparison
+    assert paper == {} and "dataset=digits" in note and "dataset=cifar10" in note
 
 
 @pytest.mark.parametrize("old, new, message", [
