@@ -15,7 +15,7 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="leave_one_out (III.D), one_class (III.G), coil100 (III.H)")
     p.add_argument("--anomaly-class", type=int, default=1,
                    help="leave_one_out: the anomalous class; one_class: the normal class (default: 1)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 30 on digits, 15 otherwise)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 15)")
     p.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches (default: 0)")
     p.add_argument("--out", default=None, help="run directory for config.json, history.csv, checkpoint.pt, metrics.json")
     p.add_argument("--data-root", default=None, help="folder with the data (default: $CVGAD_DATA, else ./data)")

@@ -32,12 +32,17 @@ class ModelConfig:
     latent_dim: int = 256
     n_clusters: int = 9  # K, the user's estimate of the number of normal categories
     width: int = 64  # channels of the first conv stage (DCGAN uses 64)
+    #: Cluster means mu_y start as mean_init_scale * N(0, I) draws. Small, so that all means
+    #: start where the untrained encoder puts its codes: with scale 1 one mean is nearest to
+    #: every code, takes them all, and the other K - 1 are never used (measured on digits).
+    mean_init_scale: float = 0.05
 
     def __post_init__(self) -> None:
         _check(self.channels in (1, 3), f"channels={self.channels} is not valid; use 1 (grey) or 3 (colour)")
         _check(self.latent_dim >= 2, f"latent_dim={self.latent_dim} is not valid; use 2 or more")
         _check(self.n_clusters >= 1, f"n_clusters={self.n_clusters} is not valid; use 1 or more")
         _check(self.width >= 4, f"width={self.width} is not valid; use 4 or more")
+        _check(self.mean_init_scale >= 0, f"mean_init_scale={self.mean_init_scale} is not valid; use 0 or more")
 
 
 @dataclass
@@ -60,6 +65,9 @@ class LossConfig:
     #: "marginal": KL(mean_i p(y|z_i) || q(y)), balances clusters; "per_sample": the paper's
     #: E_z KL(p(y|z) || q(y)), pushes every p(y|z) to uniform.
     categorical_form: str = "marginal"
+    #: "mean": the latent loss of eq. (4) divided by latent_dim (nats per dimension), so the
+    #: weights of III.C balance it against the reconstruction loss; "sum": the plain sum.
+    latent_reduction: str = "mean"
     #: "chi": negatives lie beyond the `negative_quantile` of the chi distribution with
     #: latent_dim degrees of freedom (outside the shell where q(z|y) puts its mass);
     #: "literal": the paper's distance > 2.
@@ -69,7 +77,7 @@ class LossConfig:
     negative_ssim_ceiling: float = 0.5
     #: T of Algorithm 1, in nats per latent dimension: negative training runs while the
     #: latent loss divided by latent_dim is below it.
-    negative_threshold: float = 2.0
+    negative_threshold: float = 1.0
     #: What the critic sees as generated images: decoded codes of the batch ("reconstruction",
     #: z ~ p(z), the aggregate posterior, as eq. 13 writes) or decoded samples of the prior
     #: mixture q(z) ("prior").
@@ -84,6 +92,7 @@ class LossConfig:
             _check(value >= 0, f"loss weight {name}={value} is not valid; weights must be >= 0")
         _check_choice("categorical_form", self.categorical_form, ("marginal", "per_sample"))
         _check_choice("negative_radius", self.negative_radius, ("chi", "literal"))
+        _check_choice("latent_reduction", self.latent_reduction, ("mean", "sum"))
         _check_choice("fake_source", self.fake_source, ("reconstruction", "prior"))
         _check(0 < self.negative_quantile < 1, f"negative_quantile={self.negative_quantile} must lie in (0, 1)")
         _check(-1 <= self.negative_ssim_ceiling <= 1, f"negative_ssim_ceiling={self.negative_ssim_ceiling} must lie in [-1, 1]")

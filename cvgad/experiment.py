@@ -25,7 +25,7 @@ from cvgad.scoring import Evaluation, evaluate_model
 from cvgad.trainer import Trainer
 
 #: Defaults sized for the CPU: the 8x8 digits need a small network, others the DCGAN width.
-DEFAULT_EPOCHS = {"digits": 30}
+DEFAULT_EPOCHS = {"digits": 15}
 DEFAULT_WIDTH = {"digits": 32}
 GREY = ("digits", "mnist", "fashion_mnist")
 MNIST_LIKE = ("digits", "mnist")  # III.C: latent weight 15 "for the simplest MNIST dataset"
@@ -35,7 +35,7 @@ def make_config(dataset: str = "digits", anomaly_class: int = 1, epochs: int | N
                 device: str = "auto", data_root: str | None = None, disabled: Sequence[str] = (),
                 protocol: str = "leave_one_out", train_subset: int | None = None, test_subset: int | None = None,
                 width: int | None = None, latent_dim: int = 256, batch_size: int = 64,
-                n_clusters: int | None = None, **losses: Any) -> ExperimentConfig:
+                n_clusters: int | None = None, mean_init_scale: float = 0.05, **losses: Any) -> ExperimentConfig:
     """An ExperimentConfig from flat keyword arguments (the notebooks' and CLI's parameters).
 
     Dataset-dependent defaults: channels (1 for grey data), the latent weight (15 on MNIST-like
@@ -52,7 +52,8 @@ def make_config(dataset: str = "digits", anomaly_class: int = 1, epochs: int | N
         data=DataConfig(dataset=dataset, protocol=protocol, anomaly_class=anomaly_class, data_root=data_root,
                         train_subset=train_subset, test_subset=test_subset, **data_kwargs),
         model=ModelConfig(channels=1 if dataset in GREY else 3, latent_dim=latent_dim,
-                          n_clusters=n_clusters or k, width=width or DEFAULT_WIDTH.get(dataset, 64)),
+                          n_clusters=n_clusters or k, width=width or DEFAULT_WIDTH.get(dataset, 64),
+                          mean_init_scale=mean_init_scale),
         train=TrainConfig(epochs=DEFAULT_EPOCHS.get(dataset, 15) if epochs is None else epochs, batch_size=batch_size,
                           seed=seed, device=device, losses=LossConfig(disabled=tuple(disabled), **losses)),
     )

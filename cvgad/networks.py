@@ -122,8 +122,7 @@ class CVAE(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
         self.classifier = Classifier(cfg)
-        # N(0, I) draws: in d dimensions they lie about sqrt(2d) apart, so clusters start separate.
-        self.means = nn.Parameter(torch.randn(cfg.n_clusters, cfg.latent_dim))
+        self.means = nn.Parameter(cfg.mean_init_scale * torch.randn(cfg.n_clusters, cfg.latent_dim))
         self.fd = FeatureDiscriminator(cfg)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:

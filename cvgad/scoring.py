@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+from sklearn.metrics import (adjusted_rand_score, average_precision_score, normalized_mutual_info_score,
+                             precision_recall_curve, roc_auc_score, roc_curve)
 
 from cvgad.losses import l1_per_sample, ssim_per_sample
 from cvgad.networks import CVAE
@@ -137,3 +138,12 @@ def evaluate_model(cvae: CVAE, images: torch.Tensor, test_idx: np.ndarray, test_
     test = reconstruction_errors(cvae, images[torch.as_tensor(test_idx)])
     val = reconstruction_errors(cvae, images[torch.as_tensor(val_idx)])
     return evaluate(test, test_labels, val)
+
+
+def cluster_purity(probs: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+    """How well the latent clusters (argmax p(y|z)) match the true classes: NMI and ARI
+    (1 = the same partition, 0 = chance), and how many clusters are in use."""
+    assigned = np.asarray(probs).argmax(axis=1)
+    return {"nmi": float(normalized_mutual_info_score(classes, assigned)),
+            "ari": float(adjusted_rand_score(classes, assigned)),
+            "clusters_used": int(len(np.unique(assigned)))}

@@ -71,7 +71,9 @@ class Trainer:
         self.opt_cvae = torch.optim.Adam(self.cvae.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.opt_critic = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.radius = L.negative_radius(model_cfg.latent_dim, self.loss_cfg.negative_radius, self.loss_cfg.negative_quantile)
-        self.threshold = self.loss_cfg.negative_threshold * model_cfg.latent_dim  # T, in nats
+        # T of Algorithm 1, on the scale of the logged latent loss
+        per_dim = self.loss_cfg.latent_reduction == "mean"
+        self.threshold = self.loss_cfg.negative_threshold * (1 if per_dim else model_cfg.latent_dim)
         self.count = 0  # Algorithm 1's counter
         self.steps = 0
         self.history: list[dict[str, float]] = []
@@ -114,7 +116,8 @@ class Trainer:
             mu, logvar, _ = self.cvae.encoder(x)
             logits = self.cvae.classifier(reparameterize(mu, logvar))
         mu, logvar, logits = mu.float(), logvar.float(), logits.float()
-        return (L.latent_loss(mu, logvar, self.cvae.means, logits.softmax(dim=1)),
+        latent = L.latent_loss(mu, logvar, self.cvae.means, logits.softmax(dim=1))
+        return (latent / mu.shape[1] if self.loss_cfg.latent_reduction == "mean" else latent,
                 L.categorical_loss(logits, self.loss_cfg.categorical_form))
 
     def _negative_update(self, n: int) -> Tensor:
