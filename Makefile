@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-export MPLBACKEND := Agg
 
 .PHONY: install test unit run clean book book-vendor book-clean book-distclean screenshots test-book
 
@@ -16,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 unit: install
-	$(BIN)/python -m pytest tests
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests
 
 test: unit
 
@@ -48,8 +47,6 @@ $(WIDGETS_DIR)/embed-amd.js:
 
 book-vendor: $(WIDGETS_DIR)/embed-amd.js
 
-# MPLBACKEND=Agg (exported above) would stop ipykernel from choosing its inline
-# backend, and the notebooks' figures would be missing from the book.
 book: install book-vendor
 	env -u MPLBACKEND $(BIN)/jupyter-book build book -W -n --keep-going
 	@echo "Open book/_build/html/index.html"
