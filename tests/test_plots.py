@@ -1,0 +1,136 @@
+"""Every figure function returns a Figure with the expected axes, titles, labels and legends."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from cvgad import plots  # noqa: E402
+from cvgad.scoring import Errors, evaluate  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _images(n: int, channels: int = 1) -> torch.Tensor:
+    return torch.randint(0, 256, (n, channels, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(n))
+
+
+def _titled(fig: Figure) -> list[str]:
+    return [ax.get_title() for ax in fig.axes]
+
+
+def test_image_grid_uint8_and_float_colour():
+    fig = plots.image_grid(_images(10), nrow=5, title="ten digits")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1 and _titled(fig) == ["ten digits"]
+    fig = plots.image_grid(_images(3, channels=3).float() / 255, nrow=8, title="colour")
+    assert len(fig.axes) == 1 and fig.axes[0].images[0].get_array().shape[2] == 3
+
+
+def test_reconstructions_inputs_above_reconstructions_below():
+    x = _images(6)
+    fig = plots.reconstructions(x, x.float() / 255 * 0.5, title="normal test images")
+    assert len(fig.axes) == 2
+    top, bottom = sorted(fig.axes, key=lambda ax: -ax.get_position().y0)
+    assert "input" in top.get_title() and "reconstruction" in bottom.get_title()
+    assert fig._suptitle.get_text() == "normal test images"
+
+
+def _history(steps: int = 30, negative_from: int = 6) -> pd.DataFrame:
+    rows = []
+    for step in range(steps):
+        count = step % 6
+        row = {"step": step, "count": count}
+        if count <= 4:
+            row.update(critic=1.0 / (step + 1), wasserstein=0.1 * step)
+        if count <= 3:
+            row.update(recon=100.0 / (step + 1), latent=0.5, mi=1.4, recon_2=90.0 / (step + 1), categorical=0.01)
+            if step >= negative_from:
+                row["negative"] = 0.01
+        if count == 5:
+            row["generator"] = -0.5
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_loss_curves_two_panels_with_legends_and_negative_marker():
+    history = _history()
+    assert plots.negative_start(history) == 6
+    fig = plots.loss_curves(history, window=3)
+    assert len(fig.axes) == 2
+    a, b = fig.axes
+    assert a.get_title().startswith("(a)") and b.get_title().startswith("(b)")
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() is not None
+    legend_a = [t.get_text() for t in a.get_legend().get_texts()]
+    assert len(legend_a) == 5 and any("negative training on (step 6)" in t for t in legend_a)
+    assert len(b.get_legend().get_texts()) == 3
+
+
+def test_loss_curves_without_negative_training():
+    history = _history().drop(columns="negative")
+    assert plots.negative_start(history) is None
+    fig = plots.loss_curves(history)
+    assert len(fig.axes[0].get_legend().get_texts()) == 3
+
+
+def test_score_histogram_with_threshold():
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.normal(0, 1, 50), rng.normal(2, 1, 20)])
+    labels = np.r_[np.zeros(50), np.ones(20)].astype(int)
+    fig = plots.score_histogram(scores, labels, threshold=1.0)
+    (ax,) = fig.axes
+    assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["normal (n = 50)", "anomalous (n = 20)", "threshold 1.000"]
+
+
+def test_roc_pr_reports_auc_and_floors():
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.zeros(40), np.ones(10)].astype(int)
+    test = Errors(rng.random(50) + labels, rng.random(50) + labels)
+    evaluation = evaluate(test, labels, Errors(rng.random(20), rng.random(20)))
+    fig = plots.roc_pr(evaluation)
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    roc_texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    pr_texts = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert roc_texts[0] == f"CVGAD, AUC = {evaluation.metrics['auc']:.3f}" and "0.5" in roc_texts[1]
+    assert pr_texts[0] == f"CVGAD, AUPRC = {evaluation.metrics['auprc']:.3f}" and "0.200" in pr_texts[1]
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_latent_projection_two_panels(method):
+    rng = np.random.default_rng(2)
+    classes = np.repeat(np.arange(3), 10)
+    codes = rng.normal(size=(30, 8)) + classes[:, None]
+    probs = torch.softmax(torch.as_tensor(rng.normal(size=(30, 4))), dim=1)
+    fig = plots.latent_projection(torch.as_tensor(codes), classes, probs, method=method, anomaly_class=2)
+    assert len(fig.axes) == 2
+    a, b = fig.axes
+    assert "true class" in a.get_title() and "p(y|z)" in b.get_title()
+    assert a.get_xlabel() and a.get_ylabel()
+    assert [t.get_text() for t in a.get_legend().get_texts()] == ["class 0", "class 1", "class 2 (anomaly)"]
+    assert len(b.get_legend().get_texts()) == len(np.unique(probs.argmax(dim=1)))
+
+
+def test_latent_projection_rejects_unknown_method():
+    with pytest.raises(ValueError, match="pca"):
+        plots.project_2d(np.zeros((5, 3)), method="umap")
+
+
+def test_neighbours_three_panels():
+    imgs = _images(21)
+    fig = plots.neighbours(imgs[0], imgs[1:11], imgs[11:21])
+    assert len(fig.axes) == 3
+    titles = _titled(fig)
+    assert titles == ["(a) query", "(b) 10 nearest", "(c) 10 farthest"]
