@@ -1,0 +1,61 @@
+"""The anomaly score of II.F and the metrics of III.B, by hand."""
+import numpy as np
+import pytest
+import torch
+
+from cvgad import scoring as S
+from cvgad.config import ModelConfig
+from cvgad.networks import CVAE
+
+
+def test_score_is_the_sum_of_min_max_normalised_components():
+    e = S.Errors(ssim_loss=np.array([0.1, 0.3, 0.5]), l1=np.array([2.0, 1.0, 3.0]))
+    # ssim -> 0, 0.5, 1 ; l1 -> 0.5, 0, 1
+    assert np.allclose(S.anomaly_score(e), [0.5, 0.5, 2.0])
+    ref = S.Errors(ssim_loss=np.array([0.1, 0.2]), l1=np.array([1.0, 2.0]))
+    assert np.allclose(S.anomaly_score(e, reference=ref), [0.0 + 1.0, 2.0 + 0.0, 4.0 + 2.0])
+
+
+def test_f1_floor_is_2p_over_1_plus_p():
+    labels = np.array([1] * 6000 + [0] * 10800)  # CIFAR-10 leave-one-out test set
+    assert S.f1_floor(labels) == pytest.approx(0.526, abs=1e-3)
+
+
+def test_best_f1_and_f1_at_threshold_by_hand():
+    labels = np.array([0, 0, 1, 1, 0, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.9, 0.8, 0.7])
+    # threshold 0.7 flags {0.9, 0.8, 0.7}: tp 2, fp 1 -> P 2/3, R 2/3, F1 2/3
+    assert S.f1_at(labels, scores, 0.7) == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3})
+    # threshold 0.3 flags 4 with all 3 anomalies: P 3/4, R 1 -> F1 6/7, the best
+    f1, threshold = S.best_f1(labels, scores)
+    assert f1 == pytest.approx(6 / 7) and threshold == pytest.approx(0.3)
+
+
+def test_evaluate_reports_auc_floors_and_a_reversed_score_is_below_half():
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 50 + [1] * 50)
+    good = S.Errors(ssim_loss=labels + 0.1 * rng.random(100), l1=labels + 0.1 * rng.random(100))
+    val = S.Errors(ssim_loss=0.1 * rng.random(20), l1=0.1 * rng.random(20))
+    m = S.evaluate(good, labels, val).metrics
+    assert m["auc"] == 1.0 and m["f1_best"] == 1.0 and m["f1_floor"] == pytest.approx(2 / 3)
+    assert m["recall_val"] == 1.0
+    reversed_ = S.Errors(ssim_loss=-good.ssim_loss, l1=-good.l1)
+    assert S.evaluate(reversed_, labels, val).metrics["auc"] == 0.0
+    with pytest.raises(ValueError, match="both normal"):
+        S.evaluate(good, np.zeros(100), val)
+
+
+def test_reconstruction_errors_use_eval_mode_and_restore_training_mode():
+    torch.manual_seed(0)
+    cvae = CVAE(ModelConfig(channels=1, latent_dim=8, n_clusters=2, width=4)).train()
+    images = (torch.rand(5, 1, 32, 32) * 255).to(torch.uint8)
+    a = S.reconstruction_errors(cvae, images, batch_size=2)
+    b = S.reconstruction_errors(cvae, images, batch_size=5)
+    assert cvae.training and len(a) == 5
+    assert np.allclose(a.l1, b.l1, atol=1e-6)  # eval-mode batchnorm: independent of batching
+    assert ((a.ssim_loss >= 0) & (a.ssim_loss <= 2)).all()
+
+
+def test_cluster_purity():
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8]])
+    assert S.cluster_purity(probs, np.array([5, 5, 7, 7])) == {"nmi": 1.0, "ari": 1.0, "clusters_used": 2}
