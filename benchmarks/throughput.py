@@ -1,0 +1,131 @@
+"""Throughput of Algorithm 1 on the current device (not a test; prints numbers).
+
+Measures, at batch 64 on 32x32x3 images with the DCGAN-width model (latent 256, K 9):
+- images per second of full Algorithm 1 cycles (six batches: four "0-3" steps, a critic
+  step and a generator step), and of a plain VAE step (one forward/backward/Adam update of
+  encoder + decoder with L1 + Gaussian KL) for scale;
+- the FLOPs per image of each (counted by torch.utils.flop_counter on one cycle);
+- the device's measured matmul peak and the fraction of it that the training reaches.
+
+    python benchmarks/throughput.py [--device auto] [--width 64] [--cycles 3]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from cvgad.config import LossConfig, ModelConfig, TrainConfig
+from cvgad.networks import CVAE
+from cvgad.trainer import CYCLE, Trainer, resolve_device
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, repeats: int = 10) -> float:
+    """FLOP/s of an n x n matmul in `dtype`, the best of `repeats`."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        t = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best
+
+
+def time_it(fn, device: torch.device, repeats: int) -> float:
+    """Seconds per call of `fn`, after one warm-up call, syncing only around the timed loop."""
+    fn()
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t) / repeats
+
+
+class _FlopCount(TorchDispatchMode):
+    """Adds up torch's own per-operator FLOP formulas (those of FlopCounterMode). FlopCounterMode
+    itself cannot be used: its module hooks break the double backward of the gradient penalty."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def count_flops(fn) -> int:
+    with _FlopCount() as counter:
+        fn()
+    return counter.total
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--cycles", type=int, default=3, help="Algorithm 1 cycles (of 6 batches) to time")
+    p.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
+    args = p.parse_args()
+    device = resolve_device(args.device)
+    model_cfg = ModelConfig(channels=3, width=args.width, latent_dim=256, n_clusters=9)
+    # negative_threshold high: the gate is open, so every update of Algorithm 1 is timed
+    cfg = TrainConfig(batch_size=args.batch_size, device=str(device), amp=not args.no_amp,
+                      losses=LossConfig(negative_threshold=1e9))
+    trainer = Trainer(model_cfg, cfg)
+    x = torch.rand(args.batch_size, 3, 32, 32, device=device)
+
+    def cycle() -> None:
+        for _ in range(CYCLE):
+            trainer.step(x)
+
+    vae = CVAE(model_cfg).to(device)
+    params = list(vae.encoder.parameters()) + list(vae.decoder.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3, betas=(0.5, 0.999))
+
+    def vae_step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=trainer.use_amp):
+            mu, logvar, _ = vae.encoder(x)
+            recon = vae.decoder(mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).float()
+        kl = 0.5 * (mu.float().pow(2) + logvar.float().exp() - 1 - logvar.float()).sum(1).mean()
+        loss = (recon - x).abs().mean() + kl / 256
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    images_per_cycle = CYCLE * args.batch_size
+    cycle_flops = count_flops(cycle) / images_per_cycle
+    vae_flops = count_flops(vae_step) / args.batch_size
+    t_cycle = time_it(cycle, device, args.cycles)
+    t_vae = time_it(vae_step, device, args.cycles * CYCLE)
+    dtype = torch.bfloat16 if trainer.use_amp else torch.float32
+    peak = matmul_peak(device, dtype, 8192 if device.type == "cuda" else 1024)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; autocast {'bfloat16' if trainer.use_amp else 'off'}; batch {args.batch_size}; width {args.width}")
+    print(f"matmul peak ({str(dtype).replace('torch.', '')}): {peak / 1e12:.3f} TFLOP/s")
+    for label, seconds, images, flops in (("Algorithm 1 cycle", t_cycle, images_per_cycle, cycle_flops),
+                                          ("plain VAE step", t_vae, args.batch_size, vae_flops)):
+        rate = images / seconds
+        print(f"{label:>18}: {rate:9.1f} images/s | {flops / 1e6:8.1f} MFLOP/image | "
+              f"{rate * flops / 1e12:.4f} TFLOP/s = {100 * rate * flops / peak:.1f}% of peak")
+
+
+if __name__ == "__main__":
+    main()
