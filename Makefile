@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test unit run clean book book-vendor book-clean book-distclean screenshots test-book
+.PHONY: install test unit nbval run benchmark clean book book-vendor book-clean book-distclean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,19 @@ install: $(STAMP)
 unit: install
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests
 
-test: unit
+# nbval re-runs every notebook and compares the cells tagged nbval-check-output.
+nbval: install
+	cd notebooks && ../$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider -q .
+
+# All of CI: unit tests, notebooks under nbval, the book (warnings as errors), its rendering.
+test: unit nbval book
+	$(BIN)/python -m pytest -q tests/test_book_render.py
 
 run: install
 	$(BIN)/cvgad train --dataset digits --anomaly-class 1 --seed 0 --out runs/digits-1
+
+benchmark: install
+	$(BIN)/python benchmarks/throughput.py
 
 clean:
 	rm -rf runs book/_build
@@ -61,7 +70,3 @@ book-distclean: book-clean
 screenshots: book
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(BIN)/python book/screenshots.py --chromium $(CHROMIUM)
-
-# Unit tests, then the book, then the rendering checks on the built HTML.
-test-book: unit book
-	$(BIN)/python -m pytest tests/test_book_render.py
