@@ -1,0 +1,151 @@
+"""cvgad.widgets: the pure functions on hand-computed values, and the widgets driven from code
+(set a control's value, click a button) without a browser or a kernel."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+pytest.importorskip("ipywidgets")
+
+from matplotlib.figure import Figure  # noqa: E402
+
+from cvgad import widgets as w  # noqa: E402
+from cvgad.config import LossConfig, ModelConfig, TrainConfig  # noqa: E402
+from cvgad.scoring import Errors, evaluate, f1_at  # noqa: E402
+from cvgad.trainer import Trainer  # noqa: E402
+
+torch.set_num_threads(1)
+TINY = ModelConfig(latent_dim=8, n_clusters=3, width=4)
+
+
+# ------------------------------------------------------------------ pure functions
+def test_confusion_at_by_hand():
+    scores, labels = np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])
+    s = w.confusion_at(scores, labels, 0.35)  # flags 0.4 (normal), 0.35 and 0.8 (anomalies)
+    assert (s["tp"], s["fp"], s["tn"], s["fn"], s["flagged"]) == (2, 1, 1, 0, 3)
+    assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == 1.0 and s["fpr"] == 0.5
+    assert s["f1"] == pytest.approx(0.8)  # 2 * (2/3) * 1 / (2/3 + 1)
+    assert s["f1"] == pytest.approx(f1_at(labels, scores, 0.35)["f1"])
+
+
+def test_confusion_at_flagging_nothing_or_everything():
+    scores, labels = np.array([0.1, 0.2, 0.9]), np.array([0, 1, 1])
+    none = w.confusion_at(scores, labels, 1.0)
+    assert (none["flagged"], none["precision"], none["recall"], none["f1"]) == (0, 0.0, 0.0, 0.0)
+    every = w.confusion_at(scores, labels, 0.0)
+    assert every["f1"] == pytest.approx(2 * (2 / 3) / (1 + 2 / 3))  # the F1 floor 2p/(1+p), p = 2/3
+    assert every["fpr"] == 1.0
+
+
+def test_latent_geometry_by_hand():
+    assert w.shell_radius(256) == 16.0
+    assert w.normal_share_beyond(2.0, 2) == pytest.approx(math.exp(-2))  # chi with 2 dof: exp(-r^2/2)
+    assert w.normal_share_beyond(w.shell_radius(256), 256) == pytest.approx(0.5, abs=0.05)
+    np.testing.assert_allclose(w.latent_point(np.array([1.0, 0.0]), np.array([0.0, 2.0]), 3.0), [1.0, 3.0])
+    d = w.random_directions(5, 4, seed=1)
+    np.testing.assert_allclose(np.linalg.norm(d, axis=1), 1.0)
+    np.testing.assert_array_equal(d, w.random_directions(5, 4, seed=1))
+    pos = w.latent_position(np.array([7.0, 0.0]), np.array([[0.0, 0.0], [10.0, 0.0]]), negative_radius=2.0)
+    assert pos["nearest_cluster"] == 1 and pos["distance"] == pytest.approx(3.0)
+    assert pos["shells"] == pytest.approx(3 / math.sqrt(2)) and pos["beyond_negative"]
+    assert not w.latent_position(np.array([1.0, 0.0]), np.array([[0.0, 0.0]]), 2.0)["beyond_negative"]
+
+
+def test_agreement_table_and_order_check():
+    values = pd.Series({"a": 0.9, "b": 0.8, "c": 0.7})
+    table, rho = w.agreement_table(["a", "b", "c"], values)
+    assert rho == pytest.approx(1.0) and list(table["rank"]) == [1, 2, 3]
+    assert w.agreement_table(["c", "b", "a"], values)[1] == pytest.approx(-1.0)
+    assert w.agreement_table(["b", "a", "c"], values)[1] == pytest.approx(0.5)  # 1 - 6*2/(3*8)
+    with pytest.raises(ValueError, match="repeated \\['a'\\], missing \\['c'\\]"):
+        w.check_order(["a", "a", "b"], ["a", "b", "c"])
+
+
+def test_load_ablation_results_recorded_and_paper_fallback(tmp_path):
+    runs = pd.DataFrame({"row": ["all", "all", "no_mi", "no_mi", "no_mi"], "label": ["all"] * 2 + ["no MI"] * 3,
+                         "seed": [0, 1, 0, 1, 2], "status": ["ok", "ok", "ok", "ok", "failed"],
+                         "auc": [0.8, 0.9, 0.6, 0.7, None], "f1_best": [0.5] * 5})
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    table, source = w.load_ablation_results(tmp_path / "runs.csv")
+    assert table.loc["all", "value"] == pytest.approx(0.85) and table.loc["no_mi", "value"] == pytest.approx(0.65)
+    assert list(table["n"]) == [2, 2] and "recorded" in source
+    paper, source = w.load_ablation_results(tmp_path / "absent.csv", metric="f1_best")
+    assert paper.loc["all", "value"] == pytest.approx(0.845) and len(paper) == 7 and "paper" in source
+
+
+def test_lab_loss_config():
+    cfg = w.lab_loss_config(LossConfig(), {"mi": False, "ssim": True}, {"latent": 2.0})
+    assert cfg.disabled == ("mi",) and cfg.latent == 2.0 and cfg.ssim == LossConfig().ssim
+
+
+# ----------------------------------------------------------------------- widgets
+@pytest.fixture(scope="module")
+def evaluation():
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(60, int), np.ones(40, int)]
+    errors = Errors(rng.random(100) * 0.5 + 0.4 * labels, rng.random(100) * 0.2 + 0.1 * labels)
+    return evaluate(errors, labels, Errors(rng.random(30) * 0.5, rng.random(30) * 0.2))
+
+
+def test_threshold_explorer_raising_the_threshold_flags_fewer(evaluation):
+    ex = w.ThresholdExplorer(evaluation)
+    assert ex.slider.value == pytest.approx(evaluation.metrics["threshold_best"])
+    assert ex.stats["f1"] == pytest.approx(evaluation.metrics["f1_best"])
+    before, html, png = dict(ex.stats), ex.table.value, ex.image.value
+    ex.slider.value = before_t = float(np.quantile(evaluation.scores, 0.9))
+    assert ex.stats["flagged"] < before["flagged"] and ex.stats["recall"] < before["recall"]
+    assert ex.stats == w.confusion_at(evaluation.scores, evaluation.labels, before_t)
+    assert ex.table.value != html and f"{ex.stats['recall']:.3f}" in ex.table.value and ex.image.value != png
+    assert isinstance(ex.static(), Figure)
+
+
+def test_loss_lab_switching_a_loss_off_removes_its_update():
+    images = torch.randint(0, 256, (64, 1, 32, 32), dtype=torch.uint8)
+    lab = w.LossLab(images, TINY, steps=4, batch_size=8, n_show=2)
+    png = lab.image.value
+    lab.button.click()
+    assert len(lab.history) == 4 and all("mi" in log for log in lab.last_logs)
+    assert lab.image.value != png
+    lab.checkboxes["mi"].value = False
+    lab.sliders["latent"].value = 2.0
+    assert lab.loss_config().disabled == ("mi",) and lab.loss_config().latent == 2.0
+    lab.button.click()
+    assert len(lab.history) == 8 and [log["step"] for log in lab.last_logs] == [4, 5, 6, 7]
+    assert not any("mi" in log for log in lab.last_logs) and "off: mi" in lab.status.value
+    assert lab.trainer.loss_cfg.latent == 2.0
+    lab.reset_button.click()
+    assert lab.history == [] and lab.trainer.steps == 0
+    assert isinstance(lab.static(), Figure)
+
+
+def test_latent_explorer_marker_flips_past_the_negative_radius():
+    trainer = Trainer(TINY, TrainConfig(device="cpu", amp=False))
+    ex = w.LatentExplorer(trainer, n_directions=3)
+    assert ex.negative_radius == pytest.approx(trainer.radius) and ex.shell == pytest.approx(math.sqrt(8))
+    assert not ex.position["beyond_negative"] and "inside" in ex.marker.value
+    png = ex.image.value
+    ex.radius.value = 1.3 * ex.negative_radius
+    assert ex.position["beyond_negative"] and "beyond" in ex.marker.value and ex.image.value != png
+    assert ex.position["shells"] == pytest.approx(ex.position["distance"] / math.sqrt(8))
+    ex.direction.value = 2
+    np.testing.assert_allclose(np.linalg.norm(ex.code() - ex.means[0]), ex.radius.value, rtol=1e-6)
+    assert ex.decode(ex.code()).shape == (32, 32) and isinstance(ex.static(), Figure)
+
+
+def test_ablation_quiz_reveals_spearman_and_rejects_repeats():
+    results = pd.DataFrame({"label": ["all", "no MI", "no SSIM"], "value": [0.85, 0.78, 0.72], "n": 0},
+                           index=pd.Index(["all", "no_mi", "no_ssim"], name="row"))
+    quiz = w.AblationQuiz(results, source="test table")
+    assert quiz.order() == ["all", "no_mi", "no_ssim"] and quiz.rho is None
+    for dropdown, row in zip(quiz.dropdowns, ["no_ssim", "no_mi", "all"]):
+        dropdown.value = row
+    quiz.button.click()
+    assert quiz.rho == pytest.approx(-1.0) and "-1.00" in quiz.message.value and "no_ssim" in quiz.table.value
+    quiz.dropdowns[0].value = "all"  # "all" now twice, "no_ssim" missing
+    quiz.button.click()
+    assert quiz.rho is None and "repeated" in quiz.message.value and quiz.table.value == ""
+    assert list(quiz.static().index) == ["all", "no_mi", "no_ssim"]
