@@ -2,7 +2,8 @@
 
 A run directory holds `config.json`, `history.csv`, `checkpoint.pt` (state dicts only, loaded
 with `weights_only=True`) and `metrics.json`, written last and atomically, so a directory
-with a readable `metrics.json` is a finished run.
+with a readable `metrics.json` is a finished run. While training, `resume.pt` holds the state
+after the last finished epoch: rerunning a killed run continues from there.
 """
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike | None = No
         (out / "metrics.json").unlink(missing_ok=True)  # a rerun is unfinished until it ends
         atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
     trainer = Trainer(cfg.model, cfg.train)
-    trainer.fit(dataset.images[torch.as_tensor(split.train)], progress=progress)
+    resume = Path(out_dir) / "resume.pt" if out_dir is not None else None
+    trainer.fit(dataset.images[torch.as_tensor(split.train)], progress=progress, resume=resume)
     evaluation = evaluate_model(trainer.cvae, dataset.images, split.test, split.test_labels,
                                 split.val if len(split.val) else split.train)
     metrics = {**evaluation.metrics, **split.counts(), "dataset": cfg.data.dataset, "protocol": cfg.data.protocol,
@@ -118,6 +120,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike | None = No
         torch.save(trainer.state_dict(), tmp)
         os.replace(tmp, out / "checkpoint.pt")
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+        resume.unlink(missing_ok=True)
     return RunResult(cfg, dataset, split, trainer, evaluation, metrics)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -204,18 +206,23 @@ class Trainer:
         self._flush()
         return pd.DataFrame(self.history)
 
-    def fit(self, images: Tensor, epochs: int | None = None, progress: bool = True) -> pd.DataFrame:
+    def fit(self, images: Tensor, epochs: int | None = None, progress: bool = True,
+            resume: str | os.PathLike | None = None) -> pd.DataFrame:
         """Runs `epochs` (default: the config's) over `images` (N, C, 32, 32), uint8 or float in
-        [0, 1], shuffled by the config's seed; the last incomplete batch is dropped."""
+        [0, 1], shuffled by the config's seed; the last incomplete batch is dropped.
+
+        With `resume`, the whole training state is saved to that file after every epoch, and a
+        run stopped midway continues from its last finished epoch with the same result."""
         epochs = self.cfg.epochs if epochs is None else epochs
         bs = min(self.cfg.batch_size, len(images))
         if bs < 2:
             raise ValueError(f"need at least 2 training images, got {len(images)}")
         generator = torch.Generator().manual_seed(self.cfg.seed)
+        start = self._load_resume(Path(resume), generator) if resume is not None and Path(resume).exists() else 0
         data = images.to(self.device)
         n_batches = len(images) // bs
-        bar = tqdm(total=epochs * n_batches, disable=not progress, desc="train", unit="batch")
-        for epoch in range(epochs):
+        bar = tqdm(total=epochs * n_batches, initial=start * n_batches, disable=not progress, desc="train", unit="batch")
+        for epoch in range(start, epochs):
             order = torch.randperm(len(images), generator=generator).to(self.device)
             for b in range(n_batches):
                 log = self.step(data[order[b * bs:(b + 1) * bs]])
@@ -223,6 +230,8 @@ class Trainer:
                     bar.set_postfix(epoch=epoch, recon=f"{float(log['recon']):.3f}")
                 bar.update()
             self._flush()
+            if resume is not None:
+                self._save_resume(Path(resume), epoch + 1, generator)
         bar.close()
         return self.history_frame()
 
@@ -233,3 +242,25 @@ class Trainer:
     def load_state_dict(self, state: dict[str, dict]) -> None:
         self.cvae.load_state_dict(state["cvae"])
         self.critic.load_state_dict(state["critic"])
+
+    def _save_resume(self, path: Path, epoch: int, generator: torch.Generator) -> None:
+        state = {**self.state_dict(), "opt_cvae": self.opt_cvae.state_dict(), "opt_critic": self.opt_critic.state_dict(),
+                 "epoch": epoch, "count": self.count, "steps": self.steps, "history": self.history,
+                 "batch_order_rng": generator.get_state(), "torch_rng": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # a kill mid-save leaves the previous epoch's state intact
+
+    def _load_resume(self, path: Path, generator: torch.Generator) -> int:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.load_state_dict(state)
+        self.opt_cvae.load_state_dict(state["opt_cvae"])
+        self.opt_critic.load_state_dict(state["opt_critic"])
+        self.count, self.steps, self.history = state["count"], state["steps"], list(state["history"])
+        generator.set_state(state["batch_order_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        return int(state["epoch"])

@@ -109,3 +109,13 @@ def test_auto_device_is_cpu_without_cuda_and_unknown_device_is_refused():
             Trainer(TINY, TrainConfig(device="cuda"))
     with pytest.raises(ValueError, match="device='tpu'"):
         TrainConfig(device="tpu")
+
+
+def test_a_run_stopped_after_an_epoch_resumes_to_the_same_result(tmp_path):
+    images = torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(2))
+    whole = _trainer().fit(images, epochs=3, progress=False)
+    first = _trainer()
+    first.fit(images, epochs=1, progress=False, resume=tmp_path / "resume.pt")  # then "killed"
+    resumed = _trainer()
+    history = resumed.fit(images, epochs=3, progress=False, resume=tmp_path / "resume.pt")
+    assert history.equals(whole)
