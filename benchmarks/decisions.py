@@ -1,5 +1,6 @@
 """Measures the choices the paper leaves open (issue 2, item 4) on digits and prints a table;
-with `--variants default` and several classes it also measures the defaults class by class.
+with `--variants default` and several classes it measures the defaults class by class, on
+digits or (with --dataset and --data-root) on a real dataset.
 
 Each variant changes one setting of the defaults; every (variant, seed) trains a model and
 reports AUC, the paper's best F1, cluster purity of argmax p(y|z) on normal test images
@@ -7,6 +8,8 @@ reports AUC, the paper's best F1, cluster purity of argmax p(y|z) on normal test
 
     python benchmarks/decisions.py --classes 1 --seeds 0 1 2 --epochs 8 --jobs 2
     python benchmarks/decisions.py --variants default --classes 0 1 2 3 4 5 6 7 8 9 --epochs 15
+    python benchmarks/decisions.py --variants default --classes 0 1 2 3 4 5 6 7 8 9 --epochs 3 \
+        --dataset mnist --data-root ../shared/data --train-subset 3000 --test-subset 5000 --width 32
 """
 from __future__ import annotations
 
@@ -26,18 +29,17 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def run_one(variant: str, anomaly_class: int, seed: int, epochs: int) -> dict:
+def run_one(variant: str, anomaly_class: int, seed: int, epochs: int, data: dict) -> dict:
     from cvgad.experiment import make_config, run_experiment
     from cvgad.scoring import cluster_purity
 
     torch.set_num_threads(1)
-    cfg = make_config(dataset="digits", anomaly_class=anomaly_class, epochs=epochs, seed=seed, device="cpu",
-                      **VARIANTS[variant])
+    cfg = make_config(anomaly_class=anomaly_class, epochs=epochs, seed=seed, device="cpu", **data, **VARIANTS[variant])
     r = run_experiment(cfg, progress=False)
     normal = r.split.test[r.split.test_labels == 0]
     _, probs = r.trainer.cvae.eval().encode(r.dataset.images[torch.as_tensor(normal)].float().div(255))
     history = r.history
-    return {"variant": variant, "class": anomaly_class, "seed": seed, "auc": r.metrics["auc"],
+    return {"variant": variant, "dataset": data["dataset"], "class": anomaly_class, "seed": seed, "auc": r.metrics["auc"],
             "f1_best": r.metrics["f1_best"], "f1_val": r.metrics["f1_val"], **cluster_purity(probs.numpy(), r.dataset.labels[normal]),
             "negative_updates": int(history["negative"].notna().sum()) if "negative" in history else 0,
             "seconds": r.metrics["wall_seconds"]}
@@ -51,8 +53,15 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", default=None, help="also write the per-run rows as CSV here")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--train-subset", type=int, default=None)
+    p.add_argument("--test-subset", type=int, default=None)
+    p.add_argument("--width", type=int, default=None)
     args = p.parse_args()
-    jobs = [(v, c, s, args.epochs) for v in args.variants for c in args.classes for s in args.seeds]
+    data = {"dataset": args.dataset, "data_root": args.data_root, "train_subset": args.train_subset,
+            "test_subset": args.test_subset, "width": args.width}
+    jobs = [(v, c, s, args.epochs, data) for v in args.variants for c in args.classes for s in args.seeds]
     with ProcessPoolExecutor(args.jobs) as pool:
         rows = []
         for row in pool.map(run_one, *zip(*jobs)):
