@@ -1,0 +1,482 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 6. The loss-removal ablation
+#
+# Section III.E of {cite:t}`bian2019` removes one loss at a time and retrains on CIFAR-10 with
+# deer as the anomaly and the nine other classes as normal (the leave-one-class-out protocol of
+# III.D). Table 1 of the paper reports one AUC and one F1 per row: 0.853 and 0.845 with all
+# losses, and the largest drop without the Wasserstein loss. This chapter states what each row
+# removes in `cvgad`, shows the sizes at which the project reruns the table, and then renders
+# whatever results have been recorded, beside the paper's values, with the spread over seeds.
+# Numbers in this chapter are read from result files or computed from them; none is typed in.
+#
+# The grid lives in `ablations/table1.yaml`; `cvgad ablate` runs it (each row and seed is the
+# run notebook executed by papermill) and `cvgad report` aggregates it:
+#
+# ```text
+# cvgad ablate ablations/table1.yaml --preset cpu --jobs 2
+# cvgad report ablations/results/table1/cpu
+# ```
+#
+# With `run_live = True` this chapter runs the small `ci` grid itself (a few minutes to tens of
+# minutes on a CPU, depending on the load) and reports that instead.
+
+# %% tags=["parameters"]
+dataset = "digits"  # live run only: the dataset of the ci grid
+anomaly_class = 1  # live run only: the anomalous class of the ci grid
+epochs = None  # live run only: None keeps the ci preset's epochs
+seed = 0  # live run only: first seed; the live run keeps the ci preset's number of seeds
+device = "auto"  # live run only: auto, cpu, cuda, cuda:N or mps
+data_root = None  # live run only: None means $CVGAD_DATA, else ./data
+results = "../ablations/results/table1/cpu"  # recorded results (relative to notebooks/ or to the repo root)
+run_live = False  # True: run the ci grid now and report it instead of `results`
+jobs = 1  # live run only: local worker processes
+
+# %%
+import dataclasses
+import itertools
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import torch
+from IPython.display import Image, Markdown, display
+
+import cvgad
+from cvgad import report
+from cvgad.config import LossConfig, ModelConfig, TrainConfig
+from cvgad.experiment import make_config
+from cvgad.grid import load_grid, read_paper_csv
+from cvgad.trainer import CYCLE, UPDATES, Trainer
+
+pd.set_option("display.width", 200)
+pd.set_option("display.max_columns", 20)
+
+
+def repo_roots() -> list[Path]:
+    """Folders that hold `ablations/`: the working directory or a parent, and the package's checkout."""
+    here = Path.cwd().resolve()
+    roots = [p for p in (here, *here.parents) if (p / "ablations").is_dir()]
+    package_root = Path(cvgad.__file__).resolve().parents[1]
+    return list(dict.fromkeys(roots + ([package_root] if (package_root / "ablations").is_dir() else [])))
+
+
+def shown(path: Path) -> str:
+    """A path as the reader should see it: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+ROOTS = repo_roots()
+if not ROOTS:
+    raise FileNotFoundError("no folder with ablations/ above the working directory nor beside the cvgad package")
+REPO = ROOTS[0]
+GRID_FILE = REPO / "ablations" / "table1.yaml"
+grid = load_grid(GRID_FILE)
+print(f"grid {grid.name}: {len(grid.rows)} rows, read from {GRID_FILE.relative_to(REPO)}")
+
+# %% [markdown]
+# ## What each row removes
+#
+# `cvgad.trainer.Trainer` follows Algorithm 1 of the paper (chapter 3): on counter values 0 to 3
+# a batch gets a critic update and then separate CVAE updates by the reconstruction loss, the
+# latent (+ categorical) loss, negative training (only while the latent loss is below $T$), the
+# mutual information loss and the reconstruction loss again; counter 4 updates the critic only
+# and counter 5 the generator. A row of Table 1 switches one loss off through
+# `LossConfig.disabled`, and this is what disappears:
+#
+# | row | loss switched off | updates of Algorithm 1 that disappear |
+# |---|---|---|
+# | `all` | none | none |
+# | `no_mi` | mutual information | the MI update (line 10) |
+# | `no_latent` | latent | the latent + categorical update (line 7); negative training stays, still gated on the latent loss, which is computed without gradient only to decide the gate |
+# | `no_ssim` | SSIM | no update disappears: both reconstruction updates (lines 6 and 11) keep only the L1 term |
+# | `no_l1` | L1 | no update disappears: both reconstruction updates keep only the SSIM term |
+# | `no_wasserstein` | Wasserstein | every critic update (lines 5 and 13) and the generator update (line 15); the batches of counters 4 and 5 then do nothing |
+# | `no_negative` | negative training | the negative-training update (line 9) |
+#
+# The anomaly score (SSIM loss plus L1 error, each min-max normalised, II.F) is the same in every
+# row: `no_ssim` and `no_l1` change training, not scoring. Without the Wasserstein loss the
+# batches of counters 4 and 5 do nothing: the CVAE loses its generator update, but its other
+# updates, which only ever happen on counters 0 to 3, are as many as in every other row.
+#
+# The table above is a claim about the code; the cell below checks it. It builds a tiny CVAE and
+# critic for each row, steps one full cycle of six batches of random images, and counts which
+# updates the trainer made. $T$ is set very high here so that negative training always passes its
+# gate (with the default $T$ an untrained model rarely does).
+
+# %% tags=["nbval-check-output"]
+torch.set_num_threads(1)
+tiny = ModelConfig(channels=1, latent_dim=4, n_clusters=2, width=4)
+images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+counted = {}
+for grid_row in grid.rows:
+    losses = LossConfig(disabled=grid_row.disabled, negative_threshold=1e6)
+    trainer = Trainer(tiny, TrainConfig(batch_size=2, device="cpu", amp=False, seed=0, losses=losses))
+    made = dict.fromkeys(UPDATES, 0)
+    for _ in range(CYCLE):
+        for update in trainer.step(images):
+            if update in made:
+                made[update] += 1
+    terms = [name.upper() if name == "ssim" else "L1" for name in ("ssim", "l1") if losses.on(name)]
+    counted[grid_row.id] = made | {"reconstruction terms": " + ".join(terms)}
+updates = pd.DataFrame.from_dict(counted, orient="index").rename_axis("row")
+print(f"updates made in one cycle of {CYCLE} batches (Algorithm 1), per row:")
+print(updates.to_string())
+
+# %% [markdown]
+# Read across the `all` line: five critic updates and one generator update per cycle (the WGAN-GP
+# ratio), four of each CVAE update. Every other line differs from it only in the column of its
+# own loss, except `no_ssim` and `no_l1`, which differ in the reconstruction terms.
+#
+# ## The presets
+#
+# The paper trains on the full CIFAR-10 protocol of III.D; it does not say for how many epochs.
+# The grid has three sizes. `ci` is a smoke test on the small digits set (anomaly 1), so its
+# numbers cannot be compared with the paper's at all. `cpu` keeps the paper's task (CIFAR-10,
+# deer) but trains on a subset for a few epochs, so that one run takes minutes on two CPU cores.
+# `paper` is the full protocol, for a GPU. Settings left at `None` in the YAML take
+# `cvgad.experiment.make_config`'s defaults for the dataset; the lines marked "(resolved)" show the
+# values a run actually gets.
+
+# %% tags=["nbval-check-output"]
+columns = {}
+for preset in grid.presets:
+    settings, seeds = grid.resolve(preset)
+    cfg = make_config(**{k: v for k, v in settings.items() if k not in ("device", "data_root")})
+    columns[preset] = {**{k: str(v) for k, v in settings.items() if k not in ("device", "data_root")},
+                       "epochs (resolved)": cfg.train.epochs, "width (resolved)": cfg.model.width,
+                       "n_clusters (resolved)": cfg.model.n_clusters, "latent weight (resolved)": cfg.train.losses.latent,
+                       "seeds": ", ".join(map(str, seeds)), "runs (rows x seeds)": len(grid.rows) * len(seeds)}
+presets = pd.DataFrame(columns).astype(str).rename_axis("setting")
+print(presets.to_string())
+print()
+for preset, spec in grid.presets.items():
+    print(f"{preset}: {spec.get('description', '')}")
+
+# %% [markdown]
+# `train_subset` caps the training images and `test_subset` the test images (drawn stratified, so
+# the share of anomalies stays that of the full test set); `None` means all of them. A grid is
+# run at one preset; its results go to `ablations/results/<grid>/<preset>/<row>/seed<k>/`.
+#
+# ## Running the `ci` grid live
+#
+# With `run_live = True` the next cell plans the `ci` grid (with this notebook's `dataset`,
+# `anomaly_class`, `epochs` and `seed` parameters laid over the preset), runs it with
+# `cvgad.ablation.run_grid` (each run is the run notebook, executed by papermill) into `runs/`,
+# writes the report, and points the rest of the chapter at it. By default it does nothing.
+
+# %%
+if run_live:
+    from cvgad.ablation import load_notebook, plan_runs, preset_dir, run_grid, write_json_atomic
+
+    ci = dict(grid.presets["ci"])
+    n_seeds = len(ci.get("seeds", grid.seeds))
+    ci |= {"dataset": dataset, "anomaly_class": anomaly_class, "seeds": list(range(seed, seed + n_seeds))}
+    if epochs is not None:
+        ci["epochs"] = epochs
+    live_grid = dataclasses.replace(grid, presets={**grid.presets, "ci": ci})  # validated again
+    live_out = REPO / "runs" / "ablation-live"
+    specs = plan_runs(live_grid, "ci", live_out, place={"device": device, "data_root": data_root})
+    live_root = preset_dir(live_out, live_grid, "ci")
+    live_settings, live_seeds = live_grid.resolve("ci")
+    live_paper, live_note = live_grid.paper_for("ci")
+    # the plan the report reads (cvgad ablate writes the same file)
+    write_json_atomic(live_root / "plan.json", {
+        "grid": live_grid.name, "description": live_grid.description, "preset": "ci", "source": str(GRID_FILE),
+        "preset_description": ci.get("description", ""), "settings": live_settings, "seeds": live_seeds,
+        "paper": live_paper, "paper_note": live_note,
+        "rows": [{"id": r.id, "label": r.label, "disabled": list(r.disabled)} for r in live_grid.rows]})
+    outcomes = run_grid(specs, load_notebook(), jobs=jobs)
+    report.write_report(live_root)
+    print(f"{sum(o.status != 'failed' for o in outcomes)} of {len(outcomes)} runs finished; results in {shown(live_root)}")
+    results = str(live_root)
+else:
+    print(f"run_live is False: rendering the recorded results at {results!r}")
+
+# %% [markdown]
+# ## The recorded results
+#
+# The cell below looks for the results folder (relative to the working directory, then to the
+# repository root), reads every run in it with `cvgad.report.collect_runs` (or the `runs.csv`
+# that `cvgad report` wrote, when the run folders are not there), and aggregates them with
+# `cvgad.report.aggregate`. Mean and spread are over seeds; the spread is the sample standard
+# deviation (ddof = 1).
+
+# %%
+def find_results(given: str) -> Path | None:
+    path = Path(given).expanduser()
+    candidates = [path]
+    if not path.is_absolute():
+        tail = Path(*itertools.dropwhile(lambda part: part in ("..", "."), path.parts))
+        candidates += [root / tail for root in ROOTS]
+    return next((c.resolve() for c in candidates if c.is_dir()), None)
+
+
+def load_runs(root: Path) -> tuple[pd.DataFrame | None, str]:
+    """Runs from the run folders or from runs.csv, whichever holds more finished runs."""
+    found = []
+    try:
+        found.append((report.collect_runs(root), "the run folders (metrics.json)"))
+    except ValueError:
+        pass
+    if (root / "runs.csv").is_file():
+        found.append((pd.read_csv(root / "runs.csv"), "runs.csv"))
+    if not found:
+        return None, ""
+    return max(found, key=lambda item: int((item[0]["status"] == "ok").sum()))
+
+
+results_dir = find_results(results)
+runs, source = load_runs(results_dir) if results_dir else (None, "")
+finished = 0 if runs is None else int((runs["status"] == "ok").sum())
+plan = report.load_plan(results_dir) if results_dir and (results_dir / "plan.json").is_file() else {}
+settings = plan.get("settings", {})
+if plan:
+    paper, paper_note = plan.get("paper", {}), plan.get("paper_note", "")
+else:  # no plan.json: assume the grid's own task, and say so
+    paper, paper_note = grid.paper, "No plan.json beside the results: assumed to be the grid's own task (CIFAR-10, deer)."
+
+if results_dir is None:
+    print(f"No results folder at {results!r} (looked relative to the working directory and to the repository root).")
+else:
+    print(f"results folder: {shown(results_dir)}")
+    if runs is not None:
+        counts = runs["status"].value_counts().to_dict()
+        print(f"runs read from {source}: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    if plan:
+        print(f"preset {plan.get('preset')!r}: " + ", ".join(f"{k}={v}" for k, v in settings.items()
+                                                            if k not in ("device", "data_root")))
+have_results = finished > 0
+print("finished runs:", finished)
+
+# %% [markdown]
+# The paper's values (Table 1 of {cite:t}`bian2019`, CIFAR-10, deer as the anomaly), as stored in
+# `ablations/paper_table1.csv`:
+
+# %%
+paper_table = pd.read_csv(REPO / "ablations" / "paper_table1.csv").set_index("row")[["label", "auc", "f1"]]
+paper_table.columns = ["label", "paper AUC", "paper F1 (best threshold)"]
+paper_table
+
+# %% [markdown]
+# When results are there, the next cell shows Table 1 as we measured it. The columns:
+#
+# * **AUC**: area under the ROC curve of the anomaly score on the test set; 0.5 is chance.
+# * **F1, best threshold (paper's metric)**: the largest F1 over all thresholds, the threshold
+#   chosen on the test set itself, as III.B of the paper does. It is optimistic.
+# * **F1 at validation threshold**: F1 with a threshold fixed beforehand on normal validation
+#   images (the 95th percentile of their scores), the number a deployed detector would get.
+# * **F1 floor**: the F1 of flagging every test image as anomalous. With a share $p$ of
+#   anomalies in the test set, precision is $p$ and recall is 1, so
+#
+# $$
+# F_1^{\text{floor}} = \frac{2p}{1 + p} .
+# $$ (abl-f1-floor)
+#
+# For deer in CIFAR-10 under the III.D protocol, $p = 6000 / (6000 + 0.2 \cdot 54000) \approx 0.357$
+# and the floor is about 0.53: a best-threshold F1 of 0.6 on this test set is barely better than
+# flagging everything, while an AUC of 0.6 is a modest but real ranking.
+
+# %%
+def pm(mean: float, std: float, n: int) -> str:
+    if n == 0 or pd.isna(mean):
+        return "–"
+    return f"{mean:.3f}" if n < 2 or pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def signed(value: float) -> str:
+    return "–" if pd.isna(value) else f"{round(value, 3) + 0.0:+.3f}"
+
+
+def plain(value: float) -> str:
+    return "–" if pd.isna(value) else f"{value:.3f}"
+
+
+table = report.aggregate(runs, paper) if have_results else None
+if table is None:
+    where = shown(results_dir) if results_dir else results
+    display(Markdown(
+        f"**No results recorded yet** at `{where}`: there is no finished run to show, so this chapter shows "
+        "only the paper's values above. Record them with `cvgad ablate ablations/table1.yaml --preset cpu "
+        "--jobs 2` and `cvgad report ablations/results/table1/cpu`, then rebuild the book."))
+else:
+    shown = pd.DataFrame({
+        "row": table["row"], "n": table["n"],
+        "AUC (chance 0.5)": [pm(r.auc_mean, r.auc_std, r.n) for r in table.itertuples()],
+        "paper AUC": table["auc_paper"].map(plain), "Δ AUC": table["auc_vs_paper"].map(signed),
+        "F1, best threshold (paper's metric)": [pm(r.f1_best_mean, r.f1_best_std, r.n) for r in table.itertuples()],
+        "paper F1": table["f1_best_paper"].map(plain), "Δ F1": table["f1_best_vs_paper"].map(signed),
+        "F1 at validation threshold": [pm(r.f1_val_mean, r.f1_val_std, r.n) for r in table.itertuples()],
+        "F1 floor 2p/(1+p)": table["f1_floor_mean"].map(plain),
+    }).set_index("row")
+    notes = [f"Mean ± sample std over the finished seeds (n per row); {finished} finished runs, read from {source}."]
+    if table["not_ok"].sum():
+        notes.append(f"{int(table['not_ok'].sum())} planned runs are not finished (failed, unfinished or missing); "
+                     "rows with fewer seeds are less certain.")
+    if paper_note:
+        notes.append(paper_note)
+    if settings.get("dataset") == "cifar10":
+        notes.append("**Data:** the CIFAR-10 copy these runs read (`cifar10_*_jpegq75.npz` in the shared data "
+                     "folder) is JPEG-compressed (quality 75). The anomaly score is built from reconstruction "
+                     "errors, so it may differ slightly from what the original pixels would give.")
+    display(shown)
+    display(Markdown("\n\n".join(notes)))
+
+# %% [markdown]
+# The same numbers as bars, ours (mean ± std over seeds) beside the paper's where the paper's
+# values apply, drawn by `cvgad.report.bar_chart`; the dashed line on the right is the F1 floor.
+# Then the plain statements of `cvgad.report.statements`: which differences exceed the spread
+# over seeds, by the rough rules it states.
+
+# %%
+if table is None:
+    print("No results recorded yet: no chart and no statements.")
+else:
+    chart = Path(tempfile.mkdtemp()) / "table1.png"
+    title = f"{plan.get('grid', grid.name)} / {plan.get('preset', '?')}: ours beside the paper (AUC chance = 0.5)"
+    report.bar_chart(table, chart, title)
+    display(Image(filename=str(chart)))
+    display(Markdown(report.RULES.format(ref="all") + "\n\n" + "\n".join(f"- {s}" for s in report.statements(table))))
+
+# %% [markdown]
+# Wall time per run, from `wall_seconds` in each run's metrics: the clock of `run_experiment`
+# (data loading, training and scoring; not the start of papermill's kernel). The whole grid takes
+# roughly the sum divided by the number of parallel jobs.
+
+# %%
+if table is None or "wall_seconds" not in runs:
+    print("No results recorded yet: no wall times.")
+else:
+    ok = runs[runs["status"] == "ok"].assign(minutes=lambda d: pd.to_numeric(d["wall_seconds"]) / 60)
+    walls = ok.groupby("row", sort=False)["minutes"].agg(["count", "mean", "min", "max"]).round(1)
+    walls.columns = ["runs", "mean (min)", "shortest (min)", "longest (min)"]
+    display(walls)
+    devices = ", ".join(sorted(map(str, ok["device"].dropna().unique()))) or "unknown"
+    print(f"total {ok['minutes'].sum():.0f} minutes of run time over {len(ok)} runs (device: {devices}); "
+          f"per run {ok['minutes'].mean():.1f} minutes on average")
+
+# %% [markdown]
+# ## Where the reproduction agrees with the paper
+#
+# The next cell writes its comparison from the numbers above, so that it stays true when the
+# results are recorded again. It compares only what the paper compares: each row against the
+# paper's value, and the order of the rows.
+
+# %%
+def agreement(table: pd.DataFrame) -> str:
+    if table is None:
+        by_auc = paper_table.sort_values("paper AUC")
+        return ("No results recorded yet, so there is nothing to compare. In the paper's Table 1, from the costliest "
+                "removal to the cheapest (AUC; all losses: "
+                f"{paper_table.at['all', 'paper AUC']:.3f}): "
+                + ", ".join(f"`{r}` {a:.3f}" for r, a in by_auc["paper AUC"].items() if r != "all") + ".")
+    lines = []
+    t = table.set_index("row")
+    if "all" in t.index and t.at["all", "n"] > 0:
+        a = t.loc["all"]
+        paper_auc = "" if pd.isna(a.auc_paper) else f" against the paper's {a.auc_paper:.3f}"
+        paper_f1 = "" if pd.isna(a.f1_best_paper) else f" against the paper's {a.f1_best_paper:.3f}"
+        lines.append(f"With all losses our AUC is {pm(a.auc_mean, a.auc_std, a.n)} over {a.n} seed(s){paper_auc}, "
+                     f"and our best-threshold F1 is {pm(a.f1_best_mean, a.f1_best_std, a.n)}{paper_f1} "
+                     f"(floor {a.f1_floor_mean:.3f}; at the validation threshold {pm(a.f1_val_mean, a.f1_val_std, a.n)}).")
+    rated = t[t["n"] > 0]
+    order = list(rated.sort_values("auc_mean").index)
+    lines.append("Our rows from lowest to highest mean AUC: " + ", ".join(f"`{r}` ({rated.at[r, 'auc_mean']:.3f})" for r in order) + ".")
+    with_paper = rated[rated["auc_paper"].notna()]
+    if len(with_paper) >= 2:
+        paper_order = list(with_paper.sort_values("auc_paper").index)
+        ours_order = list(with_paper.sort_values("auc_mean").index)
+        rho = with_paper["auc_mean"].rank().corr(with_paper["auc_paper"].rank())
+        lines.append("The paper's order: " + ", ".join(f"`{r}`" for r in paper_order) + ". "
+                     + ("The two orders are the same. " if ours_order == paper_order else "The orders differ. ")
+                     + f"Rank correlation (Spearman) between our mean AUCs and the paper's over {len(with_paper)} rows: {rho:+.2f}.")
+        lowest_paper, lowest_ours = paper_order[0], ours_order[0]
+        lines.append(f"The paper's costliest removal is `{lowest_paper}`; ours is `{lowest_ours}`.")
+        if "all" in with_paper.index:
+            ours_best = with_paper["auc_mean"].idxmax()
+            lines.append("In the paper every removal lowers the AUC; " + (
+                "in ours too, on the means." if ours_best == "all" else
+                f"in ours the highest mean AUC is `{ours_best}`'s, not `all`'s."))
+        beyond = with_paper["auc_paper_beyond_spread"].fillna(False).astype(bool)
+        judged = with_paper["auc_std"].notna()
+        lines.append(f"Of the {int(judged.sum())} rows with a spread, {int(beyond[judged].sum())} differ from the paper's AUC "
+                     "by more than our standard deviation over seeds.")
+    else:
+        lines.append("The paper's values do not apply to these results (another dataset or class), so only the rows "
+                     "can be compared with each other.")
+    if "all" in t.index and "auc_all_beyond_spread" in t:
+        differ = [r for r in rated.index if r != "all" and pd.notna(t.at[r, "auc_all_beyond_spread"])
+                  and bool(t.at[r, "auc_all_beyond_spread"])]
+        lines.append("Rows whose AUC differs from `all` by more than the combined spread: "
+                     + (", ".join(f"`{r}` ({t.at[r, 'auc_vs_all']:+.3f})" for r in differ) if differ else "none") + ".")
+    below = [r for r in rated.index if rated.at[r, "auc_mean"] < 0.5]
+    if below:
+        lines.append("Mean AUC below chance (0.5) in: " + ", ".join(f"`{r}`" for r in below)
+                     + "; see the last section for what that means.")
+    else:
+        lines.append("No row has a mean AUC below chance (0.5).")
+    return "\n\n".join(lines)
+
+
+display(Markdown(agreement(table)))
+
+# %% [markdown]
+# ## Why a reproduction can differ from the paper
+#
+# Whatever the numbers above, these are the usual reasons, and each applies here.
+#
+# * **Budget.** The `cpu` preset trains on a subset of the training images for a few epochs at
+#   half the DCGAN width; the paper trains on the full training set with the full networks. A
+#   model that is still learning to reconstruct normal images separates them from anomalies less
+#   well, and small differences between rows can vanish under that.
+# * **Threshold chosen on the test set.** The paper's F1 is the largest F1 over all thresholds on
+#   the test set (III.B). It is an upper bound, not what a detector with a fixed threshold gets;
+#   the column "F1 at validation threshold" is the honest counterpart, and the F1 floor
+#   {eq}`abl-f1-floor` shows how much of any F1 comes for free.
+# * **Seeds and spread.** Table 1 gives one number per row and no spread. Section III.B says its
+#   metrics average 20 trials with re-drawn splits, but no standard deviation is reported, so we
+#   cannot tell whether a 0.015 gap (all against no negative training) is larger than the noise
+#   of training. Ours gives the spread over seeds and judges differences against it.
+# * **Normalisation over the test set.** The score min-max normalises the SSIM loss and the L1
+#   error over the evaluated set (II.F), so each test image's score depends on the other test
+#   images. AUC is unaffected by a common monotone rescaling, but the sum of two separately
+#   normalised terms is not, and the test subset we draw changes the weighting of the two terms.
+# * **Unstated choices.** The paper leaves open the epoch count, the weight of the adversarial
+#   loss, the form of the categorical loss, the scale of the latent loss, the negative-sampling
+#   radius and the threshold $T$. `cvgad.config.LossConfig` records what this project chose and
+#   why; a different choice can move every row.
+# * **The data.** The CIFAR-10 copy used here is JPEG-compressed (quality 75). Compression removes
+#   fine texture, and the score is built from reconstruction errors: the numbers may differ
+#   slightly from what the original pixels give.
+#
+# ## What an AUC below 0.5 means
+#
+# An AUC below 0.5 does not mean the detector is random; it means the score ranks the wrong way:
+# on average the normal test images get higher anomaly scores than the anomalies. For a
+# reconstruction-based score that happens when the anomalous class is *easier* to reconstruct
+# than the normal classes. Many deer photographs are smooth brown-green fields and woods with a
+# small animal, while the normal classes include high-contrast cars, trucks, ships and planes; a
+# model that reconstructs the smooth low-frequency content well and blurs edges scores deer as
+# more normal than the normal images. The paper's remedy is to make the model better at the
+# normal classes' fine detail (SSIM, the adversarial loss) and worse at everything else (negative
+# training). An AUC of 0.4 still carries information (1 − 0.4 = 0.6 if the score were flipped),
+# but flipping it would be choosing the direction on the test set, which is not allowed.
