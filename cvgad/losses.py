@@ -58,8 +58,10 @@ def gaussian_kl_to_means(mu: Tensor, logvar: Tensor, means: Tensor) -> Tensor:
 
 
 def latent_loss(mu: Tensor, logvar: Tensor, means: Tensor, probs: Tensor) -> Tensor:
-    """The middle term of eq. (4): E_z[sum_y p(y|z) log p(z|x)/q(z|y)], with the inner
-    expectation in closed form (`gaussian_kl_to_means`) and p(y|z) taken at the sampled z.
+    """The middle term of eq. (4): E_z[sum_y p(y|z) log p(z|x)/q(z|y)], with the log-ratio
+    replaced by its expectation in closed form (`gaussian_kl_to_means`) and p(y|z) taken at the
+    sampled z. This treats p(y|z) and the log-ratio as uncorrelated over z ~ p(z|x): a low-
+    variance approximation of the term, exact when p(y|z) is constant over the posterior.
     Summed over latent dimensions (nats per image), averaged over the batch."""
     return (probs * gaussian_kl_to_means(mu, logvar, means)).sum(dim=1).mean()
 

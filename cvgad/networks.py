@@ -78,7 +78,8 @@ class FeatureDiscriminator(nn.Module):
     """FD of eq. (10): 1x1 convolutions over the encoder's feature map joined with z.
 
     z is copied to every position of the 4x4 map, so each location judges whether the local
-    features and the code belong to the same image (as in Deep InfoMax's local objective).
+    features and the code belong to the same image. Unlike Deep InfoMax's local objective,
+    which averages per-position losses, the per-position logits are averaged into one logit.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
