@@ -1,0 +1,407 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 7. Exercises
+#
+# Five exercises on the ideas of the earlier chapters, each with a task, a hint, a check you can
+# run, and a solution. Four come with an interactive widget from `cvgad.widgets`: a threshold
+# explorer, a loss lab that trains a few steps of Algorithm 1 of {cite:t}`bian2019`, a latent-space
+# explorer, and a quiz in which you predict the ablation of the paper's Table 1.
+#
+# A check is a function that returns quietly when your answer is right and raises an
+# `AssertionError` that says what to look at when it is wrong. The answers filled in below are
+# correct, so that the notebook runs from top to bottom without stopping; to practise, replace
+# each answer by `...` and work it out yourself before you run the check.
+#
+# ```{admonition} Running the widgets live
+# :class: tip
+# In this web page the widgets show the state they had when the book was built: sliders and
+# buttons do nothing without a Python kernel. Beside each widget is a static figure or table of
+# the same default state. To use them live:
+#
+# - **Locally**: `pip install -e '.[notebooks]'` in a clone of the repository, then
+#   `jupyter lab notebooks/07_exercises.ipynb`, and set `live = True` in the parameters cell.
+# - **Binder**: open the repository on [mybinder.org](https://mybinder.org) and start
+#   `notebooks/07_exercises.ipynb`; Binder installs the package from `pyproject.toml`.
+# - **Colab**: upload the notebook, run `!pip install <path or URL of this repository>` in a first
+#   cell, and run the rest; Colab displays the standard ipywidgets used here.
+#
+# Everything runs on a CPU; the whole notebook takes about a minute or two.
+# ```
+
+# %% tags=["parameters"]
+dataset = "digits"  # the loss lab always trains on this dataset's normal images
+anomaly_class = 1  # the class held out of training, treated as the anomaly
+epochs = 3  # a small model is enough for the exercises
+seed = 0
+device = "auto"  # auto: CUDA when present, else CPU
+data_root = None  # None: $CVGAD_DATA, else ./data
+live = False  # True when you run this yourself: skips the static copies of the widget figures
+
+# %% [markdown]
+# ## A small trained model
+#
+# All exercises share one run: the leave-one-class-out protocol with `anomaly_class` as the
+# anomaly, a network of width 16 and a 32-dimensional latent space, trained for `epochs` epochs.
+
+# %%
+# %matplotlib inline
+import numpy as np
+import torch
+from IPython.display import display
+
+from cvgad import widgets
+from cvgad.experiment import make_config, run_experiment, summary_line
+from cvgad.losses import negative_radius
+
+config = make_config(dataset, anomaly_class, epochs=epochs, seed=seed, device=device, data_root=data_root,
+                     width=16, latent_dim=32)
+run = run_experiment(config, progress=False)
+evaluation = run.evaluation
+scores, labels = evaluation.scores, evaluation.labels
+print(summary_line(run.metrics))
+print(f"test set: {int((labels == 0).sum())} normal, {int(labels.sum())} anomalous images")
+
+# %% [markdown]
+# The checks used below (open the cell to read them; they only compare your answer with a
+# computation of their own):
+
+# %% tags=["hide-input"]
+def _close(a, b, tol=1e-6):
+    return a is not ... and abs(float(a) - float(b)) <= tol
+
+
+def check_confusion(answer, scores, labels, threshold):
+    """Exercise 1: counts and F1 when scores >= threshold are flagged."""
+    truth = widgets.confusion_at(scores, labels, threshold)
+    hints = {"tp": "anomalies (label 1) with a score >= the threshold",
+             "fp": "normal images (label 0) with a score >= the threshold",
+             "tn": "normal images with a score below the threshold",
+             "fn": "anomalies with a score below the threshold",
+             "f1": "2 precision recall / (precision + recall), precision = tp / (tp + fp), recall = tp / (tp + fn)"}
+    for key, hint in hints.items():
+        assert key in answer, f"your answer has no {key!r}; give tp, fp, tn, fn and f1"
+        assert _close(answer[key], truth[key]), f"{key} = {answer[key]} is not right; {key} counts {hint}"
+    print("Correct: F1 =", round(truth["f1"], 4))
+
+
+def check_f1_floor(answer, p):
+    """Exercise 2: the F1 of flagging every image when a share p is anomalous."""
+    expected = 2 * p / (1 + p)
+    assert _close(answer, expected, 1e-4), (
+        f"{answer} is not the F1 floor for p = {p:.3f}. Flagging everything gives recall 1 and "
+        "precision p; put them into F1 = 2PR / (P + R)")
+    print(f"Correct: F1 floor {expected:.4f} for p = {p:.3f}")
+
+
+def check_radius_rule(rule, shares, latent_dim):
+    """Exercise 3: which negative-radius rule keeps negative codes away from normal codes."""
+    assert set(shares) == {"literal", "chi"}, "give the share of normal codes beyond the radius for 'literal' and 'chi'"
+    for name, share in shares.items():
+        radius = negative_radius(latent_dim, name)
+        assert _close(share, widgets.normal_share_beyond(radius, latent_dim), 1e-4), (
+            f"the share for {name!r} (radius {radius:.2f}) is wrong: normal codes z ~ N(mu_y, I) lie at a "
+            f"chi-distributed distance with {latent_dim} degrees of freedom from mu_y; use its survival function")
+    assert rule in ("literal", "chi"), "the rule is 'literal' or 'chi'"
+    assert rule == "chi", (
+        "'literal' (radius 2) has almost every normal code beyond it: codes drawn there are normal codes, "
+        "and negative training would unlearn the normal data. Look at the shares again")
+    print("Correct: only the chi rule keeps negatives outside the normal shell")
+
+
+def check_missing_updates(answer, runs_on, runs_off):
+    """Exercise 4: which logged updates vanish when the latent loss is switched off."""
+    keys_on, keys_off = set().union(*runs_on) - {"step"}, set().union(*runs_off) - {"step"}
+    missing = keys_on - keys_off
+    assert isinstance(answer, set), "answer with a set of names, e.g. {'mi'}"
+    assert answer == missing, (
+        f"{sorted(answer)} is not what vanished. Compare the keys of the logs with all losses on "
+        f"({sorted(keys_on)}) and with the latent loss off; read Trainer.step to see what one update logs")
+    print("Correct:", sorted(missing), "vanished; these still ran:", sorted(keys_off))
+
+
+def check_ranking(order, rows):
+    """Exercise 5: a ranking names every row of Table 1 once."""
+    try:
+        widgets.check_order(order, rows)
+    except ValueError as err:
+        raise AssertionError(f"{err}; the rows are {list(rows)}") from None
+    print("A valid ranking of", len(rows), "rows")
+
+
+# %% [markdown]
+# ## Exercise 1: a threshold, by hand
+#
+# CVGAD flags an image as anomalous when its anomaly score is at least a threshold $t$. With
+# the anomalies as positives, precision is $P = \mathrm{TP} / (\mathrm{TP} + \mathrm{FP})$, recall
+# is $R = \mathrm{TP} / (\mathrm{TP} + \mathrm{FN})$, and the paper's F1 (its eq. 18) is their
+# harmonic mean:
+#
+# $$
+# F_1 = \frac{2 P R}{P + R} .
+# $$ (ex-f1)
+#
+# **Task.** For the threshold `t` below (the 70% quantile of the test scores), count TP, FP, TN
+# and FN with NumPy from `scores` and `labels` (1 = anomaly), and compute F1 with
+# {eq}`ex-f1`.
+#
+# ```{admonition} Hint
+# :class: dropdown
+# `flagged = scores >= t` is a boolean array; `np.sum(flagged & (labels == 1))` counts the
+# true positives.
+# ```
+
+# %%
+t = float(np.quantile(scores, 0.7))
+
+# your answer
+flagged = scores >= t
+tp = int(np.sum(flagged & (labels == 1)))
+fp = int(np.sum(flagged & (labels == 0)))
+tn = int(np.sum(~flagged & (labels == 0)))
+fn = int(np.sum(~flagged & (labels == 1)))
+precision, recall = tp / (tp + fp), tp / (tp + fn)
+answer_1 = {"tp": tp, "fp": fp, "tn": tn, "fn": fn, "f1": 2 * precision * recall / (precision + recall)}
+
+check_confusion(answer_1, scores, labels, t)
+
+# %% [markdown]
+# ```{admonition} Solution
+# :class: dropdown
+# The cell above is the solution. The threshold explorer below does the same computation for
+# any $t$: move the slider and watch the counts, precision, recall and F1, the threshold on the
+# score histogram and the operating point on the ROC curve. Raising $t$ flags fewer images:
+# FP falls, but so do TP and recall. The slider starts at the test set's best-F1 threshold, the
+# paper's metric, which a real detector could not pick because it needs the test labels.
+# ```
+#
+# The threshold explorer (live in a kernel; here as saved when the book was built), then its
+# static figure at the best-F1 threshold:
+
+# %%
+explorer = widgets.ThresholdExplorer(evaluation)
+display(explorer)
+if not live:
+    display(explorer.static())
+
+# %% [markdown]
+# ## Exercise 2: the F1 floor
+#
+# A detector that flags *every* image has recall 1 and precision $p$, the share of anomalies in
+# the test set. Its F1 is a floor that any useful detector must beat:
+#
+# $$
+# F_1^{\text{floor}} = \frac{2 p}{1 + p} .
+# $$ (ex-floor)
+#
+# **Task.** Compute the floor for this test set, whose anomaly share is `p` below. With
+# leave-one-class-out on ten classes the anomalies are a large share of the test set (all of the
+# held-out class against the 20% of each normal class that is not trained on), so the floor is
+# high. Compare it with the F1 values of {cite:t}`bian2019`'s tables.
+#
+# ```{admonition} Hint
+# :class: dropdown
+# Put $P = p$ and $R = 1$ into {eq}`ex-f1`.
+# ```
+
+# %% tags=["nbval-check-output"]
+p = float(labels.mean())
+
+# your answer
+answer_2 = 2 * p / (1 + p)
+
+check_f1_floor(answer_2, p)
+
+# %% [markdown]
+# ```{admonition} Solution
+# :class: dropdown
+# $F_1 = 2 \cdot p \cdot 1 / (p + 1) = 2p / (1 + p)$, the function `cvgad.scoring.f1_floor`.
+# For $p = 0.5$ the floor is $2/3$; for $p = 0.1$ it is $0.18$. An F1 means little until it is
+# set against its floor, and an F1 at a threshold picked on the test set (the paper's) is an
+# optimistic one.
+# ```
+
+# %% [markdown]
+# ## Exercise 3: which radius rule excludes normal codes?
+#
+# Active negative training draws latent codes "farther than 2" from every cluster mean
+# {cite:p}`bian2019` and teaches the CVAE to reconstruct their images badly, after the negative
+# learning of {cite:t}`munawar2017`. But a normal code $z \sim \mathcal N(\mu_y, I)$ in $d$
+# dimensions lies at a distance $\lVert z - \mu_y \rVert$ that follows a chi distribution with
+# $d$ degrees of freedom, close to the shell radius $\sqrt d$:
+#
+# $$
+# \mathbb E \lVert z - \mu_y \rVert \approx \sqrt{d} .
+# $$ (ex-shell)
+#
+# `cvgad.losses.negative_radius` offers two rules: `"literal"` (radius 2, the paper) and `"chi"`
+# (the 99.9% quantile of that chi distribution).
+#
+# **Task.** For this model's latent dimension, compute the share of normal codes that lie
+# beyond each rule's radius, and say which rule keeps negative codes away from normal ones.
+#
+# ```{admonition} Hint
+# :class: dropdown
+# `widgets.normal_share_beyond(radius, d)` is the chi survival function `scipy.stats.chi.sf`.
+# ```
+
+# %% tags=["nbval-check-output"]
+latent_dim = run.config.model.latent_dim
+
+# your answer
+shares = {rule: widgets.normal_share_beyond(negative_radius(latent_dim, rule), latent_dim) for rule in ("literal", "chi")}
+answer_3 = "chi"
+
+print({rule: round(share, 4) for rule, share in shares.items()}, "shell radius", round(latent_dim ** 0.5, 2))
+check_radius_rule(answer_3, shares, latent_dim)
+
+# %% [markdown]
+# ```{admonition} Solution
+# :class: dropdown
+# For $d = 32$ the shell radius is $\sqrt{32} \approx 5.7$: essentially every normal code lies
+# beyond radius 2, so the literal rule draws "negatives" among the normal codes. The chi rule's
+# radius (about 7.9 for $d = 32$, 18.2 for $d = 256$) leaves only 0.1% of normal codes beyond it.
+# ```
+#
+# The latent explorer starts at a cluster mean of the trained model and walks along one of eight
+# random directions. The marker says whether the code is beyond the negative radius from every
+# mean; the right panel puts the code's distance against the chi density of normal codes.
+# Try radius 0 (the mean itself), the shell $\sqrt d$, and the negative radius.
+
+# %%
+latent = widgets.LatentExplorer(run.trainer, seed=seed)
+display(latent)
+if not live:
+    display(latent.static())
+
+# %% [markdown]
+# ## Exercise 4: switch a loss off
+#
+# Algorithm 1 makes a separate optimiser step for each loss, and `Trainer.step` logs the loss of
+# every update it made. In the loss lab you switch losses on and off, set their weights, and
+# train a few steps on the training digits with the button.
+#
+# **Task.** Predict which names vanish from the step logs when the latent loss is switched off.
+# Then check it: the cell trains six steps with every loss on and, from the same start, six
+# steps with the latent loss off. Does negative training still run?
+#
+# ```{admonition} Hint
+# :class: dropdown
+# The latent update optimises eq. (4)'s latent term together with its categorical term. The gate
+# of negative training ("latent loss < T") still needs the latent loss, switched off or not.
+# ```
+
+# %%
+train_images = run.dataset.images[torch.as_tensor(run.split.train)]
+lab = widgets.LossLab(train_images, run.config.model, run.config.train.losses, steps=6, seed=seed,
+                      device=str(run.trainer.device))
+runs_on = lab.train(6)
+lab.checkboxes["latent"].value = False
+lab.reset()
+runs_off = lab.train(6)
+
+# your answer
+answer_4 = {"latent", "categorical"}
+
+check_missing_updates(answer_4, runs_on, runs_off)
+
+# %% [markdown]
+# ```{admonition} Solution
+# :class: dropdown
+# The latent update logs two numbers, `latent` and `categorical`, and both vanish. Negative
+# training still runs while the latent loss, now computed without a gradient, is below $T$;
+# without the latent loss nothing pulls the codes towards the means, so the gate may close.
+# That is the paper's remark that "the negative training process can't work well without the
+# clustering effect of the latent loss".
+# ```
+#
+# The loss lab, reset to all losses on and trained for six steps. Untick a loss, change a
+# weight, press **train** again, and watch the curves of the next steps.
+
+# %%
+lab.checkboxes["latent"].value = True
+lab.reset()
+lab.button.click()
+display(lab)
+if not live:
+    display(lab.static())
+
+# %% [markdown]
+# ## Exercise 5: predict the ablation
+#
+# Table 1 of {cite:t}`bian2019` removes one loss at a time (CIFAR-10, deer as the anomaly).
+# **Task.** Before you look, rank its rows from best to worst AUC: `my_ranking` below lists the
+# row ids, best first. The quiz widget shows one dropdown per place; press **reveal** to see the
+# recorded results of this project's ablation runs (or, when none have been recorded, the
+# paper's values) beside your ranking, with Spearman's rank correlation $\rho$ (1: the same
+# order, $-1$: reversed).
+#
+# ```{admonition} Hint
+# :class: dropdown
+# Think about what each loss does: which one does the paper say has the greatest impact, and
+# which the least? Chapter 6 runs the ablation.
+# ```
+
+# %%
+quiz = widgets.AblationQuiz()
+print("rows:", list(quiz.results.index))
+print("source:", quiz.source)
+
+# your answer: every row once, best first
+my_ranking = ["all", "no_mi", "no_latent", "no_ssim", "no_l1", "no_wasserstein", "no_negative"]
+
+check_ranking(my_ranking, list(quiz.results.index))
+for dropdown, row in zip(quiz.dropdowns, my_ranking):
+    dropdown.value = row
+quiz.button.click()
+print(f"Spearman's rho between your ranking and the results: {quiz.rho:.2f}")
+display(quiz)
+
+# %% [markdown]
+# The results, ranked (open the output to see them; it gives the answer away):
+
+# %% tags=["hide-output"]
+quiz.static()
+
+# %% [markdown]
+# ```{admonition} Solution
+# :class: dropdown
+# In the paper the order by AUC is: all losses (0.853), without negative training (0.838),
+# without mutual information (0.794), without the latent loss (0.790), without L1 (0.767),
+# without SSIM (0.736), without the Wasserstein loss (0.718). Every loss helps; the
+# adversarial (Wasserstein) loss matters most and negative training least. Our own runs are
+# smaller and noisier: chapter 6 says which differences exceed the spread between seeds.
+# ```
+#
+# ## Notes for instructors
+#
+# - **One model per group.** The parameters cell is tagged `parameters`, so
+#   [papermill](https://papermill.readthedocs.io) can preset it for a class, for example a
+#   different anomaly class and seed per group:
+#
+#   ```bash
+#   papermill notebooks/07_exercises.ipynb out.ipynb -p anomaly_class 7 -p seed 3
+#   ```
+#
+#   Add `-p live True` for copies that students open in Jupyter (no static figures), and
+#   `-p epochs 5` for a better model (about 20 s more per epoch on a CPU).
+# - **Students' copies without answers.** The answers sit in the cells below a `# your answer`
+#   line; replace them by `...` in the copy you hand out. The solutions are the dropdown
+#   admonitions; the book shows them folded.
+# - **Checks** are plain functions in the hidden cell after the training cell; add your own in
+#   the same style (assert, with a message that says what to look at).
+# - **Testing.** `pytest --nbval-lax notebooks/07_exercises.ipynb` re-runs the notebook; the
+#   widget computations are tested in `tests/test_widgets.py`.
