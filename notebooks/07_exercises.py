@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-papermill,-execution
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -13,7 +14,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] papermill={"duration": 0.074009, "end_time": "2026-11-29T10:59:33.865371+00:00", "exception": false, "start_time": "2026-11-29T10:59:33.791362+00:00", "status": "completed"}
+# %% [markdown]
 # # 7. Exercises
 #
 # Five exercises on the ideas of the earlier chapters, each with a task, a hint, a check you can
@@ -42,7 +43,7 @@
 # Everything runs on a CPU; the whole notebook takes about a minute or two.
 # ```
 
-# %% papermill={"duration": 0.146864, "end_time": "2026-11-29T10:59:34.049200+00:00", "exception": false, "start_time": "2026-11-29T10:59:33.902336+00:00", "status": "completed"} tags=["parameters"]
+# %% tags=["parameters"]
 dataset = "digits"  # the loss lab always trains on this dataset's normal images
 anomaly_class = 1  # the class held out of training, treated as the anomaly
 epochs = 3  # a small model is enough for the exercises
@@ -51,13 +52,13 @@ device = "auto"  # auto: CUDA when present, else CPU
 data_root = None  # None: $CVGAD_DATA, else ./data
 live = False  # True when you run this yourself: skips the static copies of the widget figures
 
-# %% [markdown] papermill={"duration": 0.026886, "end_time": "2026-11-29T10:59:34.104471+00:00", "exception": false, "start_time": "2026-11-29T10:59:34.077585+00:00", "status": "completed"}
+# %% [markdown]
 # ## A small trained model
 #
 # All exercises share one run: the leave-one-class-out protocol with `anomaly_class` as the
 # anomaly, a network of width 16 and a 32-dimensional latent space, trained for `epochs` epochs.
 
-# %% papermill={"duration": 973.411609, "end_time": "2026-11-29T11:15:47.540105+00:00", "exception": false, "start_time": "2026-11-29T10:59:34.128496+00:00", "status": "completed"}
+# %%
 # %matplotlib inline
 import numpy as np
 import torch
@@ -75,11 +76,11 @@ scores, labels = evaluation.scores, evaluation.labels
 print(summary_line(run.metrics))
 print(f"test set: {int((labels == 0).sum())} normal, {int(labels.sum())} anomalous images")
 
-# %% [markdown] papermill={"duration": 0.024039, "end_time": "2026-11-29T11:15:47.584719+00:00", "exception": false, "start_time": "2026-11-29T11:15:47.560680+00:00", "status": "completed"}
+# %% [markdown]
 # The checks used below (open the cell to read them; they only compare your answer with a
 # computation of their own):
 
-# %% papermill={"duration": 0.030157, "end_time": "2026-11-29T11:15:47.634499+00:00", "exception": false, "start_time": "2026-11-29T11:15:47.604342+00:00", "status": "completed"} tags=["hide-input"]
+# %% tags=["hide-input"]
 def _close(a, b, tol=1e-6):
     return a is not ... and abs(float(a) - float(b)) <= tol
 
@@ -142,7 +143,7 @@ def check_ranking(order, rows):
     print("A valid ranking of", len(rows), "rows")
 
 
-# %% [markdown] papermill={"duration": 0.024146, "end_time": "2026-11-29T11:15:47.684502+00:00", "exception": false, "start_time": "2026-11-29T11:15:47.660356+00:00", "status": "completed"}
+# %% [markdown]
 # ## Exercise 1: a threshold, by hand
 #
 # CVGAD flags an image as anomalous when its anomaly score is at least a threshold $t$. With
@@ -164,7 +165,7 @@ def check_ranking(order, rows):
 # true positives.
 # ```
 
-# %% papermill={"duration": 0.051526, "end_time": "2026-11-29T11:15:47.753750+00:00", "exception": false, "start_time": "2026-11-29T11:15:47.702224+00:00", "status": "completed"}
+# %%
 t = float(np.quantile(scores, 0.7))
 
 # your answer
@@ -178,7 +179,7 @@ answer_1 = {"tp": tp, "fp": fp, "tn": tn, "fn": fn, "f1": 2 * precision * recall
 
 check_confusion(answer_1, scores, labels, t)
 
-# %% [markdown] papermill={"duration": 0.007799, "end_time": "2026-11-29T11:15:47.780155+00:00", "exception": false, "start_time": "2026-11-29T11:15:47.772356+00:00", "status": "completed"}
+# %% [markdown]
 # ```{admonition} Solution
 # :class: dropdown
 # The cell above is the solution. The threshold explorer below does the same computation for
@@ -191,13 +192,13 @@ check_confusion(answer_1, scores, labels, t)
 # The threshold explorer (live in a kernel; here as saved when the book was built), then its
 # static figure at the best-F1 threshold:
 
-# %% papermill={"duration": 3.190506, "end_time": "2026-11-29T11:15:50.991034+00:00", "exception": false, "start_time": "2026-11-29T11:15:47.800528+00:00", "status": "completed"}
+# %%
 explorer = widgets.ThresholdExplorer(evaluation)
 display(explorer)
 if not live:
     display(explorer.static())
 
-# %% [markdown] papermill={"duration": 0.023681, "end_time": "2026-11-29T11:15:51.025019+00:00", "exception": false, "start_time": "2026-11-29T11:15:51.001338+00:00", "status": "completed"}
+# %% [markdown]
 # ## Exercise 2: the F1 floor
 #
 # A detector that flags *every* image has recall 1 and precision $p$, the share of anomalies in
@@ -217,7 +218,7 @@ if not live:
 # Put $P = p$ and $R = 1$ into {eq}`ex-f1`.
 # ```
 
-# %% papermill={"duration": 0.038185, "end_time": "2026-11-29T11:15:51.078942+00:00", "exception": false, "start_time": "2026-11-29T11:15:51.040757+00:00", "status": "completed"} tags=["nbval-check-output"]
+# %% tags=["nbval-check-output"]
 p = float(labels.mean())
 
 # your answer
@@ -225,7 +226,7 @@ answer_2 = 2 * p / (1 + p)
 
 check_f1_floor(answer_2, p)
 
-# %% [markdown] papermill={"duration": 0.016254, "end_time": "2026-11-29T11:15:51.108659+00:00", "exception": false, "start_time": "2026-11-29T11:15:51.092405+00:00", "status": "completed"}
+# %% [markdown]
 # ```{admonition} Solution
 # :class: dropdown
 # $F_1 = 2 \cdot p \cdot 1 / (p + 1) = 2p / (1 + p)$, the function `cvgad.scoring.f1_floor`.
@@ -234,7 +235,7 @@ check_f1_floor(answer_2, p)
 # optimistic one.
 # ```
 
-# %% [markdown] papermill={"duration": 0.013616, "end_time": "2026-11-29T11:15:51.132428+00:00", "exception": false, "start_time": "2026-11-29T11:15:51.118812+00:00", "status": "completed"}
+# %% [markdown]
 # ## Exercise 3: which radius rule excludes normal codes?
 #
 # Active negative training draws latent codes "farther than 2" from every cluster mean
@@ -258,7 +259,7 @@ check_f1_floor(answer_2, p)
 # `widgets.normal_share_beyond(radius, d)` is the chi survival function `scipy.stats.chi.sf`.
 # ```
 
-# %% papermill={"duration": 0.056228, "end_time": "2026-11-29T11:15:51.208545+00:00", "exception": false, "start_time": "2026-11-29T11:15:51.152317+00:00", "status": "completed"} tags=["nbval-check-output"]
+# %% tags=["nbval-check-output"]
 latent_dim = run.config.model.latent_dim
 
 # your answer
@@ -268,7 +269,7 @@ answer_3 = "chi"
 print({rule: round(share, 4) for rule, share in shares.items()}, "shell radius", round(latent_dim ** 0.5, 2))
 check_radius_rule(answer_3, shares, latent_dim)
 
-# %% [markdown] papermill={"duration": 0.016551, "end_time": "2026-11-29T11:15:51.240718+00:00", "exception": false, "start_time": "2026-11-29T11:15:51.224167+00:00", "status": "completed"}
+# %% [markdown]
 # ```{admonition} Solution
 # :class: dropdown
 # For $d = 32$ the shell radius is $\sqrt{32} \approx 5.7$: essentially every normal code lies
@@ -281,13 +282,13 @@ check_radius_rule(answer_3, shares, latent_dim)
 # mean; the right panel puts the code's distance against the chi density of normal codes.
 # Try radius 0 (the mean itself), the shell $\sqrt d$, and the negative radius.
 
-# %% papermill={"duration": 1.597639, "end_time": "2026-11-29T11:15:52.850006+00:00", "exception": false, "start_time": "2026-11-29T11:15:51.252367+00:00", "status": "completed"}
+# %%
 latent = widgets.LatentExplorer(run.trainer, seed=seed)
 display(latent)
 if not live:
     display(latent.static())
 
-# %% [markdown] papermill={"duration": 0.020127, "end_time": "2026-11-29T11:15:52.888880+00:00", "exception": false, "start_time": "2026-11-29T11:15:52.868753+00:00", "status": "completed"}
+# %% [markdown]
 # ## Exercise 4: switch a loss off
 #
 # Algorithm 1 makes a separate optimiser step for each loss, and `Trainer.step` logs the loss of
@@ -304,7 +305,7 @@ if not live:
 # of negative training ("latent loss < T") still needs the latent loss, switched off or not.
 # ```
 
-# %% papermill={"duration": 136.333689, "end_time": "2026-11-29T11:18:09.242018+00:00", "exception": false, "start_time": "2026-11-29T11:15:52.908329+00:00", "status": "completed"}
+# %%
 train_images = run.dataset.images[torch.as_tensor(run.split.train)]
 lab = widgets.LossLab(train_images, run.config.model, run.config.train.losses, steps=6, seed=seed,
                       device=str(run.trainer.device))
@@ -318,7 +319,7 @@ answer_4 = {"latent", "categorical"}
 
 check_missing_updates(answer_4, runs_on, runs_off)
 
-# %% [markdown] papermill={"duration": 0.023669, "end_time": "2026-11-29T11:18:09.281302+00:00", "exception": false, "start_time": "2026-11-29T11:18:09.257633+00:00", "status": "completed"}
+# %% [markdown]
 # ```{admonition} Solution
 # :class: dropdown
 # The latent update logs two numbers, `latent` and `categorical`, and both vanish. Negative
@@ -331,7 +332,7 @@ check_missing_updates(answer_4, runs_on, runs_off)
 # The loss lab, reset to all losses on and trained for six steps. Untick a loss, change a
 # weight, press **train** again, and watch the curves of the next steps.
 
-# %% papermill={"duration": 77.082635, "end_time": "2026-11-29T11:19:26.391026+00:00", "exception": false, "start_time": "2026-11-29T11:18:09.308391+00:00", "status": "completed"}
+# %%
 lab.checkboxes["latent"].value = True
 lab.reset()
 lab.button.click()
@@ -339,7 +340,7 @@ display(lab)
 if not live:
     display(lab.static())
 
-# %% [markdown] papermill={"duration": 0.021284, "end_time": "2026-11-29T11:19:26.440956+00:00", "exception": false, "start_time": "2026-11-29T11:19:26.419672+00:00", "status": "completed"}
+# %% [markdown]
 # ## Exercise 5: predict the ablation
 #
 # Table 1 of {cite:t}`bian2019` removes one loss at a time (CIFAR-10, deer as the anomaly).
@@ -355,7 +356,7 @@ if not live:
 # which the least? Chapter 6 runs the ablation.
 # ```
 
-# %% papermill={"duration": 0.205546, "end_time": "2026-11-29T11:19:26.657836+00:00", "exception": false, "start_time": "2026-11-29T11:19:26.452290+00:00", "status": "completed"}
+# %%
 quiz = widgets.AblationQuiz()
 print("rows:", list(quiz.results.index))
 print("source:", quiz.source)
@@ -370,13 +371,13 @@ quiz.button.click()
 print(f"Spearman's rho between your ranking and the results: {quiz.rho:.2f}")
 display(quiz)
 
-# %% [markdown] papermill={"duration": 0.015248, "end_time": "2026-11-29T11:19:26.696790+00:00", "exception": false, "start_time": "2026-11-29T11:19:26.681542+00:00", "status": "completed"}
+# %% [markdown]
 # The results, ranked (open the output to see them; it gives the answer away):
 
-# %% papermill={"duration": 0.056955, "end_time": "2026-11-29T11:19:26.773260+00:00", "exception": false, "start_time": "2026-11-29T11:19:26.716305+00:00", "status": "completed"} tags=["hide-output"]
+# %% tags=["hide-output"]
 quiz.static()
 
-# %% [markdown] papermill={"duration": 0.015728, "end_time": "2026-11-29T11:19:26.804609+00:00", "exception": false, "start_time": "2026-11-29T11:19:26.788881+00:00", "status": "completed"}
+# %% [markdown]
 # ```{admonition} Solution
 # :class: dropdown
 # In the paper the order by AUC is: all losses (0.853), without negative training (0.838),
