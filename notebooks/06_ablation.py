@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-papermill,-execution
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -13,7 +14,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] papermill={"duration": 0.027922, "end_time": "2026-11-29T11:01:07.844676+00:00", "exception": false, "start_time": "2026-11-29T11:01:07.816754+00:00", "status": "completed"}
+# %% [markdown]
 # # 6. The loss-removal ablation
 #
 # Section III.E of {cite:t}`bian2019` removes one loss at a time and retrains on CIFAR-10 with
@@ -35,7 +36,7 @@
 # With `run_live = True` this chapter runs the small `ci` grid itself (a few minutes to tens of
 # minutes on a CPU, depending on the load) and reports that instead.
 
-# %% papermill={"duration": 0.109295, "end_time": "2026-11-29T11:01:07.977629+00:00", "exception": false, "start_time": "2026-11-29T11:01:07.868334+00:00", "status": "completed"} tags=["parameters"]
+# %% tags=["parameters"]
 dataset = "digits"  # live run only: the dataset of the ci grid
 anomaly_class = 1  # live run only: the anomalous class of the ci grid
 epochs = None  # live run only: None keeps the ci preset's epochs
@@ -46,7 +47,7 @@ results = "../ablations/results/table1/cpu"  # recorded results (relative to not
 run_live = False  # True: run the ci grid now and report it instead of `results`
 jobs = 1  # live run only: local worker processes
 
-# %% papermill={"duration": 21.641597, "end_time": "2026-11-29T11:01:29.646663+00:00", "exception": false, "start_time": "2026-11-29T11:01:08.005066+00:00", "status": "completed"}
+# %%
 import dataclasses
 import itertools
 import json
@@ -93,7 +94,7 @@ GRID_FILE = REPO / "ablations" / "table1.yaml"
 grid = load_grid(GRID_FILE)
 print(f"grid {grid.name}: {len(grid.rows)} rows, read from {GRID_FILE.relative_to(REPO)}")
 
-# %% [markdown] papermill={"duration": 0.028333, "end_time": "2026-11-29T11:01:29.713492+00:00", "exception": false, "start_time": "2026-11-29T11:01:29.685159+00:00", "status": "completed"}
+# %% [markdown]
 # ## What each row removes
 #
 # `cvgad.trainer.Trainer` follows Algorithm 1 of the paper (chapter 3): on counter values 0 to 3
@@ -123,7 +124,7 @@ print(f"grid {grid.name}: {len(grid.rows)} rows, read from {GRID_FILE.relative_t
 # updates the trainer made. $T$ is set very high here so that negative training always passes its
 # gate (with the default $T$ an untrained model rarely does).
 
-# %% papermill={"duration": 25.397559, "end_time": "2026-11-29T11:01:55.133825+00:00", "exception": false, "start_time": "2026-11-29T11:01:29.736266+00:00", "status": "completed"} tags=["nbval-check-output"]
+# %% tags=["nbval-check-output"]
 torch.set_num_threads(1)
 tiny = ModelConfig(channels=1, latent_dim=4, n_clusters=2, width=4)
 images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -142,7 +143,7 @@ updates = pd.DataFrame.from_dict(counted, orient="index").rename_axis("row")
 print(f"updates made in one cycle of {CYCLE} batches (Algorithm 1), per row:")
 print(updates.to_string())
 
-# %% [markdown] papermill={"duration": 0.023748, "end_time": "2026-11-29T11:01:55.196912+00:00", "exception": false, "start_time": "2026-11-29T11:01:55.173164+00:00", "status": "completed"}
+# %% [markdown]
 # Read across the `all` line: five critic updates and one generator update per cycle (the WGAN-GP
 # ratio), four of each CVAE update. Every other line differs from it only in the column of its
 # own loss, except `no_ssim` and `no_l1`, which differ in the reconstruction terms.
@@ -157,7 +158,7 @@ print(updates.to_string())
 # `cvgad.experiment.make_config`'s defaults for the dataset; the lines marked "(resolved)" show the
 # values a run actually gets.
 
-# %% papermill={"duration": 0.209313, "end_time": "2026-11-29T11:01:55.433851+00:00", "exception": false, "start_time": "2026-11-29T11:01:55.224538+00:00", "status": "completed"} tags=["nbval-check-output"]
+# %% tags=["nbval-check-output"]
 columns = {}
 for preset in grid.presets:
     settings, seeds = grid.resolve(preset)
@@ -172,7 +173,7 @@ print()
 for preset, spec in grid.presets.items():
     print(f"{preset}: {spec.get('description', '')}")
 
-# %% [markdown] papermill={"duration": 0.025248, "end_time": "2026-11-29T11:01:55.501291+00:00", "exception": false, "start_time": "2026-11-29T11:01:55.476043+00:00", "status": "completed"}
+# %% [markdown]
 # `train_subset` caps the training images and `test_subset` the test images (drawn stratified, so
 # the share of anomalies stays that of the full test set); `None` means all of them. A grid is
 # run at one preset; its results go to `ablations/results/<grid>/<preset>/<row>/seed<k>/`.
@@ -184,7 +185,7 @@ for preset, spec in grid.presets.items():
 # `cvgad.ablation.run_grid` (each run is the run notebook, executed by papermill) into `runs/`,
 # writes the report, and points the rest of the chapter at it. By default it does nothing.
 
-# %% papermill={"duration": 0.146127, "end_time": "2026-11-29T11:01:55.678922+00:00", "exception": false, "start_time": "2026-11-29T11:01:55.532795+00:00", "status": "completed"}
+# %%
 if run_live:
     from cvgad.ablation import load_notebook, plan_runs, preset_dir, run_grid, write_json_atomic
 
@@ -212,7 +213,7 @@ if run_live:
 else:
     print(f"run_live is False: rendering the recorded results at {results!r}")
 
-# %% [markdown] papermill={"duration": 0.035848, "end_time": "2026-11-29T11:01:55.745222+00:00", "exception": false, "start_time": "2026-11-29T11:01:55.709374+00:00", "status": "completed"}
+# %% [markdown]
 # ## The recorded results
 #
 # The cell below looks for the results folder (relative to the working directory, then to the
@@ -221,7 +222,7 @@ else:
 # `cvgad.report.aggregate`. Mean and spread are over seeds; the spread is the sample standard
 # deviation (ddof = 1).
 
-# %% papermill={"duration": 0.206274, "end_time": "2026-11-29T11:01:55.986911+00:00", "exception": false, "start_time": "2026-11-29T11:01:55.780637+00:00", "status": "completed"}
+# %%
 def find_results(given: str) -> Path | None:
     path = Path(given).expanduser()
     candidates = [path]
@@ -268,16 +269,16 @@ else:
 have_results = finished > 0
 print("finished runs:", finished)
 
-# %% [markdown] papermill={"duration": 0.017163, "end_time": "2026-11-29T11:01:56.053256+00:00", "exception": false, "start_time": "2026-11-29T11:01:56.036093+00:00", "status": "completed"}
+# %% [markdown]
 # The paper's values (Table 1 of {cite:t}`bian2019`, CIFAR-10, deer as the anomaly), as stored in
 # `ablations/paper_table1.csv`:
 
-# %% papermill={"duration": 0.209496, "end_time": "2026-11-29T11:01:56.289787+00:00", "exception": false, "start_time": "2026-11-29T11:01:56.080291+00:00", "status": "completed"}
+# %%
 paper_table = pd.read_csv(REPO / "ablations" / "paper_table1.csv").set_index("row")[["label", "auc", "f1"]]
 paper_table.columns = ["label", "paper AUC", "paper F1 (best threshold)"]
 paper_table
 
-# %% [markdown] papermill={"duration": 0.018838, "end_time": "2026-11-29T11:01:56.330913+00:00", "exception": false, "start_time": "2026-11-29T11:01:56.312075+00:00", "status": "completed"}
+# %% [markdown]
 # When results are there, the next cell shows Table 1 as we measured it. The columns:
 #
 # * **AUC**: area under the ROC curve of the anomaly score on the test set; 0.5 is chance.
@@ -296,7 +297,7 @@ paper_table
 # and the floor is about 0.53: a best-threshold F1 of 0.6 on this test set is barely better than
 # flagging everything, while an AUC of 0.6 is a modest but real ranking.
 
-# %% papermill={"duration": 0.355922, "end_time": "2026-11-29T11:01:56.728006+00:00", "exception": false, "start_time": "2026-11-29T11:01:56.372084+00:00", "status": "completed"}
+# %%
 def pm(mean: float, std: float, n: int) -> str:
     if n == 0 or pd.isna(mean):
         return "–"
@@ -341,13 +342,13 @@ else:
     display(shown)
     display(Markdown("\n\n".join(notes)))
 
-# %% [markdown] papermill={"duration": 0.028235, "end_time": "2026-11-29T11:01:56.789260+00:00", "exception": false, "start_time": "2026-11-29T11:01:56.761025+00:00", "status": "completed"}
+# %% [markdown]
 # The same numbers as bars, ours (mean ± std over seeds) beside the paper's where the paper's
 # values apply, drawn by `cvgad.report.bar_chart`; the dashed line on the right is the F1 floor.
 # Then the plain statements of `cvgad.report.statements`: which differences exceed the spread
 # over seeds, by the rough rules it states.
 
-# %% papermill={"duration": 4.696205, "end_time": "2026-11-29T11:02:01.510385+00:00", "exception": false, "start_time": "2026-11-29T11:01:56.814180+00:00", "status": "completed"}
+# %%
 if table is None:
     print("No results recorded yet: no chart and no statements.")
 else:
@@ -362,12 +363,12 @@ else:
         said.append("- No finished run yet for " + ", ".join(waiting) + ".")
     display(Markdown(report.RULES.format(ref="all") + "\n\n" + "\n".join(said)))
 
-# %% [markdown] papermill={"duration": 0.048442, "end_time": "2026-11-29T11:02:01.569062+00:00", "exception": false, "start_time": "2026-11-29T11:02:01.520620+00:00", "status": "completed"}
+# %% [markdown]
 # Wall time per run, from `wall_seconds` in each run's metrics: the clock of `run_experiment`
 # (data loading, training and scoring; not the start of papermill's kernel). The whole grid takes
 # roughly the sum divided by the number of parallel jobs.
 
-# %% papermill={"duration": 0.153752, "end_time": "2026-11-29T11:02:01.782846+00:00", "exception": false, "start_time": "2026-11-29T11:02:01.629094+00:00", "status": "completed"}
+# %%
 if table is None or "wall_seconds" not in runs:
     print("No results recorded yet: no wall times.")
 else:
@@ -379,14 +380,14 @@ else:
     print(f"total {ok['minutes'].sum():.0f} minutes of run time over {len(ok)} runs (device: {devices}); "
           f"per run {ok['minutes'].mean():.1f} minutes on average")
 
-# %% [markdown] papermill={"duration": 0.032173, "end_time": "2026-11-29T11:02:01.869390+00:00", "exception": false, "start_time": "2026-11-29T11:02:01.837217+00:00", "status": "completed"}
+# %% [markdown]
 # ## Where the reproduction agrees with the paper
 #
 # The next cell writes its comparison from the numbers above, so that it stays true when the
 # results are recorded again. It compares only what the paper compares: each row against the
 # paper's value, and the order of the rows.
 
-# %% papermill={"duration": 0.204306, "end_time": "2026-11-29T11:02:02.101261+00:00", "exception": false, "start_time": "2026-11-29T11:02:01.896955+00:00", "status": "completed"}
+# %%
 def agreement(table: pd.DataFrame) -> str:
     if table is None:
         by_auc = paper_table.sort_values("paper AUC")
@@ -461,7 +462,7 @@ def agreement(table: pd.DataFrame) -> str:
 
 display(Markdown(agreement(table)))
 
-# %% [markdown] papermill={"duration": 0.04451, "end_time": "2026-11-29T11:02:02.182369+00:00", "exception": false, "start_time": "2026-11-29T11:02:02.137859+00:00", "status": "completed"}
+# %% [markdown]
 # ## Why a reproduction can differ from the paper
 #
 # Whatever the numbers above, these are the usual reasons, and each applies here.
