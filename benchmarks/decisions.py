@@ -61,7 +61,7 @@ def main() -> None:
     args = p.parse_args()
     data = {"dataset": args.dataset, "data_root": args.data_root, "train_subset": args.train_subset,
             "test_subset": args.test_subset, "width": args.width}
-    jobs = [(v, c, s, args.epochs, data) for v in args.variants for c in args.classes for s in args.seeds]
+    jobs = [(v, c, s, args.epochs, data) for v in args.variants for s in args.seeds for c in args.classes]
     with ProcessPoolExecutor(args.jobs) as pool:
         rows = []
         for row in pool.map(run_one, *zip(*jobs)):
