@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 1. The CVAE bound, derived and checked
+# # The CVAE bound, derived and checked
 #
 # Section II.A of {cite:t}`bian2019` states a chain of equations, (2) to (5): the variational
 # bound of the VAE {cite:p}`kingma2013`, its split into a reconstruction term, a prior-matching

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 2. The model, piece by piece
+# # The model, piece by piece
 #
 # This chapter opens up the networks of `cvgad.networks`, one at a time, and ties each to a box
 # of Fig. 1 of {cite:t}`bian2019`. For every network it lists the tensor shapes layer by layer

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 3. Training, step by step
+# # Training, step by step
 #
 # CVGAD trains two players against each other: the CVAE (encoder, decoder, classifier, cluster
 # means and feature discriminator) and a WGAN-GP critic {cite:p}`arjovsky2017,gulrajani2017`.

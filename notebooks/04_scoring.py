@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 4. Anomaly scoring
+# # Anomaly scoring
 #
 # A trained CVGAD flags what it cannot reconstruct. This chapter trains one model and looks at
 # its reconstructions of normal and anomalous test images (the paper's Figs. 4, 5 and 9). Then it

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 5. The latent space
+# # The latent space
 #
 # The CVAE of {cite:t}`bian2019` puts a Gaussian $q(z \mid y) = \mathcal N(\mu_y, I)$ with a
 # learnable mean $\mu_y$ on each of $K$ unlabelled categories, much like GMVAE

@@ -15,7 +15,7 @@
 # ---
 
 # %% [markdown]
-# # 6. The loss-removal ablation
+# # The loss-removal ablation
 #
 # Section III.E of {cite:t}`bian2019` removes one loss at a time and retrains on CIFAR-10 with
 # deer as the anomaly and the nine other classes as normal (the leave-one-class-out protocol of

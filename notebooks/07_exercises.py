@@ -15,7 +15,7 @@
 # ---
 
 # %% [markdown]
-# # 7. Exercises
+# # Exercises
 #
 # Five exercises on the ideas of the earlier chapters, each with a task, a hint, a check you can
 # run, and a solution. Four come with an interactive widget from `cvgad.widgets`: a threshold
