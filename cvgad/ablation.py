@@ -18,7 +18,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 import traceback
 import uuid
@@ -30,6 +29,7 @@ from typing import Any, Callable, Iterator
 
 from tqdm.auto import tqdm
 
+from cvgad.atomic import atomic_write
 from cvgad.grid import PLACE_KEYS, Grid, load_grid
 
 RUN_NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "run.ipynb"
@@ -108,21 +108,6 @@ def load_notebook(path: str | Path | None = None) -> str:
     if not source.is_file():
         raise ValueError(f"run notebook {str(path)!r} not found (nor {str(source)!r}); give an .ipynb or a jupytext .py")
     return nbformat.writes(jupytext.read(source))
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temp file beside `path`, then rename it onto `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from others on a shared cluster
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from cvgad.atomic import atomic_write_text
 from cvgad.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, TrainConfig
 from cvgad.data import Dataset, load_dataset
 from cvgad.protocols import Split, make_split
@@ -58,20 +58,6 @@ def make_config(dataset: str = "digits", anomaly_class: int = 1, epochs: int | N
         train=TrainConfig(epochs=DEFAULT_EPOCHS.get(dataset, 15) if epochs is None else epochs, batch_size=batch_size,
                           seed=seed, device=device, losses=LossConfig(disabled=tuple(disabled), **losses)),
     )
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to a temporary file beside `path`, then renames it: readers see all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
