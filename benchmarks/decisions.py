@@ -10,6 +10,9 @@ reports AUC, the paper's best F1, cluster purity of argmax p(y|z) on normal test
     python benchmarks/decisions.py --variants default --classes 0 1 2 3 4 5 6 7 8 9 --epochs 15
     python benchmarks/decisions.py --variants default --classes 0 1 2 3 4 5 6 7 8 9 --epochs 3 \
         --dataset mnist --data-root ../shared/data --train-subset 3000 --test-subset 5000 --width 32
+    python benchmarks/decisions.py --from-csv benchmarks/results/mnist_5ep_train2000.csv   # recorded rows
+
+The rows behind the README's numbers are in benchmarks/results/ (see its README).
 """
 from __future__ import annotations
 
@@ -58,18 +61,22 @@ def main() -> None:
     p.add_argument("--train-subset", type=int, default=None)
     p.add_argument("--test-subset", type=int, default=None)
     p.add_argument("--width", type=int, default=None)
+    p.add_argument("--from-csv", default=None, help="train nothing: print the tables of rows written earlier by --out")
     args = p.parse_args()
-    data = {"dataset": args.dataset, "data_root": args.data_root, "train_subset": args.train_subset,
-            "test_subset": args.test_subset, "width": args.width}
-    jobs = [(v, c, s, args.epochs, data) for v in args.variants for s in args.seeds for c in args.classes]
-    with ProcessPoolExecutor(args.jobs) as pool:
-        rows = []
-        for row in pool.map(run_one, *zip(*jobs)):
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-    df = pd.DataFrame(rows)
-    if args.out:
-        df.to_csv(args.out, index=False)
+    if args.from_csv:
+        df = pd.read_csv(args.from_csv)
+    else:
+        data = {"dataset": args.dataset, "data_root": args.data_root, "train_subset": args.train_subset,
+                "test_subset": args.test_subset, "width": args.width}
+        jobs = [(v, c, s, args.epochs, data) for v in args.variants for s in args.seeds for c in args.classes]
+        with ProcessPoolExecutor(args.jobs) as pool:
+            rows = []
+            for row in pool.map(run_one, *zip(*jobs)):
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+        df = pd.DataFrame(rows)
+        if args.out:
+            df.to_csv(args.out, index=False)
     columns = ["auc", "f1_best", "f1_val", "nmi", "ari", "clusters_used", "negative_updates", "seconds"]
     for keys in (["variant", "class"], ["variant"]):
         print(df.groupby(keys)[columns].agg(["mean", "std"]).round(3).to_string())
