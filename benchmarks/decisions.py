@@ -23,6 +23,8 @@ from concurrent.futures import ProcessPoolExecutor
 import pandas as pd
 import torch
 
+from cvgad.atomic import atomic_write
+
 VARIANTS: dict[str, dict] = {
     "default": {},
     "negative_radius=literal": {"negative_radius": "literal"},
@@ -61,25 +63,41 @@ def main() -> None:
     p.add_argument("--train-subset", type=int, default=None)
     p.add_argument("--test-subset", type=int, default=None)
     p.add_argument("--width", type=int, default=None)
-    p.add_argument("--from-csv", default=None, help="train nothing: print the tables of rows written earlier by --out")
+    p.add_argument("--from-csv", nargs="+", default=None,
+                   help="train nothing: print the tables of rows written earlier by --out (several files are joined)")
     args = p.parse_args()
-    if args.from_csv:
-        df = pd.read_csv(args.from_csv)
-    else:
-        data = {"dataset": args.dataset, "data_root": args.data_root, "train_subset": args.train_subset,
-                "test_subset": args.test_subset, "width": args.width}
-        jobs = [(v, c, s, args.epochs, data) for v in args.variants for s in args.seeds for c in args.classes]
-        with ProcessPoolExecutor(args.jobs) as pool:
-            rows = []
-            for row in pool.map(run_one, *zip(*jobs)):
-                print(json.dumps(row), flush=True)
-                rows.append(row)
-        df = pd.DataFrame(rows)
-        if args.out:
-            df.to_csv(args.out, index=False)
+    df = pd.concat(map(pd.read_csv, args.from_csv)) if args.from_csv else run_all(args)
     columns = ["auc", "f1_best", "f1_val", "nmi", "ari", "clusters_used", "negative_updates", "seconds"]
     for keys in (["variant", "class"], ["variant"]):
         print(df.groupby(keys)[columns].agg(["mean", "std"]).round(3).to_string())
+    print_paired(df)
+
+
+def run_all(args: argparse.Namespace) -> pd.DataFrame:
+    """Trains every (variant, seed, class); with --out, rewrites the CSV after each finished run."""
+    data = {"dataset": args.dataset, "data_root": args.data_root, "train_subset": args.train_subset,
+            "test_subset": args.test_subset, "width": args.width}
+    jobs = [(v, c, s, args.epochs, data) for v in args.variants for s in args.seeds for c in args.classes]
+    rows = []
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for row in pool.map(run_one, *zip(*jobs)):
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+            if args.out:
+                atomic_write(args.out, lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
+    return pd.DataFrame(rows)
+
+
+def print_paired(df: pd.DataFrame) -> None:
+    """Each variant's AUC minus the default's for the same (class, seed), where both ran."""
+    auc = df.pivot_table(index=["class", "seed"], columns="variant", values="auc")
+    if "default" not in auc:
+        return
+    for variant in auc.columns.drop("default"):
+        diff = (auc[variant] - auc["default"]).dropna()
+        if len(diff):
+            print(f"paired AUC, {variant} - default: {diff.mean():+.3f} +- {diff.std():.3f} "
+                  f"(better in {(diff > 0).sum()} of {len(diff)})")
 
 
 if __name__ == "__main__":
