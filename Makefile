@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test unit nbval run benchmark clean book book-vendor book-clean book-distclean screenshots
+.PHONY: install lint test unit nbval run benchmark clean book book-vendor book-clean book-distclean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,12 +17,18 @@ install: $(STAMP)
 unit: install
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests
 
+# The linters CI runs: ruff (lint and format) and mypy over the library (configured in pyproject.toml).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
 # nbval re-runs every notebook and compares the cells tagged nbval-check-output.
 nbval: install
 	cd notebooks && ../$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider -q .
 
-# All of CI: unit tests, notebooks under nbval, the book (warnings as errors), its rendering.
-test: unit nbval book
+# All of CI: the linters, unit tests, notebooks under nbval, the book (warnings as errors), its rendering.
+test: lint unit nbval book
 	$(BIN)/python -m pytest -q tests/test_book_render.py
 
 run: install

@@ -14,6 +14,7 @@ reports AUC, the paper's best F1, cluster purity of argmax p(y|z) on normal test
 
 The rows behind the README's numbers are in benchmarks/results/ (see its README).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,10 +45,18 @@ def run_one(variant: str, anomaly_class: int, seed: int, epochs: int, data: dict
     normal = r.split.test[r.split.test_labels == 0]
     _, probs = r.trainer.cvae.eval().encode(r.dataset.images[torch.as_tensor(normal)].float().div(255))
     history = r.history
-    return {"variant": variant, "dataset": data["dataset"], "class": anomaly_class, "seed": seed, "auc": r.metrics["auc"],
-            "f1_best": r.metrics["f1_best"], "f1_val": r.metrics["f1_val"], **cluster_purity(probs.numpy(), r.dataset.labels[normal]),
-            "negative_updates": int(history["negative"].notna().sum()) if "negative" in history else 0,
-            "seconds": r.metrics["wall_seconds"]}
+    return {
+        "variant": variant,
+        "dataset": data["dataset"],
+        "class": anomaly_class,
+        "seed": seed,
+        "auc": r.metrics["auc"],
+        "f1_best": r.metrics["f1_best"],
+        "f1_val": r.metrics["f1_val"],
+        **cluster_purity(probs.numpy(), r.dataset.labels[normal]),
+        "negative_updates": int(history["negative"].notna().sum()) if "negative" in history else 0,
+        "seconds": r.metrics["wall_seconds"],
+    }
 
 
 def main() -> None:
@@ -63,8 +72,12 @@ def main() -> None:
     p.add_argument("--train-subset", type=int, default=None)
     p.add_argument("--test-subset", type=int, default=None)
     p.add_argument("--width", type=int, default=None)
-    p.add_argument("--from-csv", nargs="+", default=None,
-                   help="train nothing: print the tables of rows written earlier by --out (several files are joined)")
+    p.add_argument(
+        "--from-csv",
+        nargs="+",
+        default=None,
+        help="train nothing: print the tables of rows written earlier by --out (several files are joined)",
+    )
     args = p.parse_args()
     df = pd.concat(map(pd.read_csv, args.from_csv)) if args.from_csv else run_all(args)
     columns = ["auc", "f1_best", "f1_val", "nmi", "ari", "clusters_used", "negative_updates", "seconds"]
@@ -75,12 +88,17 @@ def main() -> None:
 
 def run_all(args: argparse.Namespace) -> pd.DataFrame:
     """Trains every (variant, seed, class); with --out, rewrites the CSV after each finished run."""
-    data = {"dataset": args.dataset, "data_root": args.data_root, "train_subset": args.train_subset,
-            "test_subset": args.test_subset, "width": args.width}
+    data = {
+        "dataset": args.dataset,
+        "data_root": args.data_root,
+        "train_subset": args.train_subset,
+        "test_subset": args.test_subset,
+        "width": args.width,
+    }
     jobs = [(v, c, s, args.epochs, data) for v in args.variants for s in args.seeds for c in args.classes]
     rows = []
     with ProcessPoolExecutor(args.jobs) as pool:
-        for row in pool.map(run_one, *zip(*jobs)):
+        for row in pool.map(run_one, *zip(*jobs, strict=True)):
             print(json.dumps(row), flush=True)
             rows.append(row)
             if args.out:
@@ -96,8 +114,10 @@ def print_paired(df: pd.DataFrame) -> None:
     for variant in auc.columns.drop("default"):
         diff = (auc[variant] - auc["default"]).dropna()
         if len(diff):
-            print(f"paired AUC, {variant} - default: {diff.mean():+.3f} +- {diff.std():.3f} "
-                  f"(better in {(diff > 0).sum()} of {len(diff)})")
+            print(
+                f"paired AUC, {variant} - default: {diff.mean():+.3f} +- {diff.std():.3f} "
+                f"(better in {(diff > 0).sum()} of {len(diff)})"
+            )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Measures, at batch 64 on 32x32x3 images with the DCGAN-width model (latent 256, 
 
     python benchmarks/throughput.py [--device auto] [--width 64] [--cycles 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, repeats: int =
         a @ b
         _sync(device)
         best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
 
 def time_it(fn, device: torch.device, repeats: int) -> float:
@@ -87,8 +88,9 @@ def main() -> None:
     device = resolve_device(args.device)
     model_cfg = ModelConfig(channels=3, width=args.width, latent_dim=256, n_clusters=9)
     # negative_threshold high: the gate is open, so every update of Algorithm 1 is timed
-    cfg = TrainConfig(batch_size=args.batch_size, device=str(device), amp=not args.no_amp,
-                      losses=LossConfig(negative_threshold=1e9))
+    cfg = TrainConfig(
+        batch_size=args.batch_size, device=str(device), amp=not args.no_amp, losses=LossConfig(negative_threshold=1e9)
+    )
     trainer = Trainer(model_cfg, cfg)
     x = torch.rand(args.batch_size, 3, 32, 32, device=device)
 
@@ -118,13 +120,20 @@ def main() -> None:
     dtype = torch.bfloat16 if trainer.use_amp else torch.float32
     peak = matmul_peak(device, dtype, 8192 if device.type == "cuda" else 1024)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; autocast {'bfloat16' if trainer.use_amp else 'off'}; batch {args.batch_size}; width {args.width}")
+    print(
+        f"device: {name}; autocast {'bfloat16' if trainer.use_amp else 'off'}; "
+        f"batch {args.batch_size}; width {args.width}"
+    )
     print(f"matmul peak ({str(dtype).replace('torch.', '')}): {peak / 1e12:.3f} TFLOP/s")
-    for label, seconds, images, flops in (("Algorithm 1 cycle", t_cycle, images_per_cycle, cycle_flops),
-                                          ("plain VAE step", t_vae, args.batch_size, vae_flops)):
+    for label, seconds, images, flops in (
+        ("Algorithm 1 cycle", t_cycle, images_per_cycle, cycle_flops),
+        ("plain VAE step", t_vae, args.batch_size, vae_flops),
+    ):
         rate = images / seconds
-        print(f"{label:>18}: {rate:9.1f} images/s | {flops / 1e6:8.1f} MFLOP/image | "
-              f"{rate * flops / 1e12:.4f} TFLOP/s = {100 * rate * flops / peak:.1f}% of peak")
+        print(
+            f"{label:>18}: {rate:9.1f} images/s | {flops / 1e6:8.1f} MFLOP/image | "
+            f"{rate * flops / 1e12:.4f} TFLOP/s = {100 * rate * flops / peak:.1f}% of peak"
+        )
 
 
 if __name__ == "__main__":

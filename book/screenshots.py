@@ -72,13 +72,13 @@ def dump_dom(chromium: str, page: Path, timeout: float = 120) -> str:
     return _run(cmd, timeout).stdout
 
 
-def screenshot(chromium: str, page: Path, png: Path, width: int = 1280, height: int = 900,
-               timeout: float = 120) -> bool:
+def screenshot(
+    chromium: str, page: Path, png: Path, width: int = 1280, height: int = 900, timeout: float = 120
+) -> bool:
     png.parent.mkdir(parents=True, exist_ok=True)
     if png.exists():
         png.unlink()
-    cmd = [chromium, *BASE_FLAGS, f"--window-size={width},{height}",
-           f"--screenshot={png}", page.resolve().as_uri()]
+    cmd = [chromium, *BASE_FLAGS, f"--window-size={width},{height}", f"--screenshot={png}", page.resolve().as_uri()]
     proc = _run(cmd, timeout)
     ok = png.is_file() and png.stat().st_size > 0
     if not ok:
@@ -101,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     chromium = find_chromium(args.chromium)
     if chromium is None:
-        print("chromium not found: apt-get install -y chromium (or make screenshots)",
-              file=sys.stderr)
+        print("chromium not found: apt-get install -y chromium (or make screenshots)", file=sys.stderr)
         return 2
     if not (args.html / "intro.html").is_file():
         print(f"no built book in {args.html}: run `make book` first", file=sys.stderr)

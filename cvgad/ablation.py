@@ -1,42 +1,66 @@
 """Run an ablation grid: every (row, seed) as papermill executing the run notebook.
 
-Each run leaves its lab record in `<out>/<grid>/<preset>/<row>/seed<k>/`: `params.json` (what was
-asked), `executed.ipynb` (the notebook with its outputs), then `metrics.json` (written atomically,
-last, by `run_experiment`) or `error.txt` (the traceback). A run counts as finished only when its
-metrics are valid and its params match the run asked for, so a killed grid resumes where it
-stopped and a changed preset is rerun rather than silently reused.
+Each run leaves its lab record in `<out>/<grid>/<preset>/<row>/seed<k>/` (the files of
+`cvgad.runs`). A run counts as finished only when its metrics are valid and its params match the
+run asked for, so a killed grid resumes where it stopped and a changed preset is rerun rather
+than silently reused. Paths are recorded as given (relative to the working directory), never
+made absolute, so the records can be committed and moved.
 
-Runs go to local worker processes (`--jobs`; a `ProcessPoolExecutor`, because it needs nothing
+Runs go to local worker processes (`jobs`; a `ProcessPoolExecutor`, because it needs nothing
 beyond the standard library, starts at once, and each run is itself a kernel process that only
-needs a parent to wait on it) or, given `--scheduler`, to a Dask distributed cluster, where the
-same `execute_run` runs on the workers (which must see the notebook's output folder and data).
+needs a parent to wait on it) or, given `scheduler`, to a Dask distributed cluster, where the
+same `execute_run` runs on the workers (which must see the output folder and data: give them
+absolute paths there). Ctrl-C cancels what has not started, ends the workers and their kernels,
+and raises `Interrupted`; rerunning the same command resumes.
 """
+
 from __future__ import annotations
 
-import argparse
-import json
+import importlib.util
+import logging
+import multiprocessing
 import os
 import re
+import signal
 import sys
 import time
 import traceback
 import uuid
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from cvgad.atomic import atomic_write
-from cvgad.grid import PLACE_KEYS, Grid, load_grid
+from cvgad import runs
+from cvgad.grid import Grid, load_grid
+from cvgad.params import PLACE, RunParams, defaults
 
-RUN_NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "run.ipynb"
+RUN_NOTEBOOK = Path("notebooks") / "run.ipynb"
 KERNEL = "python3"
 #: Notebook parameters that do not change what a run computes.
-_NOT_IDENTITY = (*PLACE_KEYS, "out_dir", "threads")
+_NOT_IDENTITY = (*PLACE, "out_dir", "threads")
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: What each way of running needs beyond the core install, and the extra that brings it.
+_NEEDS = {"local": ("papermill", "jupytext", "nbformat", "psutil"), "dask": ("distributed",)}
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped the grid: `outcomes` ended before it, `stopped` runs were cut short, `cancelled` never began."""
+
+    def __init__(self, outcomes: list[RunOutcome], stopped: int, cancelled: int) -> None:
+        super().__init__(f"interrupted: {len(outcomes)} runs ended, {stopped} stopped mid-run, {cancelled} not started")
+        self.outcomes, self.stopped, self.cancelled = outcomes, stopped, cancelled
+
+
+def require_extras(scheduler: str | None) -> None:
+    """Raises ImportError naming the missing packages and the extra that installs them."""
+    wanted = _NEEDS["local"] + (_NEEDS["dask"] if scheduler else ())
+    missing = [name for name in wanted if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"cvgad ablate needs {', '.join(missing)}: pip install 'cvgad[ablation]'")
 
 
 @dataclass(frozen=True)
@@ -50,7 +74,17 @@ class RunSpec:
     params: dict[str, Any]
 
     def identity(self) -> dict[str, Any]:
-        return {k: v for k, v in self.params.items() if k not in _NOT_IDENTITY}
+        return identity(self.params)
+
+
+def identity(params: dict[str, Any]) -> dict[str, Any]:
+    """What a run computes: its parameters but the place and those left at their defaults."""
+    default = defaults()
+    return {
+        k: v
+        for k, v in params.items()
+        if k not in _NOT_IDENTITY and not (k in default and v == default[k]) and not (k == "disabled" and not v)
+    }
 
 
 @dataclass(frozen=True)
@@ -74,26 +108,42 @@ class RunOutcome:
 
 
 def preset_dir(out: str | Path, grid: Grid, preset: str | None) -> Path:
-    return Path(out).resolve() / grid.name / (preset or "default")
+    return Path(out) / grid.name / (preset or "default")
 
 
-def plan_runs(grid: Grid, preset: str | None, out: str | Path, rows: list[str] | None = None,
-              seeds: list[int] | None = None, place: dict[str, Any] | None = None) -> list[RunSpec]:
+def plan_runs(
+    grid: Grid,
+    preset: str | None,
+    out: str | Path,
+    rows: list[str] | None = None,
+    seeds: list[int] | None = None,
+    place: dict[str, Any] | None = None,
+) -> list[RunSpec]:
     """The runs of `grid` under `preset`, row by row; `rows`/`seeds` pick a subset, `place` sets device/data_root."""
     settings, preset_seeds = grid.resolve(preset)
     settings |= {k: v for k, v in (place or {}).items() if v is not None}
-    if settings["data_root"] is not None:
-        settings["data_root"] = str(Path(settings["data_root"]).expanduser().resolve())
     root = preset_dir(out, grid, preset)
     specs = []
     for row in [grid.row(r) for r in rows] if rows else grid.rows:
         for seed in preset_seeds if seeds is None else seeds:
             if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
                 raise ValueError(f"seed {seed!r} is not valid; seeds are integers >= 0")
-            run_dir = root / row.id / f"seed{seed}"
+            run_dir = runs.seed_dir(root, row.id, seed)
             params = settings | {"seed": seed, "disabled": list(row.disabled), "out_dir": str(run_dir)}
             specs.append(RunSpec(row=row.id, label=row.label, seed=seed, run_dir=str(run_dir), params=params))
     return specs
+
+
+def find_run_notebook(start: str | Path | None = None) -> Path:
+    """`notebooks/run.ipynb` in the working directory (or `start`) or one of its parents."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / RUN_NOTEBOOK).is_file() or (folder / RUN_NOTEBOOK.with_suffix(".py")).is_file():
+            return folder / RUN_NOTEBOOK
+    raise ValueError(
+        f"no {RUN_NOTEBOOK} in {here} or its parents; run from the project's checkout "
+        "or give the run notebook (--notebook)"
+    )
 
 
 def load_notebook(path: str | Path | None = None) -> str:
@@ -101,37 +151,22 @@ def load_notebook(path: str | Path | None = None) -> str:
     import jupytext
     import nbformat
 
-    path = Path(path) if path else RUN_NOTEBOOK
+    path = Path(path) if path else find_run_notebook()
     if path.suffix == ".ipynb" and path.is_file():
         return path.read_text()
     source = path.with_suffix(".py") if path.suffix == ".ipynb" else path
     if not source.is_file():
-        raise ValueError(f"run notebook {str(path)!r} not found (nor {str(source)!r}); give an .ipynb or a jupytext .py")
+        raise ValueError(
+            f"run notebook {str(path)!r} not found (nor {str(source)!r}); give an .ipynb or a jupytext .py"
+        )
     return nbformat.writes(jupytext.read(source))
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
-
-
-def read_metrics(run_dir: str | Path) -> dict[str, Any] | None:
-    """The run's metrics when `metrics.json` is complete (AUC and best F1 are numbers), else None."""
-    try:
-        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-    ok = isinstance(metrics, dict) and all(isinstance(metrics.get(k), (int, float)) for k in ("auc", "f1_best"))
-    return metrics if ok else None
 
 
 def finished_metrics(spec: RunSpec) -> dict[str, Any] | None:
     """Metrics of an earlier run of exactly this spec (same identity), else None."""
-    try:
-        asked = json.loads((Path(spec.run_dir) / "params.json").read_text())
-    except (OSError, ValueError):
-        return None
-    same = {k: v for k, v in asked.items() if k not in _NOT_IDENTITY} == spec.identity()
-    return read_metrics(spec.run_dir) if same else None
+    asked = runs.read_params(spec.run_dir)
+    same = isinstance(asked, dict) and identity(asked) == spec.identity()
+    return runs.read_metrics(spec.run_dir) if same else None
 
 
 def _cores() -> int:
@@ -149,6 +184,18 @@ def _threads_here() -> int:
     return max(1, _cores() // concurrent)
 
 
+class _RunParameters(logging.Filter):
+    """Drops papermill's "Passed unknown parameter" warning for run parameters: the run notebook
+    reads every RunParams field from its namespace, not only those its parameters cell names."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.getMessage().removeprefix("Passed unknown parameter: ")
+        return name not in (*RunParams.names(), "out_dir", "threads")
+
+
+_RUN_PARAMETERS = _RunParameters()
+
+
 def run_notebook(notebook: str, output: Path, parameters: dict[str, Any], threads: int) -> None:
     """Execute the notebook with papermill; the kernel inherits the thread limits and finds cvgad."""
     import nbformat
@@ -159,37 +206,48 @@ def run_notebook(notebook: str, output: Path, parameters: dict[str, Any], thread
     if package_parent not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([package_parent, *filter(None, paths)])
     os.environ.update({var: str(threads) for var in _THREAD_VARS})
-    papermill.execute_notebook(nbformat.reads(notebook, as_version=4), str(output), parameters=parameters,
-                               kernel_name=KERNEL, language="python", progress_bar=False,
-                               extra_arguments=["--IPKernelApp.log_level=ERROR"])  # not one TCP warning per run
+    logging.getLogger("papermill").addFilter(_RUN_PARAMETERS)
+    papermill.execute_notebook(
+        nbformat.reads(notebook, as_version=4),
+        str(output),
+        parameters=parameters,
+        kernel_name=KERNEL,
+        language="python",
+        progress_bar=False,
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    )  # not one TCP warning per run
 
 
 def _error_line(error: BaseException) -> str:
     if hasattr(error, "ename"):  # papermill.PapermillExecutionError: the error raised inside the notebook
-        return f"{error.ename}: {error.evalue}"
+        return f"{error.ename}: {getattr(error, 'evalue', '')}"
     return f"{type(error).__name__}: {error}"
 
 
 def execute_run(spec: RunSpec, notebook: str, threads: int | None = None) -> RunOutcome:
-    """Run one spec from scratch; never raises: a failure is written to error.txt and returned."""
+    """Run one spec from scratch; never raises an Exception: a failure is written to error.txt and returned."""
     start = time.perf_counter()
-    run_dir = Path(spec.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("metrics.json", "error.txt"):
-        (run_dir / stale).unlink(missing_ok=True)
-    write_json_atomic(run_dir / "params.json", spec.params)
+    runs.begin_grid_run(spec.run_dir, spec.params)
     threads = threads or _threads_here()
     try:
-        run_notebook(notebook, run_dir / "executed.ipynb", spec.params | {"threads": threads}, threads)
-        metrics = read_metrics(run_dir)
+        run_notebook(notebook, Path(spec.run_dir) / runs.EXECUTED, spec.params | {"threads": threads}, threads)
+        metrics = runs.read_metrics(spec.run_dir)
         if metrics is None:
-            raise RuntimeError(f"the notebook finished but left no valid metrics.json in {run_dir}")
+            raise RuntimeError(f"the notebook finished but left no valid {runs.METRICS} in {spec.run_dir}")
     except Exception as error:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", "".join(traceback.format_exception(error)))
-        atomic_write(run_dir / "error.txt", lambda tmp: tmp.write_text(text))
-        return RunOutcome(spec.row, spec.seed, "failed", spec.run_dir, time.perf_counter() - start, error=_error_line(error))
-    return RunOutcome(spec.row, spec.seed, "done", spec.run_dir, time.perf_counter() - start,
-                      auc=metrics["auc"], f1_best=metrics["f1_best"])
+        runs.write_error(spec.run_dir, re.sub(r"\x1b\[[0-9;]*m", "", "".join(traceback.format_exception(error))))
+        return RunOutcome(
+            spec.row, spec.seed, "failed", spec.run_dir, time.perf_counter() - start, error=_error_line(error)
+        )
+    return RunOutcome(
+        spec.row,
+        spec.seed,
+        "done",
+        spec.run_dir,
+        time.perf_counter() - start,
+        auc=metrics["auc"],
+        f1_best=metrics["f1_best"],
+    )
 
 
 def _lost(spec: RunSpec, error: BaseException) -> RunOutcome:
@@ -197,117 +255,160 @@ def _lost(spec: RunSpec, error: BaseException) -> RunOutcome:
     return RunOutcome(spec.row, spec.seed, "failed", spec.run_dir, error=f"worker lost: {_error_line(error)}")
 
 
+def _stop_children() -> None:
+    """Ends every process this one started (pool workers, papermill's kernels) and waits for them."""
+    import psutil
+
+    # multiprocessing's resource tracker ignores SIGTERM and ends by itself with this process
+    children = [c for c in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(c.cmdline())]
+    for child in children:
+        child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    for child in alive:
+        child.kill()
+
+
 def _execute(todo: list[RunSpec], notebook: str, jobs: int, scheduler: str | None) -> Iterator[RunOutcome]:
+    """Outcomes as runs end."""
     if scheduler:
         from distributed import Client
         from distributed import as_completed as dask_completed
 
         with Client(scheduler) as client:
-            futures = {client.submit(execute_run, spec, notebook, pure=False,
-                                     key=f"cvgad-{spec.row}-seed{spec.seed}-{uuid.uuid4().hex[:8]}"): spec
-                       for spec in todo}
-            for future in dask_completed(futures):
-                try:
-                    yield future.result()
-                except Exception as error:  # the worker died (KilledWorker, lost connection)
-                    yield _lost(futures[future], error)
+            tasks = {
+                client.submit(
+                    execute_run,
+                    spec,
+                    notebook,
+                    pure=False,
+                    key=f"cvgad-{spec.row}-seed{spec.seed}-{uuid.uuid4().hex[:8]}",
+                ): spec
+                for spec in todo
+            }
+            try:
+                for task in dask_completed(tasks):
+                    try:
+                        yield task.result()
+                    except Exception as error:  # the worker died (KilledWorker, lost connection)
+                        yield _lost(tasks[task], error)
+            except KeyboardInterrupt:
+                client.cancel(list(tasks))
+                raise
     elif jobs == 1:
         for spec in todo:
             yield execute_run(spec, notebook, threads=_cores())
     else:
         threads = max(1, _cores() // jobs)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        # workers ignore SIGINT: Ctrl-C reaches this process alone, which stops them in order
+        pool = ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=signal.signal,
+            initargs=(signal.SIGINT, signal.SIG_IGN),
+        )
+        futures: dict[Future[RunOutcome], RunSpec] = {}
+        try:
             futures = {pool.submit(execute_run, spec, notebook, threads): spec for spec in todo}
             for future in as_completed(futures):
                 try:
                     yield future.result()
                 except Exception as error:  # BrokenProcessPool: a worker was killed
                     yield _lost(futures[future], error)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            _stop_children()
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
 
-def _check_jobs(jobs: int) -> None:
+def check_jobs(jobs: int) -> None:
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs={jobs!r} is not valid; use 1 or more")
 
 
-def run_grid(specs: list[RunSpec], notebook: str, jobs: int = 1, scheduler: str | None = None,
-             on_outcome: Callable[[RunOutcome], None] | None = None) -> list[RunOutcome]:
-    """Run every unfinished spec (`jobs` local processes, or the Dask cluster at `scheduler`), showing progress."""
-    _check_jobs(jobs)
-    outcomes, todo = [], []
+def run_grid(
+    specs: list[RunSpec],
+    notebook: str,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    on_outcome: Callable[[RunOutcome], None] | None = None,
+) -> list[RunOutcome]:
+    """Run every unfinished spec (`jobs` local processes, or the Dask cluster at `scheduler`), showing progress.
+
+    Ctrl-C raises `Interrupted` once the workers and their kernels have ended."""
+    check_jobs(jobs)
+    outcomes: list[RunOutcome] = []
+    todo: list[RunSpec] = []
     for spec in specs:
         metrics = finished_metrics(spec)
         if metrics is None:
             todo.append(spec)
         else:
-            outcomes.append(RunOutcome(spec.row, spec.seed, "skipped", spec.run_dir,
-                                       float(metrics.get("wall_seconds", 0.0)), metrics["auc"], metrics["f1_best"]))
+            outcomes.append(
+                RunOutcome(
+                    spec.row,
+                    spec.seed,
+                    "skipped",
+                    spec.run_dir,
+                    float(metrics.get("wall_seconds", 0.0)),
+                    metrics["auc"],
+                    metrics["f1_best"],
+                )
+            )
+    began = time.time()
     with tqdm(total=len(specs), initial=len(outcomes), unit="run", desc="ablation", file=sys.stderr) as bar:
         for outcome in outcomes:
             tqdm.write(outcome.describe(), file=sys.stderr)
             if on_outcome:
                 on_outcome(outcome)
-        for outcome in _execute(todo, notebook, jobs, scheduler):
-            outcomes.append(outcome)
-            bar.update()
-            tqdm.write(outcome.describe(), file=sys.stderr)
-            if on_outcome:
-                on_outcome(outcome)
+        try:
+            for outcome in _execute(todo, notebook, jobs, scheduler):
+                outcomes.append(outcome)
+                bar.update()
+                tqdm.write(outcome.describe(), file=sys.stderr)
+                if on_outcome:
+                    on_outcome(outcome)
+        except KeyboardInterrupt:
+            if not scheduler:
+                _stop_children()
+            ended = {(o.row, o.seed) for o in outcomes}
+            left = [s for s in todo if (s.row, s.seed) not in ended]
+            stopped = sum(runs.begun_since(s.run_dir, began) for s in left)
+            raise Interrupted(outcomes, stopped, len(left) - stopped) from None
     return outcomes
 
 
-def _names(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+def ablate(
+    grid_file: str | Path,
+    preset: str | None = None,
+    out: str | Path = "ablations/results",
+    jobs: int = 1,
+    scheduler: str | None = None,
+    rows: list[str] | None = None,
+    seeds: list[int] | None = None,
+    device: str | None = None,
+    data_root: str | None = None,
+    notebook: str | Path | None = None,
+) -> tuple[Path, list[RunOutcome]]:
+    """Runs (or resumes) a grid: validates everything first, records the plan, then every unfinished run.
 
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(part) for part in _names(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
-
-
-def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("grid", type=Path, help="grid YAML, e.g. ablations/table1.yaml")
-    parser.add_argument("--preset", help="scale preset from the grid, e.g. ci, cpu, paper")
-    parser.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
-    parser.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786): run there instead of locally")
-    parser.add_argument("--out", type=Path, default=Path("ablations/results"), help="results root (default ablations/results)")
-    parser.add_argument("--rows", type=_names, help="comma-separated row ids (default: all rows)")
-    parser.add_argument("--seeds", type=_ints, help="comma-separated seeds (default: the preset's)")
-    parser.add_argument("--data-root", help="dataset folder (default: $CVGAD_DATA, else ./data)")
-    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the grid's)")
-    parser.add_argument("--notebook", type=Path, help="run notebook (default notebooks/run.ipynb)")
-
-
-def ablate_main(args: argparse.Namespace) -> int:
-    """`cvgad ablate`: 0 when every run finished, 1 when some failed, 2 on bad input."""
-    try:
-        grid = load_grid(args.grid)
-        specs = plan_runs(grid, args.preset, args.out, rows=args.rows, seeds=args.seeds,
-                          place={"device": args.device, "data_root": args.data_root})
-        notebook = load_notebook(args.notebook)
-        _check_jobs(args.jobs)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    root = preset_dir(args.out, grid, args.preset)
-    settings, seeds = grid.resolve(args.preset)
-    paper, paper_note = grid.paper_for(args.preset)
-    write_json_atomic(root / "plan.json", {
-        "grid": grid.name, "description": grid.description, "preset": args.preset, "source": str(args.grid),
-        "preset_description": grid.presets.get(args.preset, {}).get("description", "") if args.preset else "",
-        "settings": settings, "seeds": seeds, "paper": paper, "paper_note": paper_note,
-        "rows": [{"id": r.id, "label": r.label, "disabled": list(r.disabled)} for r in grid.rows]})
+    Returns the preset's results folder and the outcomes. Raises ValueError on bad input and
+    ImportError when an extra is missing, both before anything runs."""
+    grid = load_grid(grid_file)
+    specs = plan_runs(grid, preset, out, rows=rows, seeds=seeds, place={"device": device, "data_root": data_root})
+    check_jobs(jobs)
+    require_extras(scheduler)
+    text = load_notebook(notebook)
+    root = preset_dir(out, grid, preset)
+    runs.write_plan(root, grid.plan(preset, str(grid_file)))
     start, outcomes = time.time(), []
 
     def record(outcome: RunOutcome) -> None:
         outcomes.append(outcome)
-        write_json_atomic(root / "summary.json", {"started": start, "wall_seconds": time.time() - start,
-                                                  "runs": [asdict(o) for o in outcomes]})
+        runs.write_summary(
+            root, {"started": start, "wall_seconds": time.time() - start, "runs": [asdict(o) for o in outcomes]}
+        )
 
-    run_grid(specs, notebook, jobs=args.jobs, scheduler=args.scheduler, on_outcome=record)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
-    print(f"{len(outcomes)} runs in {time.time() - start:.0f} s: {counts['done']} done, {counts['skipped']} skipped, "
-          f"{counts['failed']} failed. Results in {root}; table: cvgad report {root}")
-    return 1 if counts["failed"] else 0
+    run_grid(specs, text, jobs=jobs, scheduler=scheduler, on_outcome=record)
+    return root, outcomes

@@ -1,5 +1,6 @@
 """Atomic file writes: a reader sees the old file or the whole new one, never a part, so a
 killed run cannot leave a result that looks finished."""
+
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
     """Call `write(tmp)` on a temp file beside `path`, then rename it onto `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,6 +24,6 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Writes `text` to `path` atomically."""
     atomic_write(path, lambda tmp: tmp.write_text(text))

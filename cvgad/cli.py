@@ -1,63 +1,78 @@
-"""Command line: `cvgad train`, `cvgad evaluate`, `cvgad ablate`, `cvgad report`."""
+"""Command line: `cvgad train`, `cvgad evaluate`, `cvgad ablate`, `cvgad report`.
+
+The only module with argparse. `train`'s flags are derived from `cvgad.params.RunParams`.
+Exit codes: 0 success, 1 a run failed (e.g. a loss became NaN), 2 bad input or a missing
+optional package (said before anything runs), 130 interrupted by Ctrl-C.
+"""
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
-from cvgad.config import DATASETS, LOSS_NAMES, PROTOCOLS
+from cvgad.params import RunParams, param_help, param_types
+
+OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
 
 
-def _add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="digits", choices=DATASETS, help="dataset (default: digits, embedded, works offline)")
-    p.add_argument("--protocol", default="leave_one_out", choices=PROTOCOLS,
-                   help="leave_one_out (III.D), one_class (III.G), coil100 (III.H)")
-    p.add_argument("--anomaly-class", type=int, default=1,
-                   help="leave_one_out: the anomalous class; one_class: the normal class (default: 1)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 15)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches (default: 0)")
-    p.add_argument("--out", default=None, help="run directory for config.json, history.csv, checkpoint.pt, metrics.json")
-    p.add_argument("--data-root", default=None, help="folder with the data (default: $CVGAD_DATA, else ./data)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
-    p.add_argument("--disable", action="append", default=[], choices=LOSS_NAMES, metavar="LOSS",
-                   help=f"switch a loss off (repeatable): {', '.join(LOSS_NAMES)}")
-    p.add_argument("--n-clusters", type=int, default=None, help="K, the estimated number of normal categories")
-    p.add_argument("--width", type=int, default=None, help="channels of the first conv stage (default: 32 on digits, 64 otherwise)")
-    p.add_argument("--latent-dim", type=int, default=256, help="latent size (default: 256, III.C)")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64, III.C)")
-    p.add_argument("--train-subset", type=int, default=None, help="use at most this many training images")
-    p.add_argument("--test-subset", type=int, default=None, help="use at most this many test images (stratified)")
-    p.add_argument("--n-inliers", type=int, default=1, choices=(1, 4, 7), help="coil100 protocol: inlier objects")
-    p.add_argument("--outlier-fraction", type=float, default=None, help="one_class / coil100: outlier share of the test set")
-    p.add_argument("--fold", type=int, default=0, help="one_class: test fold 0-4")
-    p.add_argument("--categorical-form", default=None, choices=("marginal", "per_sample"), help="categorical KL form")
-    p.add_argument("--negative-radius", default=None, choices=("chi", "literal"), help="negative-code radius rule")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+class Failed(Exception):
+    """A command ran but its work failed; the message says what and where."""
+
+
+def _none_or(kind: type) -> type:
+    def parse(text: str) -> object:
+        return None if text.lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error message
+    return parse  # type: ignore[return-value]
+
+
+def add_param_arguments(p: argparse.ArgumentParser) -> None:
+    """One flag per RunParams field: `--latent-dim 32`, `--disable mi` (repeatable), `--epochs none`."""
+    for name, t in param_types().items():
+        default = RunParams.__dataclass_fields__[name].default
+        kind = _none_or(t.base) if t.optional else t.base
+        shown = f" (default: {default})" if default not in (None, ()) else ""
+        if t.many:
+            p.add_argument(
+                "--disable",
+                dest=name,
+                action="append",
+                default=[],
+                choices=t.choices,
+                metavar="LOSS",
+                help=f"{param_help(name)}; repeatable: {', '.join(t.choices or ())}",
+            )
+            continue
+        p.add_argument(
+            f"--{name.replace('_', '-')}", type=kind, default=default, choices=t.choices, help=param_help(name) + shown
+        )
+
+
+def _params(args: argparse.Namespace) -> RunParams:
+    return RunParams(**{name: getattr(args, name) for name in RunParams.names()})
 
 
 def _train(args: argparse.Namespace) -> int:
-    from cvgad.experiment import make_config, run_experiment, summary_line
+    from cvgad.experiment import run_experiment, summary_line
 
-    extra = {k: v for k, v in (("categorical_form", args.categorical_form), ("negative_radius", args.negative_radius),
-                                ("outlier_fraction", args.outlier_fraction)) if v is not None}
-    if args.protocol == "coil100":
-        extra["n_inliers"] = args.n_inliers
-    if args.protocol == "one_class":
-        extra["fold"] = args.fold
-    cfg = make_config(dataset=args.dataset, protocol=args.protocol, anomaly_class=args.anomaly_class, epochs=args.epochs,
-                      seed=args.seed, device=args.device, data_root=args.data_root, disabled=args.disable,
-                      n_clusters=args.n_clusters, width=args.width, latent_dim=args.latent_dim, batch_size=args.batch_size,
-                      train_subset=args.train_subset, test_subset=args.test_subset, **extra)
-    result = run_experiment(cfg, out_dir=args.out, progress=not args.quiet)
+    params = _params(args)
+    result = run_experiment(params.config(), out_dir=args.out, progress=not args.quiet)
     m = result.metrics
-    print(f"{args.dataset} ({m['protocol']}, class {args.anomaly_class}, seed {args.seed}) on {m['device']}: "
-          f"train {m['n_train']}, val {m['n_val']}, test {m['n_test_normal']} normal + {m['n_test_anomalous']} anomalous; "
-          f"{m['wall_seconds']:.0f} s")
+    task = f"normal class {m['normal_class']}" if "normal_class" in m else f"class {m.get('anomaly_class')}"
+    print(
+        f"{params.dataset} ({m['protocol']}, {task}, seed {params.seed}) on {m['device']}: "
+        f"train {m['n_train']}, val {m['n_val']}, test {m['n_test_normal']} normal + {m['n_test_anomalous']} "
+        f"anomalous; {m['wall_seconds']:.0f} s"
+    )
     print(summary_line(m))
     if args.out:
         print(f"wrote {args.out}/config.json, history.csv, checkpoint.pt, metrics.json")
-    return 0
+    return OK
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -66,45 +81,143 @@ def _evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate_run(args.run_dir, device=args.device, data_root=args.data_root)
     print(summary_line(metrics))
     print(json.dumps(metrics, indent=2))
-    return 0
+    return OK
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    from cvgad.ablation import ablate
+
+    root, outcomes = ablate(
+        args.grid,
+        args.preset,
+        args.out,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        rows=args.rows,
+        seeds=args.seeds,
+        device=args.device,
+        data_root=args.data_root,
+        notebook=args.notebook,
+    )
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    print(
+        f"{len(outcomes)} runs: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed. "
+        f"Results in {root}; table: cvgad report {root}"
+    )
+    if counts["failed"]:
+        raise Failed(f"{counts['failed']} run(s) failed; see error.txt in their folders under {root}")
+    return OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from cvgad.report import write_report
+
+    write_report(args.results, args.out, args.paper)
+    out = args.out or args.results
+    print(f"wrote {out}/runs.csv, table1.csv, table1.md, table1.png")
+    print((Path(out) / "table1.md").read_text())
+    return OK
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(part) for part in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cvgad", description="CVGAD (Bian et al., IEEE Access 2019): train, "
-                                     "evaluate and ablate a CVAE-GAN semi-supervised anomaly detector.")
+    parser = argparse.ArgumentParser(
+        prog="cvgad",
+        description="CVGAD (Bian et al., IEEE Access 2019): train, "
+        "evaluate and ablate a CVAE-GAN semi-supervised anomaly detector.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train on normal images and score the test set",
-                           description="Train with Algorithm 1 and evaluate (AUC, F1). Example: cvgad train "
-                           "--dataset digits --anomaly-class 1 --epochs 5 --seed 0 --out runs/digits-1")
-    _add_train_arguments(train)
+
+    train = sub.add_parser(
+        "train",
+        help="train on normal images and score the test set",
+        description="Train with Algorithm 1 and evaluate (AUC, F1). Example: cvgad train "
+        "--dataset digits --anomaly-class 1 --epochs 5 --seed 0 --out runs/digits-1",
+    )
+    add_param_arguments(train)
+    train.add_argument("--out", help="run directory for config.json, history.csv, checkpoint.pt, metrics.json")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
-    ev = sub.add_parser("evaluate", help="score a saved run again", description="Re-score a run directory written by `cvgad train --out`.")
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="score a saved run again",
+        description="Re-score a run directory written by `cvgad train --out`.",
+    )
     ev.add_argument("run_dir", help="run directory with config.json and checkpoint.pt")
     ev.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     ev.add_argument("--data-root", default=None, help="override the data root saved in the run's config")
     ev.set_defaults(func=_evaluate)
-    try:
-        from cvgad import ablation, report
-    except ImportError:  # the ablation extra is not installed
-        return parser
-    ab = sub.add_parser("ablate", help="run a loss-removal grid (Table 1) with papermill",
-                        description="Run every (row, seed) of an ablation grid as a papermill notebook; resumable.")
-    ablation.add_ablate_arguments(ab)
-    ab.set_defaults(func=ablation.ablate_main)
-    rep = sub.add_parser("report", help="aggregate an ablation grid into Table 1",
-                         description="Aggregate finished ablation runs: CSV, Markdown table, bar chart.")
-    report.add_report_arguments(rep)
-    rep.set_defaults(func=report.report_main)
+
+    ab = sub.add_parser(
+        "ablate",
+        help="run an ablation grid (e.g. Table 1) with papermill; resumable",
+        description="Run every (row, seed) of an ablation grid as a papermill notebook. Rerun the "
+        "same command to resume: finished runs are kept. Needs the 'ablation' extra.",
+    )
+    ab.add_argument("grid", type=Path, help="grid YAML, e.g. ablations/table1.yaml")
+    ab.add_argument("--preset", help="scale preset from the grid, e.g. ci, cpu, paper")
+    ab.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
+    ab.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786): run there instead of locally")
+    ab.add_argument(
+        "--out", type=Path, default=Path("ablations/results"), help="results root (default ablations/results)"
+    )
+    ab.add_argument("--rows", type=_names, help="comma-separated row ids (default: all rows)")
+    ab.add_argument("--seeds", type=_ints, help="comma-separated seeds (default: the preset's)")
+    ab.add_argument("--data-root", help="dataset folder (default: $CVGAD_DATA, else ./data)")
+    ab.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the grid's)")
+    ab.add_argument(
+        "--notebook", type=Path, help="run notebook (default: notebooks/run.ipynb in the working directory or a parent)"
+    )
+    ab.set_defaults(func=_ablate)
+
+    rep = sub.add_parser(
+        "report",
+        help="aggregate an ablation grid into Table 1",
+        description="Aggregate finished ablation runs: CSV, Markdown table, bar chart.",
+    )
+    rep.add_argument("results", type=Path, help="a preset's results folder, e.g. ablations/results/table1/cpu")
+    rep.add_argument("--out", type=Path, help="where to write the report (default: the results folder)")
+    rep.add_argument("--paper", type=Path, help="CSV of the paper's values (row, f1, auc); default: from plan.json")
+    rep.set_defaults(func=_report)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"cvgad {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    from cvgad.ablation import Interrupted
+    from cvgad.trainer import NonFiniteLossError
+
+    def say(message: str) -> None:
+        print(f"cvgad {args.command}: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", FutureWarning)  # deprecations are said once, in the same words
+        warnings.showwarning = lambda message, *rest: say(f"warning: {message}")
+        try:
+            return int(args.func(args))
+        except (ValueError, FileNotFoundError, ImportError) as err:
+            say(f"error: {err}")
+            return BAD_INPUT
+        except (NonFiniteLossError, Failed) as err:
+            say(f"failed: {err}")
+            return FAILED
+        except Interrupted as err:
+            say(f"{err}; rerun the same command to resume (finished runs are kept)")
+            return INTERRUPTED
+        except KeyboardInterrupt:
+            say("interrupted")
+            return INTERRUPTED
 
 
 if __name__ == "__main__":

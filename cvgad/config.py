@@ -1,18 +1,29 @@
 """Configuration dataclasses that validate themselves.
 
 Every value a run depends on lives here, so a run is fully described by one JSON file
-(`ExperimentConfig.to_dict`) and can be rebuilt from it (`ExperimentConfig.from_dict`).
+(`ExperimentConfig.to_dict`) and can be rebuilt from it (`ExperimentConfig.from_dict`). Configs
+are frozen: change one with `dataclasses.replace`, which validates the new value again.
 """
+
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+
+LossName = Literal["mi", "latent", "ssim", "l1", "wasserstein", "negative"]
+DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "coil100"]
+ProtocolName = Literal["leave_one_out", "one_class", "coil100"]
+CategoricalForm = Literal["marginal", "per_sample"]
+LatentReduction = Literal["mean", "sum"]
+NegativeRadius = Literal["chi", "literal"]
+FakeSource = Literal["reconstruction", "prior"]
 
 #: Losses that an ablation can switch off (the rows of the paper's Table 1).
-LOSS_NAMES = ("mi", "latent", "ssim", "l1", "wasserstein", "negative")
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "coil100")
-PROTOCOLS = ("leave_one_out", "one_class", "coil100")
+LOSS_NAMES: tuple[str, ...] = get_args(LossName)
+DATASETS: tuple[str, ...] = get_args(DatasetName)
+PROTOCOLS: tuple[str, ...] = get_args(ProtocolName)
 
 
 def _check(condition: bool, message: str) -> None:
@@ -20,11 +31,18 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-def _check_choice(name: str, value: Any, valid: tuple) -> None:
-    _check(value in valid, f"{name}={value!r} is not valid; choose one of {', '.join(map(repr, valid))}")
+def check_choice(name: str, value: Any, valid: Any) -> None:
+    """Raises ValueError naming `value` and the valid ones; `valid` is a tuple or a Literal type."""
+    options = get_args(valid) or tuple(valid)
+    _check(value in options, f"{name}={value!r} is not valid; choose one of {', '.join(map(repr, options))}")
 
 
-@dataclass
+def _set(obj: object, name: str, value: Any) -> None:
+    """Normalises a field of a frozen dataclass during its own __post_init__ (e.g. list -> tuple)."""
+    object.__setattr__(obj, name, value)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Sizes of the networks of Fig. 1. Images are always 32x32 (III.C)."""
 
@@ -45,7 +63,7 @@ class ModelConfig:
         _check(self.mean_init_scale >= 0, f"mean_init_scale={self.mean_init_scale} is not valid; use 0 or more")
 
 
-@dataclass
+@dataclass(frozen=True)
 class LossConfig:
     """Loss weights of III.C and the choices the paper leaves open.
 
@@ -61,17 +79,17 @@ class LossConfig:
     adversarial: float = 1.0  # weight of L_G, eq. (13); the paper gives none
     gradient_penalty: float = 10.0  # lambda of eq. (15)
     negative: float = 1.0
-    disabled: tuple[str, ...] = ()
+    disabled: tuple[LossName, ...] = ()
     #: "marginal": KL(mean_i p(y|z_i) || q(y)), balances clusters; "per_sample": the paper's
     #: E_z KL(p(y|z) || q(y)), pushes every p(y|z) to uniform.
-    categorical_form: str = "marginal"
+    categorical_form: CategoricalForm = "marginal"
     #: "mean": the latent loss of eq. (4) divided by latent_dim (nats per dimension), so the
     #: weights of III.C balance it against the reconstruction loss; "sum": the plain sum.
-    latent_reduction: str = "mean"
+    latent_reduction: LatentReduction = "mean"
     #: "chi": negatives lie beyond the `negative_quantile` of the chi distribution with
     #: latent_dim degrees of freedom (outside the shell where q(z|y) puts its mass);
     #: "literal": the paper's distance > 2.
-    negative_radius: str = "chi"
+    negative_radius: NegativeRadius = "chi"
     negative_quantile: float = 0.999
     #: A negative's reconstruction is pushed until its SSIM falls below this, then left alone.
     negative_ssim_ceiling: float = 0.5
@@ -81,30 +99,33 @@ class LossConfig:
     #: What the critic sees as generated images: decoded codes of the batch ("reconstruction",
     #: z ~ p(z), the aggregate posterior, as eq. 13 writes) or decoded samples of the prior
     #: mixture q(z) ("prior").
-    fake_source: str = "reconstruction"
+    fake_source: FakeSource = "reconstruction"
 
     def __post_init__(self) -> None:
-        self.disabled = tuple(self.disabled)
-        for name in self.disabled:
-            _check_choice("disabled loss", name, LOSS_NAMES)
+        _set(self, "disabled", tuple(self.disabled))
+        for loss in self.disabled:
+            check_choice("disabled loss", loss, LossName)
         for name in ("ssim", "l1", "latent", "categorical", "mi", "adversarial", "gradient_penalty", "negative"):
             value = getattr(self, name)
             _check(value >= 0, f"loss weight {name}={value} is not valid; weights must be >= 0")
-        _check_choice("categorical_form", self.categorical_form, ("marginal", "per_sample"))
-        _check_choice("negative_radius", self.negative_radius, ("chi", "literal"))
-        _check_choice("latent_reduction", self.latent_reduction, ("mean", "sum"))
-        _check_choice("fake_source", self.fake_source, ("reconstruction", "prior"))
+        check_choice("categorical_form", self.categorical_form, CategoricalForm)
+        check_choice("negative_radius", self.negative_radius, NegativeRadius)
+        check_choice("latent_reduction", self.latent_reduction, LatentReduction)
+        check_choice("fake_source", self.fake_source, FakeSource)
         _check(0 < self.negative_quantile < 1, f"negative_quantile={self.negative_quantile} must lie in (0, 1)")
-        _check(-1 <= self.negative_ssim_ceiling <= 1, f"negative_ssim_ceiling={self.negative_ssim_ceiling} must lie in [-1, 1]")
+        _check(
+            -1 <= self.negative_ssim_ceiling <= 1,
+            f"negative_ssim_ceiling={self.negative_ssim_ceiling} must lie in [-1, 1]",
+        )
         _check(self.negative_threshold > 0, f"negative_threshold={self.negative_threshold} must be > 0")
 
     def on(self, name: str) -> bool:
         """Whether loss `name` (one of LOSS_NAMES) takes part in training."""
-        _check_choice("loss", name, LOSS_NAMES)
+        check_choice("loss", name, LossName)
         return name not in self.disabled
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings of III.C and Algorithm 1."""
 
@@ -119,24 +140,34 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.losses, dict):
-            self.losses = LossConfig(**self.losses)
-        self.betas = tuple(self.betas)
+            _set(self, "losses", LossConfig(**self.losses))
+        _set(self, "betas", tuple(self.betas))
         _check(self.epochs >= 0, f"epochs={self.epochs} is not valid; use 0 or more")
-        _check(self.batch_size >= 2, f"batch_size={self.batch_size} is not valid; use 2 or more (MI shuffles the batch)")
+        _check(
+            self.batch_size >= 2,
+            f"batch_size={self.batch_size} is not valid; use 2 or more (MI shuffles the batch)",
+        )
         _check(self.lr > 0, f"lr={self.lr} is not valid; use a positive learning rate")
-        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas={self.betas} must be two numbers in [0, 1)")
-        _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
-               f"device={self.device!r} is not valid; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        _check(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            f"betas={self.betas} must be two numbers in [0, 1)",
+        )
+        _check(
+            self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+            f"device={self.device!r} is not valid; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'",
+        )
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     """Which images, and how they are split into train, validation and test sets."""
 
-    dataset: str = "digits"
-    protocol: str = "leave_one_out"
-    #: leave_one_out: the anomalous class; one_class: the normal class; coil100: unused.
+    dataset: DatasetName = "digits"
+    protocol: ProtocolName = "leave_one_out"
+    #: leave_one_out: the anomalous class (every other class is normal).
     anomaly_class: int = 1
+    #: one_class: the normal class (every other class supplies the outliers).
+    normal_class: int | None = None
     data_root: str | None = None  # None: $CVGAD_DATA, else ./data
     #: Outlier share of the test set. one_class: None means 0.5; coil100: None means the
     #: paper's 50/25/15% for 1/4/7 inliers. Unused by leave_one_out.
@@ -148,10 +179,20 @@ class DataConfig:
     test_subset: int | None = None  # cap on test images, drawn stratified
 
     def __post_init__(self) -> None:
-        _check_choice("dataset", self.dataset, DATASETS)
-        _check_choice("protocol", self.protocol, PROTOCOLS)
-        _check(self.outlier_fraction is None or 0 < self.outlier_fraction < 1,
-               f"outlier_fraction={self.outlier_fraction} must be None or lie in (0, 1)")
+        check_choice("dataset", self.dataset, DatasetName)
+        check_choice("protocol", self.protocol, ProtocolName)
+        if self.protocol == "one_class" and self.normal_class is None:
+            warnings.warn(
+                f"anomaly_class={self.anomaly_class} under protocol one_class is taken as the normal class; "
+                "this use is deprecated: set normal_class (--normal-class) instead",
+                FutureWarning,
+                stacklevel=3,
+            )
+            _set(self, "normal_class", self.anomaly_class)
+        _check(
+            self.outlier_fraction is None or 0 < self.outlier_fraction < 1,
+            f"outlier_fraction={self.outlier_fraction} must be None or lie in (0, 1)",
+        )
         _check(0 <= self.fold < 5, f"fold={self.fold} is not valid; use 0 to 4")
         _check(self.n_inliers in (1, 4, 7), f"n_inliers={self.n_inliers} is not valid; use 1, 4 or 7 (III.H)")
         _check(0 <= self.val_fraction < 1, f"val_fraction={self.val_fraction} must lie in [0, 1)")
@@ -160,9 +201,9 @@ class DataConfig:
             _check(value is None or value >= 2, f"{name}={value} is not valid; use None or 2 or more")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExperimentConfig:
-    """A whole run: data, model and training. `n_clusters=None` means one per normal class."""
+    """A whole run: data, model and training."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -171,13 +212,13 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         for name, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
             if isinstance(getattr(self, name), dict):
-                setattr(self, name, cls(**getattr(self, name)))
+                _set(self, name, cls(**getattr(self, name)))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ExperimentConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
         unknown = set(d) - {"data", "model", "train"}
         _check(not unknown, f"unknown config sections {sorted(unknown)}; valid: data, model, train")
         return cls(**d)

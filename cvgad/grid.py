@@ -5,37 +5,23 @@ settings every run shares, and presets that override those settings for a scale 
 `paper`). Bad input fails here, before any run starts, with the bad value and the valid ones.
 `cvgad.ablation` turns a grid into runs and executes them.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cvgad.config import LOSS_NAMES, DataConfig, LossConfig, ModelConfig, TrainConfig
+from cvgad.config import LOSS_NAMES
+from cvgad.params import ParamType, RunParams, defaults, param_types
 
-#: Settings a grid may give, with their types and defaults: the named parameters of
-#: `cvgad.experiment.make_config` other than `seed` and `disabled` (those come from seeds and rows).
-#: None means make_config's dataset-dependent default (epochs, width, n_clusters).
-SETTINGS: dict[str, tuple[tuple[type, ...], Any]] = {
-    "dataset": ((str,), "digits"),
-    "protocol": ((str,), "leave_one_out"),
-    "anomaly_class": ((int,), 1),
-    "epochs": ((int, type(None)), None),
-    "device": ((str,), "auto"),
-    "data_root": ((str, type(None)), None),
-    "train_subset": ((int, type(None)), None),
-    "test_subset": ((int, type(None)), None),
-    "width": ((int, type(None)), None),
-    "latent_dim": ((int,), 256),
-    "batch_size": ((int,), 64),
-    "n_clusters": ((int, type(None)), None),
-}
-#: Settings that say where a run executes, not what it computes: a finished run stays finished
-#: when only these change (another machine, another data folder).
-PLACE_KEYS = ("device", "data_root")
+#: Settings a grid may give: every run parameter but `seed` and `disabled` (those come from
+#: the seeds and the rows), with the types its annotation allows.
+SETTINGS: dict[str, ParamType] = {name: t for name, t in param_types().items() if name not in ("seed", "disabled")}
 GRID_KEYS = ("name", "description", "paper", "seeds", "rows", "presets")
 PRESET_KEYS = ("description", "seeds")
 ROW_KEYS = ("id", "label", "disabled")
@@ -46,7 +32,7 @@ def _fail(message: str) -> None:
     raise ValueError(message)
 
 
-def _valid(keys: tuple[str, ...] | list[str]) -> str:
+def _valid(keys: Iterable[str]) -> str:
     return ", ".join(sorted(keys))
 
 
@@ -60,11 +46,27 @@ def _check_keys(where: str, given: dict, allowed: tuple[str, ...] | list[str]) -
         _fail(f"{where}: unknown key(s) {unknown}; valid keys: {_valid(allowed)}")
 
 
+def _type_names(t: ParamType) -> str:
+    names = [t.base.__name__] + (["null"] if t.optional else [])
+    return " or ".join(names) + (f" (one of {_valid([str(c) for c in t.choices])})" if t.choices else "")
+
+
 def _check_type(where: str, name: str, value: Any, types: tuple[type, ...]) -> None:
     wrong_bool = isinstance(value, bool) and bool not in types
     if wrong_bool or not isinstance(value, types):
         names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
         _fail(f"{where}: {name}={value!r} has type {type(value).__name__}; expected {names}")
+
+
+def _check_setting(where: str, name: str, value: Any) -> None:
+    t = SETTINGS[name]
+    accepted = (t.base, int) if t.base is float else (t.base,)  # YAML writes 1.0 as 1 only by choice
+    if value is None and t.optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, accepted):
+        _fail(f"{where}: {name}={value!r} has type {type(value).__name__}; expected {_type_names(t)}")
+    if t.choices and value not in t.choices:
+        _fail(f"{where}: {name}={value!r} is not valid; choose one of {_valid([str(c) for c in t.choices])}")
 
 
 def _check_seeds(where: str, seeds: Any) -> list[int]:
@@ -83,15 +85,9 @@ def check_settings(where: str, settings: dict[str, Any]) -> None:
     """Types first (naming key and value), then values through the project's config classes."""
     _check_keys(where, settings, list(SETTINGS))
     for name, value in settings.items():
-        _check_type(where, name, value, SETTINGS[name][0])
-
-    def pick(*names: str) -> dict[str, Any]:  # None leaves the value to make_config's default
-        return {name: settings[name] for name in names if settings.get(name) is not None}
-
+        _check_setting(where, name, value)
     try:
-        DataConfig(**pick("dataset", "protocol", "anomaly_class", "train_subset", "test_subset"))
-        ModelConfig(**pick("width", "latent_dim", "n_clusters"))
-        TrainConfig(**pick("epochs", "batch_size", "device"))
+        RunParams(**settings).config()
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
 
@@ -116,7 +112,6 @@ class Row:
         if len(set(self.disabled)) != len(self.disabled):
             _fail(f"row {self.id}: disabled={list(self.disabled)} names a loss twice")
         object.__setattr__(self, "disabled", tuple(self.disabled))
-        LossConfig(disabled=self.disabled)
 
 
 @dataclass(frozen=True)
@@ -169,17 +164,38 @@ class Grid:
         overrides.pop("description", None)
         merged = self.settings | overrides
         check_settings(f"preset {preset}", merged)
-        return {name: default for name, (_, default) in SETTINGS.items()} | merged, seeds
+        return {name: value for name, value in defaults().items() if name in SETTINGS} | merged, seeds
+
+    def plan(self, preset: str | None, source: str) -> dict[str, Any]:
+        """What `runs.write_plan` records beside a preset's results: the grid as it runs there."""
+        settings, seeds = self.resolve(preset)
+        paper, paper_note = self.paper_for(preset)
+        return {
+            "grid": self.name,
+            "description": self.description,
+            "preset": preset,
+            "source": source,
+            "preset_description": self.presets.get(preset, {}).get("description", "") if preset else "",
+            "settings": settings,
+            "seeds": seeds,
+            "paper": paper,
+            "paper_note": paper_note,
+            "rows": [{"id": r.id, "label": r.label, "disabled": list(r.disabled)} for r in self.rows],
+        }
 
     def paper_for(self, preset: str | None) -> tuple[dict[str, dict[str, float]], str]:
         """The paper's values when `preset` runs the grid's own task (dataset, protocol, class); else none, and why."""
         settings, _ = self.resolve(preset)
         task = ("dataset", "protocol", "anomaly_class")
-        base = {key: self.settings.get(key, SETTINGS[key][1]) for key in task}
+        base = {key: self.settings.get(key, defaults()[key]) for key in task}
         ours = {key: settings[key] for key in task}
         if ours == base:
             return self.paper, ""
-        return {}, f"Preset {preset} runs {_describe(ours)}; the paper's values ({_describe(base)}) are not comparable and not shown."
+        return (
+            {},
+            f"Preset {preset} runs {_describe(ours)}; the paper's values ({_describe(base)}) "
+            "are not comparable and not shown.",
+        )
 
 
 def read_paper_csv(path: str | Path) -> dict[str, dict[str, float]]:
@@ -215,6 +231,12 @@ def load_grid(path: str | Path) -> Grid:
         rows.append(Row(id=entry["id"], label=entry.get("label", entry["id"]), disabled=entry.get("disabled") or ()))
     paper = read_paper_csv(path.parent / data["paper"]) if data.get("paper") else {}
     settings = {key: data[key] for key in SETTINGS if key in data}
-    return Grid(name=str(data.get("name", path.stem)), rows=tuple(rows), seeds=data["seeds"], settings=settings,
-                presets=data.get("presets") or {}, description=str(data.get("description", "")), paper=paper)
-
+    return Grid(
+        name=str(data.get("name", path.stem)),
+        rows=tuple(rows),
+        seeds=data["seeds"],
+        settings=settings,
+        presets=data.get("presets") or {},
+        description=str(data.get("description", "")),
+        paper=paper,
+    )

@@ -3,6 +3,7 @@
 Each docstring names its equation. Functions ending in `_per_sample` return one value per
 image (used by the anomaly score, II.F); the others return the batch mean.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,15 @@ def l1_per_sample(x: Tensor, recon: Tensor) -> Tensor:
 def ssim_per_sample(x: Tensor, recon: Tensor) -> Tensor:
     """Eq. (11), averaged over all 11x11 Gaussian windows of each image (valid windows only,
     no padding), computed by pytorch-msssim for images in [0, 1] (data_range 1)."""
-    return _ssim(x.float(), recon.float(), data_range=1.0, size_average=False,
-                 win_size=SSIM_WINDOW, win_sigma=SSIM_SIGMA, K=SSIM_K)
+    return _ssim(
+        x.float(),
+        recon.float(),
+        data_range=1.0,
+        size_average=False,
+        win_size=SSIM_WINDOW,
+        win_sigma=SSIM_SIGMA,
+        K=SSIM_K,
+    )
 
 
 def reconstruction_loss(x: Tensor, recon: Tensor, w_ssim: float = 50.0, w_l1: float = 10.0) -> Tensor:
@@ -91,8 +99,9 @@ def mutual_information_loss(fd: nn.Module, features: Tensor, z: Tensor) -> Tenso
     estimate of I(x; z). The shuffle is a roll by one, so no pair stays matched."""
     matched = fd(features, z)
     shuffled = fd(features, z.roll(1, dims=0))
-    return (F.binary_cross_entropy_with_logits(matched, torch.zeros_like(matched))
-            + F.binary_cross_entropy_with_logits(shuffled, torch.ones_like(shuffled)))
+    return F.binary_cross_entropy_with_logits(matched, torch.zeros_like(matched)) + F.binary_cross_entropy_with_logits(
+        shuffled, torch.ones_like(shuffled)
+    )
 
 
 def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, t: Tensor | None = None) -> Tensor:
@@ -131,8 +140,14 @@ def negative_radius(latent_dim: int, rule: str = "chi", quantile: float = 0.999)
     raise ValueError(f"rule={rule!r} is not valid; choose 'chi' or 'literal'")
 
 
-def sample_negative_codes(means: Tensor, n: int, radius: float, rule: str = "chi",
-                          generator: torch.Generator | None = None, max_tries: int = 100) -> Tensor:
+def sample_negative_codes(
+    means: Tensor,
+    n: int,
+    radius: float,
+    rule: str = "chi",
+    generator: torch.Generator | None = None,
+    max_tries: int = 100,
+) -> Tensor:
     """Potential anomalies in latent space (II.E): codes farther than `radius` from every mean.
 
     Both rules start at a random mean mu_y. "literal" draws z ~ N(mu_y, I), as the paper
@@ -151,8 +166,10 @@ def sample_negative_codes(means: Tensor, n: int, radius: float, rule: str = "chi
         out = torch.cat([out, z[torch.cdist(z, means).min(dim=1).values > radius]])
         if len(out) >= n:
             return out[:n]
-    raise RuntimeError(f"could not draw {n} codes farther than radius {radius:.2f} from all "
-                       f"{means.shape[0]} means in {max_tries} tries; lower the radius")
+    raise RuntimeError(
+        f"could not draw {n} codes farther than radius {radius:.2f} from all "
+        f"{means.shape[0]} means in {max_tries} tries; lower the radius"
+    )
 
 
 def negative_loss(x_neg: Tensor, recon_neg: Tensor, ceiling: float = 0.5) -> Tensor:

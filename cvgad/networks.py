@@ -3,7 +3,11 @@ feature discriminator FD and the WGAN-GP critic.
 
 All work on 32x32 images (III.C). With `width` w the encoder's feature map is 4w x 4 x 4.
 """
+
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -50,11 +54,14 @@ class Decoder(nn.Module):
         w = cfg.width
         self.net = nn.Sequential(
             nn.ConvTranspose2d(cfg.latent_dim, 4 * w, 4, 1, 0, bias=False),  # 1 -> 4
-            nn.BatchNorm2d(4 * w), nn.ReLU(inplace=True),
+            nn.BatchNorm2d(4 * w),
+            nn.ReLU(inplace=True),
             nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1, bias=False),  # 4 -> 8
-            nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
+            nn.BatchNorm2d(2 * w),
+            nn.ReLU(inplace=True),
             nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False),  # 8 -> 16
-            nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
             nn.ConvTranspose2d(w, cfg.channels, 4, 2, 1),  # 16 -> 32
             nn.Sigmoid(),
         )
@@ -68,7 +75,9 @@ class Classifier(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(cfg.latent_dim, 256), nn.LeakyReLU(0.2, inplace=True), nn.Linear(256, cfg.n_clusters))
+        self.net = nn.Sequential(
+            nn.Linear(cfg.latent_dim, 256), nn.LeakyReLU(0.2, inplace=True), nn.Linear(256, cfg.n_clusters)
+        )
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z)
@@ -86,8 +95,10 @@ class FeatureDiscriminator(nn.Module):
         super().__init__()
         c = 4 * cfg.width + cfg.latent_dim
         self.net = nn.Sequential(
-            nn.Conv2d(c, 256, 1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(256, 256, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(c, 256, 1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(256, 256, 1),
+            nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(256, 1, 1),
         )
 
@@ -103,7 +114,9 @@ class Critic(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         w = cfg.width
-        self.features = nn.Sequential(*_down(cfg.channels, w, False), *_down(w, 2 * w, False), *_down(2 * w, 4 * w, False))
+        self.features = nn.Sequential(
+            *_down(cfg.channels, w, False), *_down(w, 2 * w, False), *_down(2 * w, 4 * w, False)
+        )
         self.head = nn.Sequential(nn.Linear(4 * w * 16, 256), nn.LeakyReLU(0.2, inplace=True), nn.Linear(256, 1))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -130,8 +143,14 @@ class CVAE(nn.Module):
         """One pass x -> (mu, logvar) -> z -> reconstruction, with p(y|z) logits."""
         mu, logvar, features = self.encoder(x)
         z = reparameterize(mu, logvar)
-        return {"mu": mu, "logvar": logvar, "features": features, "z": z,
-                "logits": self.classifier(z), "recon": self.decoder(z)}
+        return {
+            "mu": mu,
+            "logvar": logvar,
+            "features": features,
+            "z": z,
+            "logits": self.classifier(z),
+            "recon": self.decoder(z),
+        }
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
@@ -144,6 +163,18 @@ class CVAE(nn.Module):
         """Posterior mean codes and p(y|z=mu) probabilities."""
         mu, _, _ = self.encoder(x)
         return mu, self.classifier(mu).softmax(dim=1)
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """`module` in eval mode (batchnorm uses its running statistics, as at scoring time) for the
+    `with` block; its training mode is restored afterwards, even on an error."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,63 +1,132 @@
-"""Figures for the notebooks and widgets, in the manner of the paper's Figs. 4-9.
+"""Figures for the notebooks, the widgets and the ablation report, in the manner of the paper's Figs. 4-9.
 
-Every function returns a `matplotlib.figure.Figure` with a title, labelled axes and, where
-several things are drawn, a legend. Images are uint8 (0-255) or float (0-1) tensors (N, C, H, W).
+Every function returns the `matplotlib.figure.Figure` it drew on, with titles, labelled axes and,
+where several things are drawn, a legend. Given `ax` (or `axes`, or `fig`), a function draws
+there, so a widget or a report can place it in a figure of its own; otherwise it makes a pyplot
+figure in the house style (`use_house_style`, applied when this module is imported), which a
+notebook shows with `plt.show()`. A figure-wide `title` is set only on a figure the function
+made. Images are uint8 (0-255) or float (0-1) tensors or arrays (N, C, H, W).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid
+
+from cvgad.data import as_float_images
+
+#: Width (inches) of every figure: at the screen's 100 dpi it fits the book's text column.
+WIDTH = 7.0
+#: The house style's rcParams: readable type at that width, 150 dpi when a figure is saved.
+HOUSE = {
+    "figure.figsize": (WIDTH, 3.2),
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 8,
+    "legend.title_fontsize": 8,
+    "figure.titlesize": 11,
+}
+#: Normal and anomalous images have the same colours in every figure (seaborn's colour-blind palette).
+NORMAL, ANOMALOUS = sns.color_palette("colorblind")[0], sns.color_palette("colorblind")[3]
 
 #: Columns of `Trainer.history_frame()` drawn in the two panels of `loss_curves` (Fig. 8).
 CVAE_LOSSES = ("recon", "latent", "mi", "negative")
 WGAN_LOSSES = ("critic", "wasserstein", "generator")
-LOSS_LABELS = {"recon": "reconstruction (w·(−log SSIM) + w·L1)", "latent": "latent (nats per dimension)",
-               "mi": "mutual information (FD cross-entropy)", "negative": "negative (SSIM hinge)",
-               "critic": "critic loss $L_D$ (eq. 15)", "wasserstein": "Wasserstein estimate",
-               "generator": "generator loss $L_G$ (eq. 13)"}
+LOSS_LABELS = {
+    "recon": "reconstruction (w·(−log SSIM) + w·L1)",
+    "latent": "latent (nats per dimension)",
+    "mi": "mutual information (FD cross-entropy)",
+    "negative": "negative (SSIM hinge)",
+    "critic": "critic loss $L_D$ (eq. 15)",
+    "wasserstein": "Wasserstein estimate",
+    "generator": "generator loss $L_G$ (eq. 13)",
+}
 
 
-def as_float_images(images: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """uint8 (0-255) or float (0-1) images as a float CPU tensor in [0, 1]."""
-    t = torch.as_tensor(images).detach().cpu()
-    return t.float() / 255 if t.dtype == torch.uint8 else t.float().clamp(0, 1)
+def use_house_style() -> None:
+    """Seaborn's white grid, the colour-blind palette and the sizes of `HOUSE` for every later
+    figure, so the book's figures look alike. Sets rcParams only: the backend stays as it is."""
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind", rc=HOUSE)
+
+
+def _figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
+    """A new pyplot figure (so notebooks show it) with constrained layout, and its Axes."""
+    return plt.subplots(nrows, ncols, figsize=figsize, layout="constrained", **kwargs)
+
+
+def _root(ax: Axes) -> Figure:
+    """The Figure `ax` is drawn in, through any SubFigure."""
+    fig = ax.figure
+    return fig if isinstance(fig, Figure) else fig.figure
+
+
+def _legend(ax: Axes, *artists: Artist, **kwargs: Any) -> None:
+    """One legend without a title: the entries seaborn put in `ax`'s legend, then `artists`."""
+    seaborn_legend = ax.get_legend()
+    if seaborn_legend is None:
+        raise ValueError("no legend to extend: draw with seaborn (hue=...) first")
+    entries = zip(seaborn_legend.legend_handles, seaborn_legend.get_texts(), strict=True)
+    shown = [(handle, text.get_text()) for handle, text in entries if handle is not None]
+    handles: list[Artist] = [handle for handle, _ in shown] + list(artists)
+    ax.legend(handles, [label for _, label in shown] + [str(a.get_label()) for a in artists], **kwargs)
 
 
 def _show(ax: Axes, images: torch.Tensor | np.ndarray, nrow: int, title: str) -> None:
-    grid = make_grid(as_float_images(images), nrow=max(1, nrow), padding=2, pad_value=1.0)
+    grid = make_grid(as_float_images(images).detach().cpu().clamp(0, 1), nrow=max(1, nrow), padding=2, pad_value=1.0)
     ax.imshow(grid.permute(1, 2, 0).numpy(), vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title)
     ax.set_axis_off()
 
 
-def image_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, title: str = "images") -> Figure:
+def _grid_size(n: int, nrow: int) -> tuple[float, float]:
+    """Width and height (inches) of a titled grid of `n` images, `nrow` per row, at most the house width."""
+    rows, cols = -(-n // max(1, nrow)), max(1, min(n, nrow))
+    side = min(0.6, WIDTH / cols)
+    return max(2.0, side * cols), side * rows + 0.4
+
+
+def image_grid(
+    images: torch.Tensor | np.ndarray, nrow: int = 8, title: str = "images", ax: Axes | None = None
+) -> Figure:
     """A grid of images, `nrow` per row (torchvision's make_grid)."""
-    n = len(images)
-    rows, cols = -(-n // max(1, nrow)), min(n, nrow)
-    fig, ax = plt.subplots(figsize=(max(2.0, 0.6 * cols), max(1.2, 0.6 * rows + 0.4)))
+    if ax is None:
+        _, ax = _figure(_grid_size(len(images), nrow))
     _show(ax, images, nrow, title)
-    fig.tight_layout()
-    return fig
+    return _root(ax)
 
 
-def reconstructions(x: torch.Tensor | np.ndarray, recon: torch.Tensor | np.ndarray,
-                    title: str = "inputs and reconstructions", nrow: int | None = None) -> Figure:
-    """Inputs above, their reconstructions below (Figs. 4, 5 and 9)."""
+def reconstructions(
+    x: torch.Tensor | np.ndarray,
+    recon: torch.Tensor | np.ndarray,
+    title: str = "inputs and reconstructions",
+    nrow: int | None = None,
+    axes: Sequence[Axes] | None = None,
+) -> Figure:
+    """Inputs above, their reconstructions below (Figs. 4, 5 and 9); `axes`: (inputs, reconstructions)."""
     nrow = nrow or min(len(x), 16)
-    rows = -(-len(x) // nrow)
-    fig, axes = plt.subplots(2, 1, figsize=(max(3.0, 0.6 * nrow), 2 * (0.6 * rows + 0.5)))
+    if axes is None:
+        width, height = _grid_size(len(x), nrow)
+        fig, axes = _figure((width, 2 * height), 2, 1)
+        fig.suptitle(title)
     _show(axes[0], x, nrow, "(a) input")
     _show(axes[1], recon, nrow, "(b) reconstruction")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _root(axes[0])
 
 
 def smooth(values: pd.Series, window: int) -> pd.Series:
@@ -73,22 +142,29 @@ def negative_start(history: pd.DataFrame) -> int | None:
     return int(history.loc[history["negative"].notna(), "step"].iloc[0])
 
 
-def loss_curves(history: pd.DataFrame, window: int = 5, title: str = "training losses (cf. Fig. 8)") -> Figure:
-    """Fig. 8: (a) the CVAE's losses, (b) the WGAN-GP's, each smoothed over `window` logged values.
+def loss_curves(
+    history: pd.DataFrame,
+    window: int = 5,
+    title: str = "training losses (cf. Fig. 8)",
+    axes: Sequence[Axes] | None = None,
+) -> Figure:
+    """Fig. 8: (a) the CVAE's losses above (b) the WGAN-GP's, each smoothed over `window` logged values.
 
     `history` is `Trainer.history_frame()` (one row per step, NaN where an update did not run).
     Panel (a) uses a symmetric log scale, as the losses differ by orders of magnitude; a dotted
     line marks the step at which negative training first ran.
     """
-    fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(12, 4))
+    if axes is None:
+        fig, axes = _figure((WIDTH, 5.4), 2, 1)
+        fig.suptitle(title)
+    ax_a, ax_b = axes
     for ax, names, panel in ((ax_a, CVAE_LOSSES, "(a) CVAE"), (ax_b, WGAN_LOSSES, "(b) WGAN-GP")):
         for name in names:
             if name in history and history[name].notna().any():
                 s = smooth(history.set_index("step")[name], window)
                 ax.plot(s.index, s.values, label=LOSS_LABELS[name])
-        ax.set_title(panel)
-        ax.set_xlabel("step (batch)")
-        ax.set_ylabel("loss (smoothed)")
+        ax.set(title=panel, xlabel="step (batch)", ylabel="loss (smoothed)" if window > 1 else "loss")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_a.set_yscale("symlog", linthresh=1e-2)
     start = negative_start(history)
     if start is not None:
@@ -96,53 +172,87 @@ def loss_curves(history: pd.DataFrame, window: int = 5, title: str = "training l
     ax_b.axhline(0, color="lightgrey", linewidth=0.8)
     for ax in (ax_a, ax_b):
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    return _root(ax_a)
 
 
-def score_histogram(scores: np.ndarray, labels: np.ndarray, threshold: float | None = None,
-                    title: str = "anomaly scores", bins: int = 40) -> Figure:
-    """Score distributions of normal (label 0) and anomalous (label 1) images, as densities."""
+def score_histogram(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    threshold: float | None = None,
+    title: str = "anomaly scores",
+    bins: int = 40,
+    ax: Axes | None = None,
+) -> Figure:
+    """Score distributions of normal (label 0) and anomalous (label 1) images, each as a density
+    (each integrates to 1, so groups of different sizes compare), with the threshold if given."""
     scores, labels = np.asarray(scores, float), np.asarray(labels)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    edges = np.histogram_bin_edges(scores, bins=bins)
-    for value, name, colour in ((0, "normal", "tab:blue"), (1, "anomalous", "tab:red")):
-        part = scores[labels == value]
-        if len(part):
-            ax.hist(part, bins=edges, density=True, alpha=0.55, color=colour, label=f"{name} (n = {len(part)})")
-    if threshold is not None:
-        ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
-    ax.set_xlabel("anomaly score (higher = more anomalous)")
-    ax.set_ylabel("density")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    if ax is None:
+        _, ax = _figure((WIDTH, 3.2))
+    groups = {value: f"{name} (n = {np.sum(labels == value)})" for value, name in ((0, "normal"), (1, "anomalous"))}
+    present = [value for value in groups if np.any(labels == value)]
+    sns.histplot(
+        x=scores,
+        hue=pd.Series(labels).map(groups),
+        hue_order=[groups[v] for v in present],
+        palette=[(NORMAL, ANOMALOUS)[v] for v in present],
+        bins=np.histogram_bin_edges(scores, bins=bins),
+        stat="density",
+        common_norm=False,
+        alpha=0.55,
+        ax=ax,
+    )
+    lines = (
+        []
+        if threshold is None
+        else [ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")]
+    )
+    _legend(ax, *lines)
+    ax.set(xlabel="anomaly score (higher = more anomalous)", ylabel="density (per group)", title=title)
+    return _root(ax)
 
 
-def roc_pr(evaluation, title: str = "ROC and precision-recall curves") -> Figure:
+def roc(
+    evaluation, title: str = "ROC", operating_point: tuple[float, float] | None = None, ax: Axes | None = None
+) -> Figure:
+    """The ROC curve with its AUC and the chance diagonal; `operating_point` = (FPR, TPR) marks
+    one threshold. `evaluation` is a `cvgad.scoring.Evaluation`."""
+    if ax is None:
+        _, ax = _figure((WIDTH / 2, 3.4))
+    fpr, tpr = evaluation.roc()
+    ax.plot(fpr, tpr, label=f"CVGAD, AUC = {evaluation.metrics['auc']:.3f}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="chance, AUC = 0.5")
+    if operating_point is not None:
+        ax.plot(*operating_point, "o", color="black", label="operating point")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate (recall)", title=title, xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(loc="lower right")
+    return _root(ax)
+
+
+def precision_recall(evaluation, title: str = "precision-recall", ax: Axes | None = None) -> Figure:
+    """The precision-recall curve with its AUPRC and the floor p (the anomaly share)."""
+    if ax is None:
+        _, ax = _figure((WIDTH / 2, 3.4))
+    precision, recall = evaluation.pr()
+    p = float(np.mean(evaluation.labels))
+    ax.plot(recall, precision, label=f"CVGAD, AUPRC = {evaluation.metrics['auprc']:.3f}")
+    ax.axhline(p, color="grey", linestyle="--", label=f"floor (anomaly share) = {p:.3f}")
+    ax.set(xlabel="recall", ylabel="precision", title=title, xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(loc="best")
+    return _root(ax)
+
+
+def roc_pr(evaluation, title: str = "ROC and precision-recall curves", axes: Sequence[Axes] | None = None) -> Figure:
     """(a) ROC with the chance diagonal, (b) precision-recall with the floor p (the anomaly share).
 
     `evaluation` is a `cvgad.scoring.Evaluation`; AUC and AUPRC are given in the legends.
     """
-    m = evaluation.metrics
-    fpr, tpr = evaluation.roc()
-    precision, recall = evaluation.pr()
-    p = float(np.mean(evaluation.labels))
-    fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(10, 4.2))
-    ax_roc.plot(fpr, tpr, label=f"CVGAD, AUC = {m['auc']:.3f}")
-    ax_roc.plot([0, 1], [0, 1], color="grey", linestyle="--", label="chance, AUC = 0.5")
-    ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="(a) ROC", xlim=(0, 1), ylim=(0, 1.02))
-    ax_pr.plot(recall, precision, label=f"CVGAD, AUPRC = {m['auprc']:.3f}")
-    ax_pr.axhline(p, color="grey", linestyle="--", label=f"floor (anomaly share) = {p:.3f}")
-    ax_pr.set(xlabel="recall", ylabel="precision", title="(b) precision-recall", xlim=(0, 1), ylim=(0, 1.02))
-    for ax in (ax_roc, ax_pr):
-        ax.legend(loc="lower right" if ax is ax_roc else "upper right")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    if axes is None:
+        fig, axes = _figure((WIDTH, 3.6), 1, 2)
+        fig.suptitle(title)
+    roc(evaluation, title="(a) ROC", ax=axes[0])
+    precision_recall(evaluation, title="(b) precision-recall", ax=axes[1])
+    return _root(axes[0])
 
 
 def project_2d(codes: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
@@ -150,58 +260,131 @@ def project_2d(codes: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndar
     codes = np.asarray(codes, float)
     if method == "pca":
         from sklearn.decomposition import PCA
+
         return PCA(n_components=2, random_state=seed).fit_transform(codes)
     if method == "tsne":
         from sklearn.manifold import TSNE
-        return TSNE(n_components=2, init="pca", perplexity=min(30.0, max(2.0, (len(codes) - 1) / 3)),
-                    random_state=seed).fit_transform(codes)
+
+        return TSNE(
+            n_components=2, init="pca", perplexity=min(30.0, max(2.0, (len(codes) - 1) / 3)), random_state=seed
+        ).fit_transform(codes)
     raise ValueError(f"method={method!r} is not valid; choose 'pca' or 'tsne'")
 
 
 def _scatter_by(ax: Axes, xy: np.ndarray, groups: np.ndarray, names: dict[int, str]) -> None:
-    palette = plt.get_cmap("tab10" if len(np.unique(groups)) <= 10 else "tab20")
-    for i, g in enumerate(np.unique(groups)):
-        sel = groups == g
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=8, alpha=0.7, color=palette(i % palette.N), label=names.get(int(g), str(g)))
-    ax.legend(fontsize=7, markerscale=2, loc="best", ncol=2 if len(np.unique(groups)) > 6 else 1)
+    levels = [names.get(int(g), str(g)) for g in np.unique(groups)]
+    sns.scatterplot(
+        x=xy[:, 0],
+        y=xy[:, 1],
+        hue=[names.get(int(g), str(g)) for g in groups],
+        hue_order=levels,
+        palette=sns.color_palette("colorblind" if len(levels) <= 10 else "husl", len(levels)),
+        s=8,
+        alpha=0.7,
+        linewidth=0,
+        ax=ax,
+    )
+    sns.move_legend(ax, "best", title=None, fontsize=7, markerscale=2, ncol=2 if len(levels) > 6 else 1)
 
 
-def latent_projection(codes: np.ndarray | torch.Tensor, classes: np.ndarray, probs: np.ndarray | torch.Tensor,
-                      method: str = "pca", anomaly_class: int | None = None,
-                      title: str = "latent codes in 2-D") -> Figure:
+def latent_projection(
+    codes: np.ndarray | torch.Tensor,
+    classes: np.ndarray,
+    probs: np.ndarray | torch.Tensor,
+    method: str = "pca",
+    anomaly_class: int | None = None,
+    title: str = "latent codes in 2-D",
+    axes: Sequence[Axes] | None = None,
+) -> Figure:
     """Two panels of the same 2-D projection: coloured by (a) the true class, (b) argmax p(y|z)."""
     codes = torch.as_tensor(codes).detach().cpu().numpy()
     probs = torch.as_tensor(probs).detach().cpu().numpy()
     classes = np.asarray(classes)
     xy = project_2d(codes, method)
-    fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(11, 4.8), sharex=True, sharey=True)
+    if axes is None:
+        fig, axes = _figure((WIDTH, 3.8), 1, 2, sharex=True, sharey=True)
+        fig.suptitle(f"{title} ({method.upper() if method == 'pca' else 't-SNE'})")
+    ax_a, ax_b = axes
     class_names = {int(c): f"{c} (anomaly)" if c == anomaly_class else str(c) for c in np.unique(classes)}
     _scatter_by(ax_a, xy, classes, {k: f"class {v}" for k, v in class_names.items()})
     _scatter_by(ax_b, xy, probs.argmax(axis=1), {k: f"cluster {k}" for k in range(probs.shape[1])})
-    ax_a.set_title("(a) coloured by true class")
-    ax_b.set_title("(b) coloured by argmax p(y|z)")
     axis = "PC" if method == "pca" else "t-SNE "
-    for ax in (ax_a, ax_b):
-        ax.set_xlabel(f"{axis}1")
-        ax.set_ylabel(f"{axis}2")
-    fig.suptitle(f"{title} ({method.upper() if method == 'pca' else 't-SNE'})")
-    fig.tight_layout()
-    return fig
+    ax_a.set(title="(a) coloured by true class", xlabel=f"{axis}1", ylabel=f"{axis}2")
+    ax_b.set(title="(b) coloured by argmax p(y|z)", xlabel=f"{axis}1", ylabel=f"{axis}2")
+    return _root(ax_a)
 
 
-def neighbours(query: torch.Tensor | np.ndarray, near: torch.Tensor | np.ndarray, far: torch.Tensor | np.ndarray,
-               title: str = "neighbours in latent space (cf. Fig. 7)") -> Figure:
+def neighbours(
+    query: torch.Tensor | np.ndarray,
+    near: torch.Tensor | np.ndarray,
+    far: torch.Tensor | np.ndarray,
+    title: str = "neighbours in latent space (cf. Fig. 7)",
+    fig: Figure | None = None,
+) -> Figure:
     """Fig. 7: (a) a query image, (b) its nearest and (c) its farthest images in latent space."""
     query = as_float_images(query)
     query = query[None] if query.dim() == 3 else query
     n = max(len(near), len(far), 1)
-    fig = plt.figure(figsize=(max(4.0, 0.75 * n + 1.2), 3.2))
-    grid = fig.add_gridspec(2, 2, width_ratios=[1, n], wspace=0.05)
+    if fig is None:
+        width, height = _grid_size(n + 1, n + 1)  # one row: the query and n neighbours
+        fig = plt.figure(figsize=(width, 2 * height + 0.3), layout="constrained")
+        fig.suptitle(title)
+    grid = fig.add_gridspec(2, 2, width_ratios=[1, n])
     _show(fig.add_subplot(grid[:, 0]), query, 1, "(a) query")
     _show(fig.add_subplot(grid[0, 1]), near, n, f"(b) {len(near)} nearest")
     _show(fig.add_subplot(grid[1, 1]), far, n, f"(c) {len(far)} farthest")
-    fig.suptitle(title)
     return fig
+
+
+def ablation_bars(
+    table: pd.DataFrame, title: str = "ablation: ours beside the paper", axes: Sequence[Axes] | None = None
+) -> Figure:
+    """Per row of an ablation table (`cvgad.report.aggregate`): our mean ± std over seeds beside the
+    paper's value, (a) AUC with the chance level 0.5, (b) best-threshold F1 with the F1 floor."""
+    if axes is None:
+        fig, axes = _figure((WIDTH, 5.4), 2, 1, sharex=True)
+        fig.suptitle(title)
+    ours, paper = "ours: mean ± std over seeds", "paper (Table 1)"
+    panels = (("auc", "(a) AUC"), ("f1_best", "(b) F1, best threshold (paper's metric)"))
+    for ax, (metric, name) in zip(axes, panels, strict=True):
+        has_paper = bool(table[f"{metric}_paper"].notna().any())
+        bars = pd.concat(
+            [
+                pd.DataFrame({"row": table["row"], "value": table[f"{metric}_mean"], "source": ours}),
+                pd.DataFrame({"row": table["row"], "value": table[f"{metric}_paper"], "source": paper}),
+            ]
+        )
+        sns.barplot(
+            bars,
+            x="row",
+            y="value",
+            hue="source",
+            order=list(table["row"]),
+            hue_order=[ours, paper][: 1 + has_paper],
+            palette=["C0", "0.6"][: 1 + has_paper],
+            errorbar=None,
+            ax=ax,
+        )
+        dodge = 0.2 if has_paper else 0.0  # seaborn's bars of two hues share a width of 0.8
+        ax.errorbar(
+            np.arange(len(table)) - dodge,
+            table[f"{metric}_mean"],
+            yerr=table[f"{metric}_std"].fillna(0),
+            fmt="none",
+            ecolor="black",
+            capsize=3,
+        )
+        if metric == "f1_best":
+            line = ax.axhline(
+                table["f1_floor_mean"].mean(), color=ANOMALOUS, ls="--", lw=1, label="F1 floor (flag everything)"
+            )
+        else:
+            line = ax.axhline(0.5, color=ANOMALOUS, ls=":", lw=1, label="chance (AUC 0.5)")
+        _legend(ax, line, loc="upper left", ncol=3)  # above the bars, which stay below 1
+        ax.set(title=name, xlabel="", ylabel="score", ylim=(0, 1.2))
+    axes[-1].set_xlabel("row (loss removed)")
+    plt.setp(axes[-1].get_xticklabels(), rotation=30, ha="right")
+    return _root(axes[0])
 
 
 def close_all(figures: Sequence[Figure] = ()) -> None:
@@ -210,5 +393,26 @@ def close_all(figures: Sequence[Figure] = ()) -> None:
         plt.close(f)
 
 
-__all__ = ["image_grid", "reconstructions", "loss_curves", "score_histogram", "roc_pr", "latent_projection",
-           "neighbours", "project_2d", "smooth", "negative_start", "as_float_images", "close_all"]
+use_house_style()
+
+__all__ = [
+    "WIDTH",
+    "HOUSE",
+    "NORMAL",
+    "ANOMALOUS",
+    "use_house_style",
+    "image_grid",
+    "reconstructions",
+    "loss_curves",
+    "score_histogram",
+    "roc",
+    "precision_recall",
+    "roc_pr",
+    "latent_projection",
+    "neighbours",
+    "ablation_bars",
+    "project_2d",
+    "smooth",
+    "negative_start",
+    "close_all",
+]

@@ -3,6 +3,7 @@
 Training sets hold normal images only; labels are never used in training. In the test and
 validation sets the label is 1 for an anomaly and 0 for a normal image.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,8 +29,12 @@ class Split:
     test_labels: np.ndarray  # 1 = anomaly
 
     def counts(self) -> dict[str, int]:
-        return {"n_train": len(self.train), "n_val": len(self.val),
-                "n_test_normal": int((self.test_labels == 0).sum()), "n_test_anomalous": int(self.test_labels.sum())}
+        return {
+            "n_train": len(self.train),
+            "n_val": len(self.val),
+            "n_test_normal": int((self.test_labels == 0).sum()),
+            "n_test_anomalous": int(self.test_labels.sum()),
+        }
 
     @property
     def anomaly_share(self) -> float:
@@ -39,12 +44,16 @@ class Split:
 def _check_class(labels: np.ndarray, cls: int, role: str) -> None:
     valid = sorted(int(c) for c in np.unique(labels))
     if cls not in valid:
-        raise ValueError(f"{role} {cls} is not in this dataset; valid classes are {valid[0]} to {valid[-1]}"
-                         if valid == list(range(valid[0], valid[-1] + 1)) else f"{role} {cls} is not valid; choose one of {valid}")
+        raise ValueError(
+            f"{role} {cls} is not in this dataset; valid classes are {valid[0]} to {valid[-1]}"
+            if valid == list(range(valid[0], valid[-1] + 1))
+            else f"{role} {cls} is not valid; choose one of {valid}"
+        )
 
 
-def leave_one_out(labels: np.ndarray, anomaly_class: int, seed: int, train_fraction: float = 0.8,
-                  val_fraction: float = 0.1) -> Split:
+def leave_one_out(
+    labels: np.ndarray, anomaly_class: int, seed: int, train_fraction: float = 0.8, val_fraction: float = 0.1
+) -> Split:
     """III.D: one class is the anomaly; 80% of the normal images train (of which `val_fraction`
     is held out as validation); the test set is all anomalous images plus the other normals."""
     _check_class(labels, anomaly_class, "anomaly class")
@@ -54,12 +63,19 @@ def leave_one_out(labels: np.ndarray, anomaly_class: int, seed: int, train_fract
     n_train = int(round(train_fraction * len(normal)))
     n_val = int(round(val_fraction * n_train))
     test = np.concatenate([normal[n_train:], anomalous])
-    return Split("leave_one_out", sorted(int(c) for c in np.unique(labels[labels != anomaly_class])),
-                 train=normal[n_val:n_train], val=normal[:n_val], test=test,
-                 test_labels=(labels[test] == anomaly_class).astype(np.int64))
+    return Split(
+        "leave_one_out",
+        sorted(int(c) for c in np.unique(labels[labels != anomaly_class])),
+        train=normal[n_val:n_train],
+        val=normal[:n_val],
+        test=test,
+        test_labels=(labels[test] == anomaly_class).astype(np.int64),
+    )
 
 
-def _with_outliers(rng: np.random.Generator, normal: np.ndarray, pool: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+def _with_outliers(
+    rng: np.random.Generator, normal: np.ndarray, pool: np.ndarray, fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
     """`normal` plus outliers drawn from `pool` so that they make up `fraction` of the result."""
     n_out = int(round(len(normal) * fraction / (1 - fraction)))
     if n_out > len(pool):
@@ -78,8 +94,12 @@ def one_class(labels: np.ndarray, normal_class: int, outlier_fraction: float, fo
     val_fold = (fold + 1) % 5
     others = [c for c in folds if c != normal_class]
     train = np.concatenate([folds[normal_class][k] for k in range(5) if k not in (fold, val_fold)])
-    test, test_labels = _with_outliers(rng, folds[normal_class][fold], np.concatenate([folds[c][fold] for c in others]), outlier_fraction)
-    return Split("one_class", [normal_class], train=train, val=folds[normal_class][val_fold], test=test, test_labels=test_labels)
+    test, test_labels = _with_outliers(
+        rng, folds[normal_class][fold], np.concatenate([folds[c][fold] for c in others]), outlier_fraction
+    )
+    return Split(
+        "one_class", [normal_class], train=train, val=folds[normal_class][val_fold], test=test, test_labels=test_labels
+    )
 
 
 def coil100(labels: np.ndarray, n_inliers: int, seed: int, outlier_fraction: float | None = None) -> Split:
@@ -99,15 +119,23 @@ def coil100(labels: np.ndarray, n_inliers: int, seed: int, outlier_fraction: flo
     for obj in inliers:
         idx = rng.permutation(np.flatnonzero(labels == obj))
         train.append(idx[:COIL_TRAIN])
-        test_normal.append(idx[COIL_TRAIN:COIL_TRAIN + COIL_TEST])
+        test_normal.append(idx[COIL_TRAIN : COIL_TRAIN + COIL_TEST])
     others = [o for o in objects if o not in set(inliers)]
     one_each = np.array([rng.choice(np.flatnonzero(labels == o)) for o in others])
     test, test_labels = _with_outliers(rng, np.concatenate(test_normal), one_each, fraction)
-    return Split("coil100", sorted(int(o) for o in inliers), train=np.concatenate(train), val=np.array([], np.int64),
-                 test=test, test_labels=test_labels)
+    return Split(
+        "coil100",
+        sorted(int(o) for o in inliers),
+        train=np.concatenate(train),
+        val=np.array([], np.int64),
+        test=test,
+        test_labels=test_labels,
+    )
 
 
-def _stratified_subset(rng: np.random.Generator, idx: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_subset(
+    rng: np.random.Generator, idx: np.ndarray, labels: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """At most `n` of `idx`, keeping the anomaly share of `labels`."""
     if n >= len(idx):
         return idx, labels
@@ -115,8 +143,8 @@ def _stratified_subset(rng: np.random.Generator, idx: np.ndarray, labels: np.nda
     for value in (0, 1):
         pool = np.flatnonzero(labels == value)
         keep.append(rng.choice(pool, size=int(round(n * len(pool) / len(idx))), replace=False))
-    keep = np.sort(np.concatenate(keep))
-    return idx[keep], labels[keep]
+    chosen = np.sort(np.concatenate(keep))
+    return idx[chosen], labels[chosen]
 
 
 def make_split(labels: np.ndarray, cfg: DataConfig, seed: int) -> Split:
@@ -124,13 +152,16 @@ def make_split(labels: np.ndarray, cfg: DataConfig, seed: int) -> Split:
     if cfg.protocol == "leave_one_out":
         split = leave_one_out(labels, cfg.anomaly_class, seed, val_fraction=cfg.val_fraction)
     elif cfg.protocol == "one_class":
-        split = one_class(labels, cfg.anomaly_class, cfg.outlier_fraction or 0.5, cfg.fold, seed)
+        assert cfg.normal_class is not None  # DataConfig sets it under one_class
+        split = one_class(labels, cfg.normal_class, cfg.outlier_fraction or 0.5, cfg.fold, seed)
     else:
         split = coil100(labels, cfg.n_inliers, seed, cfg.outlier_fraction)
     rng = np.random.default_rng(seed + 1)
     if cfg.train_subset is not None and cfg.train_subset < len(split.train):
         split.train = rng.choice(split.train, size=cfg.train_subset, replace=False)
-        split.val = split.val[:max(1, int(round(cfg.val_fraction * cfg.train_subset)))] if len(split.val) else split.val
+        split.val = (
+            split.val[: max(1, int(round(cfg.val_fraction * cfg.train_subset)))] if len(split.val) else split.val
+        )
     if cfg.test_subset is not None:
         split.test, split.test_labels = _stratified_subset(rng, split.test, split.test_labels, cfg.test_subset)
     return split

@@ -1,55 +1,38 @@
 """Aggregate an ablation's runs into Table 1: a tidy CSV, Markdown, a bar chart and plain statements.
 
-`cvgad report ablations/results/table1/cpu` reads every `<row>/seed<k>/` folder the runner left
-(and `plan.json`, for the row order, labels and the paper's values) and writes `runs.csv` (one
-line per run), `table1.csv` (one line per row), `table1.md` and `table1.png`.
+`write_report("ablations/results/table1/cpu")` (the `cvgad report` command) reads every
+`<row>/seed<k>/` folder the runner left (and `plan.json`, for the row order, labels and the
+paper's values) and writes `runs.csv` (one line per run), `table1.csv` (one line per row),
+`table1.md` and `table1.png`.
 
 The spread of a row is the sample standard deviation (ddof=1) of its seeds. Two rules, stated in
 the output too, decide what counts as a difference; they are rough screens, not significance tests:
 a row differs from the reference row ("all") when |mean difference| > sqrt(std_row^2 + std_ref^2),
 and from the paper when |our mean - paper| > std_row (the paper reports a single number, no spread).
 """
+
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from cvgad.ablation import atomic_write, read_metrics
+from cvgad.atomic import atomic_write
 from cvgad.grid import read_paper_csv
+from cvgad.runs import read_plan, seed_dir, seeds_found
+from cvgad.runs import status as run_status
 
 METRICS = ("auc", "f1_best", "auprc", "f1_val", "f1_floor")
 COUNTS = ("n_train", "n_val", "n_test_normal", "n_test_anomalous")
 RUN_COLUMNS = ("row", "label", "seed", "status", *METRICS, *COUNTS, "epochs", "device", "wall_seconds", "error")
 PAPER_NAMES = {"auc": "auc", "f1_best": "f1"}  # our metric -> the paper's column
-RULES = ("A row differs from `{ref}` when |mean difference| > sqrt(std_row² + std_{ref}²), std being the "
-         "sample standard deviation over seeds; it differs from the paper when |our mean − paper| > std_row "
-         "(the paper gives one number without spread). Both are rough screens, not significance tests, and "
-         "need at least 2 seeds.")
-
-
-def _run_status(run_dir: Path) -> tuple[str, dict, str | None]:
-    metrics = read_metrics(run_dir)
-    if metrics is not None:
-        return "ok", metrics, None
-    error_file = run_dir / "error.txt"
-    if error_file.is_file():
-        lines = [line for line in error_file.read_text().splitlines() if line.strip()]
-        return "failed", {}, lines[-1] if lines else "unknown error"
-    return ("unfinished" if run_dir.is_dir() else "missing"), {}, None
-
-
-def load_plan(root: str | Path) -> dict:
-    """The runner's `plan.json`, or a plan inferred from the folders when it is absent."""
-    root = Path(root)
-    if (root / "plan.json").is_file():
-        return json.loads((root / "plan.json").read_text())
-    rows = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("seed*")))
-    return {"rows": [{"id": r, "label": r} for r in rows], "seeds": [], "paper": {}, "settings": {}}
+RULES = (
+    "A row differs from `{ref}` when |mean difference| > sqrt(std_row² + std_{ref}²), std being the "
+    "sample standard deviation over seeds; it differs from the paper when |our mean − paper| > std_row "
+    "(the paper gives one number without spread). Both are rough screens, not significance tests, and "
+    "need at least 2 seeds."
+)
 
 
 def collect_runs(root: str | Path) -> pd.DataFrame:
@@ -57,20 +40,23 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"results folder {str(root)!r} does not exist; run `cvgad ablate` first")
-    plan = load_plan(root)
+    plan = read_plan(root)
     lines = []
     for row in plan["rows"]:
-        found = {int(p.name[4:]) for p in (root / row["id"]).glob("seed*") if p.name[4:].isdigit()}
-        for seed in sorted(found | set(plan["seeds"])):
-            status, metrics, error = _run_status(root / row["id"] / f"seed{seed}")
-            lines.append({"row": row["id"], "label": row["label"], "seed": seed, "status": status, "error": error}
-                         | {k: metrics.get(k) for k in (*METRICS, *COUNTS, "epochs", "device", "wall_seconds")})
+        for seed in sorted(seeds_found(root, row["id"]) | set(plan["seeds"])):
+            status, metrics, error = run_status(seed_dir(root, row["id"], seed))
+            lines.append(
+                {"row": row["id"], "label": row["label"], "seed": seed, "status": status, "error": error}
+                | {k: metrics.get(k) for k in (*METRICS, *COUNTS, "epochs", "device", "wall_seconds")}
+            )
     if not lines:
         raise ValueError(f"no runs found under {root}; expected <row>/seed<k>/ folders from `cvgad ablate`")
     return pd.DataFrame(lines, columns=list(RUN_COLUMNS))
 
 
-def aggregate(runs: pd.DataFrame, paper: dict[str, dict[str, float]] | None = None, reference: str = "all") -> pd.DataFrame:
+def aggregate(
+    runs: pd.DataFrame, paper: dict[str, dict[str, float]] | None = None, reference: str = "all"
+) -> pd.DataFrame:
     """Per row: n, mean and std (ddof=1) of each metric over finished seeds, the paper and the differences."""
     paper = paper or {}
     order = list(dict.fromkeys(runs["row"]))
@@ -90,7 +76,7 @@ def aggregate(runs: pd.DataFrame, paper: dict[str, dict[str, float]] | None = No
         if reference in table.index:
             ref_mean, ref_std = table.at[reference, f"{metric}_mean"], table.at[reference, f"{metric}_std"]
             table[f"{metric}_vs_{reference}"] = table[f"{metric}_mean"] - ref_mean
-            combined = (table[f"{metric}_std"] ** 2 + ref_std ** 2) ** 0.5
+            combined = (table[f"{metric}_std"] ** 2 + ref_std**2) ** 0.5
             beyond = table[f"{metric}_vs_{reference}"].abs() > combined
             table[f"{metric}_{reference}_beyond_spread"] = beyond.where(combined.notna())
     return table.rename_axis("row").reset_index()
@@ -133,25 +119,43 @@ def statements(table: pd.DataFrame, reference: str = "all") -> list[str]:
 def markdown(table: pd.DataFrame, runs: pd.DataFrame, plan: dict, reference: str = "all") -> str:
     """Table 1 as Markdown: our mean ± std (n), the paper and the difference, then the statements."""
     settings = ", ".join(f"{k}={v}" for k, v in plan.get("settings", {}).items() if k not in ("device", "data_root"))
-    preset = f"preset `{plan.get('preset')}`" + (f" ({plan['preset_description']})" if plan.get("preset_description") else "")
-    lines = [f"# {plan.get('description') or 'Ablation'}", "", f"Grid `{plan.get('grid', '?')}`, {preset}: {settings}.", ""]
+    preset = f"preset `{plan.get('preset')}`" + (
+        f" ({plan['preset_description']})" if plan.get("preset_description") else ""
+    )
+    lines = [
+        f"# {plan.get('description') or 'Ablation'}",
+        "",
+        f"Grid `{plan.get('grid', '?')}`, {preset}: {settings}.",
+        "",
+    ]
     if plan.get("paper_note"):
         lines += [plan["paper_note"], ""]
-    lines += [f"Runs: {(runs.status == 'ok').sum()} finished, {(runs.status == 'failed').sum()} failed, "
-              f"{runs.status.isin(['unfinished', 'missing']).sum()} unfinished or missing.", "",
-              "| row | n | AUC | paper AUC | Δ AUC | F1, best threshold (paper's metric) | paper F1 | Δ F1 "
-              "| F1 at validation threshold | F1 floor |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        f"Runs: {(runs.status == 'ok').sum()} finished, {(runs.status == 'failed').sum()} failed, "
+        f"{runs.status.isin(['unfinished', 'missing']).sum()} unfinished or missing.",
+        "",
+        "| row | n | AUC | paper AUC | Δ AUC | F1, best threshold (paper's metric) | paper F1 | Δ F1 "
+        "| F1 at validation threshold | F1 floor |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in table.itertuples():
-        lines.append(f"| {r.label} (`{r.row}`) | {r.n} | {_fmt(r.auc_mean, r.auc_std, r.n)} | {_num(r.auc_paper)} "
-                     f"| {_num(r.auc_vs_paper, True)} | {_fmt(r.f1_best_mean, r.f1_best_std, r.n)} | {_num(r.f1_best_paper)} "
-                     f"| {_num(r.f1_best_vs_paper, True)} | {_fmt(r.f1_val_mean, r.f1_val_std, r.n)} | {_num(r.f1_floor_mean)} |")
-    lines += ["", "Values are mean ± sample std over seeds. The paper's F1 is the best F1 over all thresholds, "
-              "chosen on the test set, so it is optimistic; F1 at the validation threshold uses a threshold fixed "
-              "on normal validation images; the F1 floor is the F1 of flagging every test image as anomalous."]
+        lines.append(
+            f"| {r.label} (`{r.row}`) | {r.n} | {_fmt(r.auc_mean, r.auc_std, r.n)} | {_num(r.auc_paper)} "
+            f"| {_num(r.auc_vs_paper, True)} | {_fmt(r.f1_best_mean, r.f1_best_std, r.n)} | {_num(r.f1_best_paper)} "
+            f"| {_num(r.f1_best_vs_paper, True)} | {_fmt(r.f1_val_mean, r.f1_val_std, r.n)} | {_num(r.f1_floor_mean)} |"
+        )
+    lines += [
+        "",
+        "Values are mean ± sample std over seeds. The paper's F1 is the best F1 over all thresholds, "
+        "chosen on the test set, so it is optimistic; F1 at the validation threshold uses a threshold fixed "
+        "on normal validation images; the F1 floor is the F1 of flagging every test image as anomalous.",
+    ]
     if plan.get("settings", {}).get("dataset") == "cifar10":
-        lines += ["", "CIFAR-10 read from the project's offline copy (`cifar10_*_jpegq75.npz`) is JPEG-compressed "
-                  "(quality 75); reconstruction-based scores on it may differ slightly from the original pixels."]
+        lines += [
+            "",
+            "CIFAR-10 read from the project's offline copy (`cifar10_*_jpegq75.npz`) is JPEG-compressed "
+            "(quality 75); reconstruction-based scores on it may differ slightly from the original pixels.",
+        ]
     lines += ["", "## Which differences exceed the spread", "", RULES.format(ref=reference), ""]
     lines += [f"- {s}" for s in statements(table, reference)]
     failed = runs[runs.status == "failed"]
@@ -162,60 +166,32 @@ def markdown(table: pd.DataFrame, runs: pd.DataFrame, plan: dict, reference: str
 
 def bar_chart(table: pd.DataFrame, path: str | Path, title: str) -> None:
     """Our mean ± std beside the paper's value, per row, for AUC and best-threshold F1, with the
-    chance level (AUC 0.5) and the F1 floor. Drawn on a bare Figure: no pyplot backend is changed."""
+    chance level (AUC 0.5) and the F1 floor (`cvgad.plots.ablation_bars`, in the book's house
+    style), saved to `path`. Drawn on a bare Figure: no pyplot backend is changed."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(13, 4.8))
-    axes = fig.subplots(1, 2, sharey=True)
-    x, w = range(len(table)), 0.4
-    for ax, (metric, name) in zip(axes, (("auc", "AUC"), ("f1_best", "F1, best threshold (paper's metric)"))):
-        ax.bar([i - w / 2 for i in x], table[f"{metric}_mean"], w, yerr=table[f"{metric}_std"].fillna(0),
-               capsize=4, label="ours: mean ± std over seeds")
-        if table[f"{metric}_paper"].notna().any():
-            ax.bar([i + w / 2 for i in x], table[f"{metric}_paper"], w, label="paper (Table 1)", color="0.6")
-        if metric == "f1_best":
-            ax.axhline(table["f1_floor_mean"].mean(), color="C3", ls="--", lw=1, label="F1 floor (flag everything)")
-        else:
-            ax.axhline(0.5, color="C3", ls=":", lw=1, label="chance (AUC 0.5)")
-        ax.set_xticks(list(x), table["row"], rotation=30, ha="right")
-        ax.set(title=name, xlabel="row (loss removed)", ylim=(0, 1.2))
-        ax.legend(loc="upper left", ncol=2, fontsize=8)  # above the bars, which stay below 1
-    axes[0].set_ylabel("score")
+    from cvgad import plots
+
+    fig = Figure(figsize=(plots.WIDTH, 5.4), layout="constrained")
+    plots.ablation_bars(table, axes=fig.subplots(2, 1, sharex=True))
     fig.suptitle(title)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=plots.HOUSE["savefig.dpi"]))
 
 
 def write_report(root: str | Path, out: str | Path | None = None, paper_csv: str | Path | None = None) -> pd.DataFrame:
     """Write runs.csv, table1.csv, table1.md and table1.png for the results under `root`; return the table."""
     root = Path(root)
     out = Path(out) if out else root
-    runs, plan = collect_runs(root), load_plan(root)
+    runs, plan = collect_runs(root), read_plan(root)
     paper = read_paper_csv(paper_csv) if paper_csv else plan.get("paper", {})
     table = aggregate(runs, paper)
     atomic_write(out / "runs.csv", lambda tmp: runs.to_csv(tmp, index=False))
     atomic_write(out / "table1.csv", lambda tmp: table.to_csv(tmp, index=False, float_format="%.4f"))
     atomic_write(out / "table1.md", lambda tmp: tmp.write_text(markdown(table, runs, plan)))
     seeds = table["n"].max()
-    bar_chart(table, out / "table1.png", f"{plan.get('grid', 'ablation')} / {plan.get('preset')}: ours "
-              f"(up to {seeds} seeds) beside the paper")
+    bar_chart(
+        table,
+        out / "table1.png",
+        f"{plan.get('grid', 'ablation')} / {plan.get('preset')}: ours (up to {seeds} seeds) beside the paper",
+    )
     return table
-
-
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", type=Path, help="a preset's results folder, e.g. ablations/results/table1/cpu")
-    parser.add_argument("--out", type=Path, help="where to write the report (default: the results folder)")
-    parser.add_argument("--paper", type=Path, help="CSV of the paper's values (row, f1, auc); default: from plan.json")
-
-
-def report_main(args: argparse.Namespace) -> int:
-    """`cvgad report`: 0 on success, 2 when the folder holds no runs or the paper CSV is bad."""
-    try:
-        write_report(args.results, args.out, args.paper)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    out = args.out or args.results
-    print(f"wrote {out}/runs.csv, table1.csv, table1.md, table1.png")
-    print((Path(out) / "table1.md").read_text())
-    return 0

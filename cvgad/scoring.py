@@ -7,17 +7,25 @@ report it as the paper's metric, and next to it the F1 at a threshold a user cou
 fixed on normal validation images alone (their `VAL_QUANTILE` quantile, with the components
 normalised by the validation set's own minimum and maximum).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import (adjusted_rand_score, average_precision_score, normalized_mutual_info_score,
-                             precision_recall_curve, roc_auc_score, roc_curve)
+from sklearn.metrics import (
+    adjusted_rand_score,
+    average_precision_score,
+    normalized_mutual_info_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 
+from cvgad.data import as_float_images
 from cvgad.losses import l1_per_sample, ssim_per_sample
-from cvgad.networks import CVAE
+from cvgad.networks import CVAE, eval_mode
 
 #: A deployable threshold flags the top 5% of normal validation scores.
 VAL_QUANTILE = 0.95
@@ -39,16 +47,13 @@ def reconstruction_errors(cvae: CVAE, images: torch.Tensor, batch_size: int = 25
     """1 - SSIM and L1 of every image against its reconstruction from the posterior mean,
     with the CVAE in eval mode (batchnorm uses its running statistics)."""
     device = next(cvae.parameters()).device
-    was_training = cvae.training
-    cvae.eval()
     ssim_loss, l1 = [], []
-    for chunk in images.split(batch_size):
-        x = chunk.to(device)
-        x = x.float() / 255 if chunk.dtype == torch.uint8 else x.float()
-        recon = cvae.reconstruct(x).float()
-        ssim_loss.append((1 - ssim_per_sample(x, recon)).cpu())
-        l1.append(l1_per_sample(x, recon).cpu())
-    cvae.train(was_training)
+    with eval_mode(cvae):
+        for chunk in images.split(batch_size):
+            x = as_float_images(chunk.to(device))
+            recon = cvae.reconstruct(x).float()
+            ssim_loss.append((1 - ssim_per_sample(x, recon)).cpu())
+            l1.append(l1_per_sample(x, recon).cpu())
     return Errors(torch.cat(ssim_loss).numpy(), torch.cat(l1).numpy())
 
 
@@ -78,14 +83,32 @@ def best_f1(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     return float(f1[i]), float(thresholds[i]) if len(thresholds) else float("nan")
 
 
-def f1_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """Precision, recall and F1 when scores >= threshold are flagged."""
-    flagged = scores >= threshold
-    tp = float(np.sum(flagged & (labels == 1)))
-    precision = tp / max(flagged.sum(), 1)
-    recall = tp / max((labels == 1).sum(), 1)
+def confusion_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    """Confusion counts, precision, recall (= TPR), F1 and FPR when scores >= threshold are
+    flagged as anomalies (label 1). A ratio with nothing to count (e.g. precision when nothing
+    is flagged) is 0."""
+    flagged, anomalous = np.asarray(scores) >= threshold, np.asarray(labels) == 1
+    tp, fp = int(np.sum(flagged & anomalous)), int(np.sum(flagged & ~anomalous))
+    fn, tn = int(np.sum(~flagged & anomalous)), int(np.sum(~flagged & ~anomalous))
+    precision, recall = tp / (tp + fp) if tp + fp else 0.0, tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1}
+    return {
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
+        "flagged": tp + fp,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "fpr": fp / (fp + tn) if fp + tn else 0.0,
+    }
+
+
+def f1_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """Precision, recall and F1 when scores >= threshold are flagged (see `confusion_at`)."""
+    counts = confusion_at(scores, labels, threshold)
+    return {key: counts[key] for key in ("precision", "recall", "f1")}
 
 
 @dataclass
@@ -132,8 +155,9 @@ def evaluate(test: Errors, labels: np.ndarray, val: Errors) -> Evaluation:
     return Evaluation(metrics, scores, labels, test, val)
 
 
-def evaluate_model(cvae: CVAE, images: torch.Tensor, test_idx: np.ndarray, test_labels: np.ndarray,
-                   val_idx: np.ndarray) -> Evaluation:
+def evaluate_model(
+    cvae: CVAE, images: torch.Tensor, test_idx: np.ndarray, test_labels: np.ndarray, val_idx: np.ndarray
+) -> Evaluation:
     """Scores `images[test_idx]` and `images[val_idx]` with `cvae` and computes the metrics."""
     test = reconstruction_errors(cvae, images[torch.as_tensor(test_idx)])
     val = reconstruction_errors(cvae, images[torch.as_tensor(val_idx)])
@@ -144,6 +168,8 @@ def cluster_purity(probs: np.ndarray, classes: np.ndarray) -> dict[str, float]:
     """How well the latent clusters (argmax p(y|z)) match the true classes: NMI and ARI
     (1 = the same partition, 0 = chance), and how many clusters are in use."""
     assigned = np.asarray(probs).argmax(axis=1)
-    return {"nmi": float(normalized_mutual_info_score(classes, assigned)),
-            "ari": float(adjusted_rand_score(classes, assigned)),
-            "clusters_used": int(len(np.unique(assigned)))}
+    return {
+        "nmi": float(normalized_mutual_info_score(classes, assigned)),
+        "ari": float(adjusted_rand_score(classes, assigned)),
+        "clusters_used": int(len(np.unique(assigned))),
+    }

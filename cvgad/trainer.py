@@ -5,9 +5,11 @@ Counter values 0-3: a critic update, then separate CVAE updates by reconstructio
 information, and reconstruction again. Counter 4: a critic update. Counter 5: a generator
 update. One CVAE optimiser and one critic optimiser (Adam, lr 1e-3, betas 0.5/0.999).
 """
+
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 from collections.abc import Iterator
@@ -19,8 +21,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from cvgad import losses as L
-from cvgad.config import ModelConfig, TrainConfig
+from cvgad.config import LossConfig, ModelConfig, TrainConfig
+from cvgad.data import as_float_images
 from cvgad.networks import CVAE, Critic, reparameterize
+from cvgad.runs import save_torch
 
 #: Every update Algorithm 1 can make, in the order it makes them within one step.
 UPDATES = ("critic", "recon", "latent", "negative", "mi", "recon_2", "generator")
@@ -34,11 +38,11 @@ class NonFiniteLossError(RuntimeError):
 
 
 def resolve_device(device: str) -> torch.device:
-    """"auto" picks CUDA when present, else the CPU; anything else is used as given."""
+    """ "auto" picks CUDA when present, else the CPU; anything else is used as given."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} was asked for but CUDA is not available; use 'auto' or 'cpu'")
+        raise ValueError(f"device={device!r} was asked for but CUDA is not available; use 'auto' or 'cpu'")
     return torch.device(device)
 
 
@@ -53,34 +57,38 @@ def frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        for m, momentum in zip(bns, saved):
+        for m, momentum in zip(bns, saved, strict=True):
             m.momentum = momentum
-
-
-def _as_images(x: Tensor) -> Tensor:
-    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
 
 
 class Trainer:
     """Trains a CVAE and a critic with Algorithm 1. `step(x)` runs one batch; `fit(images)` runs epochs."""
 
-    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, cvae: CVAE | None = None, critic: Critic | None = None) -> None:
-        self.model_cfg, self.cfg, self.loss_cfg = model_cfg, cfg, cfg.losses
+    def __init__(
+        self, model_cfg: ModelConfig, cfg: TrainConfig, cvae: CVAE | None = None, critic: Critic | None = None
+    ) -> None:
+        self.model_cfg, self.cfg = model_cfg, cfg
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.cvae = (cvae or CVAE(model_cfg)).to(self.device)
         self.critic = (critic or Critic(model_cfg)).to(self.device)
         self.opt_cvae = torch.optim.Adam(self.cvae.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.opt_critic = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, betas=cfg.betas)
-        self.radius = L.negative_radius(model_cfg.latent_dim, self.loss_cfg.negative_radius, self.loss_cfg.negative_quantile)
-        # T of Algorithm 1, on the scale of the logged latent loss
-        per_dim = self.loss_cfg.latent_reduction == "mean"
-        self.threshold = self.loss_cfg.negative_threshold * (1 if per_dim else model_cfg.latent_dim)
+        self.set_losses(cfg.losses)
         self.count = 0  # Algorithm 1's counter
         self.steps = 0
         self.history: list[dict[str, float]] = []
         self._pending: list[tuple[int, int, dict[str, Tensor]]] = []
         self.use_amp = cfg.amp and self.device.type == "cuda"
+
+    def set_losses(self, losses: LossConfig) -> None:
+        """Trains on with other losses (weights, switches, choices), re-deriving what depends on them."""
+        self.cfg = dataclasses.replace(self.cfg, losses=losses)
+        self.loss_cfg = losses
+        self.radius = L.negative_radius(self.model_cfg.latent_dim, losses.negative_radius, losses.negative_quantile)
+        # T of Algorithm 1, on the scale of the logged latent loss
+        per_dim = losses.latent_reduction == "mean"
+        self.threshold = losses.negative_threshold * (1 if per_dim else self.model_cfg.latent_dim)
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -97,7 +105,9 @@ class Trainer:
         with torch.no_grad():
             if self.loss_cfg.fake_source == "prior":
                 means = self.cvae.means
-                z = means[torch.randint(len(means), (len(x),), device=self.device)] + torch.randn(len(x), means.shape[1], device=self.device)
+                z = means[torch.randint(len(means), (len(x),), device=self.device)] + torch.randn(
+                    len(x), means.shape[1], device=self.device
+                )
                 with frozen_batchnorm_stats(self.cvae):
                     return self.cvae.decoder(z).float()
             return (recon if recon is not None else self.cvae(x)["recon"]).detach().float()
@@ -119,8 +129,10 @@ class Trainer:
             logits = self.cvae.classifier(reparameterize(mu, logvar))
         mu, logvar, logits = mu.float(), logvar.float(), logits.float()
         latent = L.latent_loss(mu, logvar, self.cvae.means, logits.softmax(dim=1))
-        return (latent / mu.shape[1] if self.loss_cfg.latent_reduction == "mean" else latent,
-                L.categorical_loss(logits, self.loss_cfg.categorical_form))
+        return (
+            latent / mu.shape[1] if self.loss_cfg.latent_reduction == "mean" else latent,
+            L.categorical_loss(logits, self.loss_cfg.categorical_form),
+        )
 
     def _negative_update(self, n: int) -> Tensor:
         z = L.sample_negative_codes(self.cvae.means, n, self.radius, self.loss_cfg.negative_radius)
@@ -141,8 +153,8 @@ class Trainer:
     def step(self, x: Tensor) -> dict[str, Tensor]:
         """One batch of Algorithm 1. Returns the loss of every update made, in order (keys
         from UPDATES, plus "wasserstein" after a critic update), as detached tensors."""
-        lc, log = self.loss_cfg, {}
-        x = _as_images(x.to(self.device, non_blocking=True))
+        lc, log = self.loss_cfg, dict[str, Tensor]()
+        x = as_float_images(x.to(self.device, non_blocking=True))
         wasserstein_on = lc.on("wasserstein")
         recon_on = (lc.on("ssim") and lc.ssim > 0) or (lc.on("l1") and lc.l1 > 0)
         self.cvae.train()
@@ -175,7 +187,9 @@ class Trainer:
         elif wasserstein_on:
             with self._autocast():
                 fake = self._fake_with_grad(x)
-                log["generator"] = self._update(self.opt_cvae, lc.adversarial * L.generator_loss(self.critic, fake).float())
+                log["generator"] = self._update(
+                    self.opt_cvae, lc.adversarial * L.generator_loss(self.critic, fake).float()
+                )
         self._pending.append((self.steps, self.count, log))
         self.count = (self.count + 1) % CYCLE
         self.steps += 1
@@ -186,7 +200,9 @@ class Trainer:
     def _fake_with_grad(self, x: Tensor) -> Tensor:
         if self.loss_cfg.fake_source == "prior":
             means = self.cvae.means
-            z = means[torch.randint(len(means), (len(x),), device=self.device)] + torch.randn(len(x), means.shape[1], device=self.device)
+            z = means[torch.randint(len(means), (len(x),), device=self.device)] + torch.randn(
+                len(x), means.shape[1], device=self.device
+            )
             return self.cvae.decoder(z)
         return self.cvae(x)["recon"]
 
@@ -198,7 +214,9 @@ class Trainer:
             bad = [k for k, v in row.items() if not math.isfinite(v)]
             if bad:
                 self._pending = []
-                raise NonFiniteLossError(f"loss {bad[0]!r} became {row[bad[0]]} at step {step} (Algorithm 1 counter {count})")
+                raise NonFiniteLossError(
+                    f"loss {bad[0]!r} became {row[bad[0]]} at step {step} (Algorithm 1 counter {count})"
+                )
             self.history.append(row)
         self._pending = []
 
@@ -206,8 +224,9 @@ class Trainer:
         self._flush()
         return pd.DataFrame(self.history)
 
-    def fit(self, images: Tensor, epochs: int | None = None, progress: bool = True,
-            resume: str | os.PathLike | None = None) -> pd.DataFrame:
+    def fit(
+        self, images: Tensor, epochs: int | None = None, progress: bool = True, resume: str | os.PathLike | None = None
+    ) -> pd.DataFrame:
         """Runs `epochs` (default: the config's) over `images` (N, C, 32, 32), uint8 or float in
         [0, 1], shuffled by the config's seed; the last incomplete batch is dropped.
 
@@ -221,11 +240,13 @@ class Trainer:
         start = self._load_resume(Path(resume), generator) if resume is not None and Path(resume).exists() else 0
         data = images.to(self.device)
         n_batches = len(images) // bs
-        bar = tqdm(total=epochs * n_batches, initial=start * n_batches, disable=not progress, desc="train", unit="batch")
+        bar = tqdm(
+            total=epochs * n_batches, initial=start * n_batches, disable=not progress, desc="train", unit="batch"
+        )
         for epoch in range(start, epochs):
             order = torch.randperm(len(images), generator=generator).to(self.device)
             for b in range(n_batches):
-                log = self.step(data[order[b * bs:(b + 1) * bs]])
+                log = self.step(data[order[b * bs : (b + 1) * bs]])
                 if "recon" in log and b % 10 == 0:
                     bar.set_postfix(epoch=epoch, recon=f"{float(log['recon']):.3f}")
                 bar.update()
@@ -244,14 +265,20 @@ class Trainer:
         self.critic.load_state_dict(state["critic"])
 
     def _save_resume(self, path: Path, epoch: int, generator: torch.Generator) -> None:
-        state = {**self.state_dict(), "opt_cvae": self.opt_cvae.state_dict(), "opt_critic": self.opt_critic.state_dict(),
-                 "epoch": epoch, "count": self.count, "steps": self.steps, "history": self.history,
-                 "batch_order_rng": generator.get_state(), "torch_rng": torch.get_rng_state()}
+        state = {
+            **self.state_dict(),
+            "opt_cvae": self.opt_cvae.state_dict(),
+            "opt_critic": self.opt_critic.state_dict(),
+            "epoch": epoch,
+            "count": self.count,
+            "steps": self.steps,
+            "history": self.history,
+            "batch_order_rng": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # a kill mid-save leaves the previous epoch's state intact
+        save_torch(state, path)  # a kill mid-save leaves the previous epoch's state intact
 
     def _load_resume(self, path: Path, generator: torch.Generator) -> int:
         state = torch.load(path, map_location=self.device, weights_only=True)

@@ -5,13 +5,13 @@ Each widget is a small class whose controls and outputs are attributes, so code 
 draws the default state (a matplotlib Figure, or a pandas table) for a book without a kernel.
 Figures go to `Image` widgets as PNG, so an executed notebook keeps them in its widget state.
 """
+
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import ipywidgets as W
@@ -21,32 +21,21 @@ import torch
 from matplotlib.figure import Figure
 from scipy.stats import chi, spearmanr
 
+from cvgad import plots, report
 from cvgad.config import LOSS_NAMES, LossConfig, ModelConfig, TrainConfig
-from cvgad.scoring import Evaluation
+from cvgad.data import as_float_images
+from cvgad.networks import eval_mode
+from cvgad.scoring import Evaluation, confusion_at
 from cvgad.trainer import Trainer
 
 WEIGHT_NAMES = ("ssim", "l1", "latent", "mi", "categorical", "negative", "adversarial")  # the loss lab's sliders
-ABLATIONS = Path(__file__).resolve().parents[1] / "ablations"
-PAPER_COLUMN = {"auc": "auc", "f1_best": "f1"}  # our metric -> the paper's Table 1 column
 
 
 # ------------------------------------------------------------------ pure functions
-def confusion_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
-    """Confusion counts, precision, recall (= TPR), F1 and FPR when scores >= threshold are
-    flagged as anomalies (label 1). Empty ratios are 0, as in `cvgad.scoring.f1_at`."""
-    flagged, anomalous = np.asarray(scores) >= threshold, np.asarray(labels) == 1
-    tp, fp = int(np.sum(flagged & anomalous)), int(np.sum(flagged & ~anomalous))
-    fn, tn = int(np.sum(~flagged & anomalous)), int(np.sum(~flagged & ~anomalous))
-    precision, recall = tp / (tp + fp) if tp + fp else 0.0, tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"tp": tp, "fp": fp, "tn": tn, "fn": fn, "flagged": tp + fp, "precision": precision,
-            "recall": recall, "f1": f1, "fpr": fp / (fp + tn) if fp + tn else 0.0}
-
-
 def lab_loss_config(base: LossConfig, enabled: dict[str, bool], weights: dict[str, float]) -> LossConfig:
     """`base` with the losses switched off whose `enabled` entry is False and the given weights."""
     disabled = tuple(name for name in LOSS_NAMES if not enabled.get(name, base.on(name)))
-    return dataclasses.replace(base, disabled=disabled, **weights)
+    return dataclasses.replace(base, disabled=disabled, **weights)  # type: ignore[arg-type]  # replace validates
 
 
 def shell_radius(latent_dim: int) -> float:
@@ -75,8 +64,12 @@ def latent_position(z: np.ndarray, means: np.ndarray, negative_radius: float) ->
     and whether it is beyond the negative radius from every mean (where negatives are drawn)."""
     distances = np.linalg.norm(np.asarray(means) - np.asarray(z)[None], axis=1)
     nearest = float(distances.min())
-    return {"nearest_cluster": int(distances.argmin()), "distance": nearest,
-            "shells": nearest / shell_radius(len(z)), "beyond_negative": nearest > negative_radius}
+    return {
+        "nearest_cluster": int(distances.argmin()),
+        "distance": nearest,
+        "shells": nearest / shell_radius(len(z)),
+        "beyond_negative": nearest > negative_radius,
+    }
 
 
 def check_order(order: Sequence[str], rows: Sequence[str]) -> None:
@@ -90,48 +83,65 @@ def agreement_table(order: Sequence[str], values: pd.Series) -> tuple[pd.DataFra
     """Student ranking (best first) beside the ranking by `values` (higher is better, rank 1 =
     best, ties share the better rank), and Spearman's rho between the two."""
     check_order(order, list(values.index))
-    table = pd.DataFrame({"your_rank": pd.Series({r: i + 1 for i, r in enumerate(order)}),
-                          "value": values, "rank": values.rank(ascending=False, method="min").astype(int)})
+    table = pd.DataFrame(
+        {
+            "your_rank": pd.Series({r: i + 1 for i, r in enumerate(order)}),
+            "value": values,
+            "rank": values.rank(ascending=False, method="min").astype(int),
+        }
+    )
     table = table.loc[list(order)]
     return table, float(spearmanr(table["your_rank"], table["rank"]).statistic)
 
 
-def load_ablation_results(results: str | Path | None = None, metric: str = "auc",
-                          paper: str | Path | None = None) -> tuple[pd.DataFrame, str]:
-    """Table 1's rows with the mean `metric` (auc or f1_best) per row: from a recorded
-    `runs.csv` (`results`, else the newest under ablations/results/), else the paper's values.
-    Returns (table indexed by row with label, value, n) and a sentence saying where it came from."""
-    files = [Path(results)] if results else sorted((ABLATIONS / "results").rglob("runs.csv"), key=lambda p: -p.stat().st_mtime)
-    for path in files:
-        runs = pd.read_csv(path) if path.is_file() else pd.DataFrame()
-        if metric not in runs:
-            continue
-        runs = (runs[runs["status"] == "ok"] if "status" in runs else runs).dropna(subset=[metric])
-        if runs["row"].nunique() >= 2:
-            grouped = runs.groupby("row", sort=False)
-            table = pd.DataFrame({"label": grouped["label"].first(), "value": grouped[metric].mean(), "n": grouped["seed"].count()})
+def find_ablations(start: str | Path | None = None) -> Path:
+    """The `ablations/` folder (recorded results and the paper's Table 1) in `start` (default: the
+    working directory) or the nearest folder above it, as from a checkout's notebooks/ folder."""
+    start = Path.cwd() if start is None else Path(start).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "ablations").is_dir():
+            return folder / "ablations"
+    raise FileNotFoundError(
+        f"no ablations/ folder in {start} or any folder above it; run from the project's checkout "
+        "or pass the results (runs.csv) and the paper's CSV (paper_table1.csv) explicitly"
+    )
+
+
+def load_ablation_results(
+    results: str | Path | None = None, metric: str = "auc", paper: str | Path | None = None
+) -> tuple[pd.DataFrame, str]:
+    """Table 1's rows with the mean `metric` (auc or f1_best) over finished seeds, by
+    `cvgad.report.aggregate`: from a recorded `runs.csv` (`results`, else the newest under
+    `find_ablations()`/results/) holding two rows or more, else the paper's values (`paper`, else
+    `find_ablations()`/paper_table1.csv). Returns (table indexed by row with label, value, n)
+    and a sentence saying where it came from."""
+    if metric not in report.PAPER_NAMES:
+        raise ValueError(f"metric={metric!r} is not valid; the paper's Table 1 has {', '.join(report.PAPER_NAMES)}")
+    files = (
+        [Path(results)]
+        if results
+        else sorted((find_ablations() / "results").rglob("runs.csv"), key=lambda p: -p.stat().st_mtime)
+    )
+    for path in (p for p in files if p.is_file()):
+        table = report.aggregate(pd.read_csv(path).reindex(columns=report.RUN_COLUMNS)).set_index("row")
+        table = table.rename(columns={f"{metric}_mean": "value"})[["label", "value", "n"]].dropna(subset=["value"])
+        if len(table) >= 2:
             return table, f"recorded results: mean {metric} over seeds, from {path}"
-    paper_csv = Path(paper) if paper else ABLATIONS / "paper_table1.csv"
+    paper_csv = Path(paper) if paper else find_ablations() / "paper_table1.csv"
     paper_table = pd.read_csv(paper_csv).set_index("row")
-    table = pd.DataFrame({"label": paper_table["label"], "value": paper_table[PAPER_COLUMN.get(metric, metric)], "n": 0})
-    return table, (f"the paper's Table 1 ({PAPER_COLUMN.get(metric, metric)}, CIFAR-10 with deer as the anomaly): "
-                   "no recorded results were found under ablations/results/ (run `cvgad ablate` and `cvgad report`)")
+    table = pd.DataFrame({"label": paper_table["label"], "value": paper_table[report.PAPER_NAMES[metric]], "n": 0})
+    looked = ", ".join(map(str, files)) if files else "no runs.csv found"
+    return table, (
+        f"the paper's Table 1 ({report.PAPER_NAMES[metric]}, CIFAR-10 with deer as the anomaly): no recorded "
+        f"results with two rows or more ({looked}; run `cvgad ablate` and `cvgad report`)"
+    )
 
 
 def _png(fig: Figure) -> bytes:
+    """`fig` as PNG at the screen resolution (`plots.HOUSE`), to show at its size in the page."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi="figure", bbox_inches="tight")
     return buf.getvalue()
-
-
-@contextlib.contextmanager
-def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
 
 
 class _Shown:
@@ -149,9 +159,18 @@ class ThresholdExplorer(_Shown):
     def __init__(self, evaluation: Evaluation, threshold: float | None = None) -> None:
         self.evaluation = evaluation
         low, high = float(evaluation.scores.min()), float(evaluation.scores.max())
-        self.default = float(evaluation.metrics.get("threshold_best", np.median(evaluation.scores)) if threshold is None else threshold)
-        self.slider = W.FloatSlider(value=self.default, min=low, max=high, step=(high - low) / 500 or 0.01,
-                                    description="threshold", readout_format=".3f", continuous_update=False)
+        self.default = float(
+            evaluation.metrics.get("threshold_best", np.median(evaluation.scores)) if threshold is None else threshold
+        )
+        self.slider = W.FloatSlider(
+            value=self.default,
+            min=low,
+            max=high,
+            step=(high - low) / 500 or 0.01,
+            description="threshold",
+            readout_format=".3f",
+            continuous_update=False,
+        )
         self.table, self.image = W.HTML(), W.Image(format="png")
         self.slider.observe(lambda _: self.update(), names="value")
         self.widget = W.VBox([self.slider, W.HBox([self.image, self.table])])
@@ -163,21 +182,18 @@ class ThresholdExplorer(_Shown):
         self.image.value = _png(self.figure(self.slider.value))
 
     def figure(self, threshold: float) -> Figure:
+        """The score histogram with the threshold, and the ROC curve with its operating point."""
         ev, s = self.evaluation, confusion_at(self.evaluation.scores, self.evaluation.labels, threshold)
-        fig = Figure(figsize=(9, 3.2), layout="constrained")
-        hist, roc = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
-        bins = np.linspace(ev.scores.min(), ev.scores.max(), 40)
-        for label, name, color in ((0, "normal", "tab:blue"), (1, "anomalous", "tab:red")):
-            hist.hist(ev.scores[ev.labels == label], bins=bins, alpha=0.6, color=color, label=name)
-        hist.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3f}")
-        hist.set(xlabel="anomaly score", ylabel="test images",
-                 title=f"TP {s['tp']} FP {s['fp']} TN {s['tn']} FN {s['fn']} | F1 {s['f1']:.3f}")
-        hist.legend(fontsize=8)
-        fpr, tpr = ev.roc()
-        roc.plot(fpr, tpr, color="tab:purple", label=f"ROC (AUC {ev.metrics.get('auc', float('nan')):.3f})")
-        roc.plot([0, 1], [0, 1], "k:", lw=0.8), roc.plot(s["fpr"], s["recall"], "ko", label="operating point")
-        roc.set(xlabel="false positive rate", ylabel="true positive rate (recall)", aspect="equal")
-        roc.legend(fontsize=8, loc="lower right")
+        fig = Figure(figsize=(plots.WIDTH, 3.2), layout="constrained")
+        hist, roc = fig.subplots(1, 2, width_ratios=[1.5, 1])
+        plots.score_histogram(
+            ev.scores,
+            ev.labels,
+            threshold,
+            ax=hist,
+            title=f"TP {s['tp']}  FP {s['fp']}  TN {s['tn']}  FN {s['fn']}  |  F1 {s['f1']:.3f}",
+        )
+        plots.roc(ev, title="ROC and this threshold", operating_point=(s["fpr"], s["recall"]), ax=roc)
         return fig
 
     def static(self) -> Figure:  # the default threshold, whatever the slider shows now
@@ -189,38 +205,62 @@ class LossLab(_Shown):
     """Switches and weights for every loss, and a button that runs a few Algorithm 1 steps
     on `images` (uint8 N x C x 32 x 32) and redraws reconstructions and loss curves."""
 
-    def __init__(self, images: torch.Tensor, model_cfg: ModelConfig, losses: LossConfig | None = None, steps: int = 12,
-                 batch_size: int = 32, seed: int = 0, device: str = "cpu", n_show: int = 6, redraw_every: int = 6) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        model_cfg: ModelConfig,
+        losses: LossConfig | None = None,
+        steps: int = 12,
+        batch_size: int = 32,
+        seed: int = 0,
+        device: str = "cpu",
+        n_show: int = 6,
+        redraw_every: int = 6,
+    ) -> None:
         self.images, self.model_cfg, self.base = images, model_cfg, losses or LossConfig()
         self.batch_size, self.seed, self.device, self.redraw_every = batch_size, seed, device, redraw_every
         self.shown = images[torch.linspace(0, len(images) - 1, n_show).long()]
         self.checkboxes = {n: W.Checkbox(value=self.base.on(n), description=n, indent=False) for n in LOSS_NAMES}
-        self.sliders = {n: W.FloatSlider(value=getattr(self.base, n), min=0.0, max=max(4 * getattr(self.base, n), 4.0),
-                                         step=0.5, description=n) for n in WEIGHT_NAMES}
+        self.sliders = {
+            n: W.FloatSlider(
+                value=getattr(self.base, n), min=0.0, max=max(4 * getattr(self.base, n), 4.0), step=0.5, description=n
+            )
+            for n in WEIGHT_NAMES
+        }
         self.steps = W.IntSlider(value=steps, min=1, max=60, description="steps")
         self.button, self.reset_button = W.Button(description="train", icon="play"), W.Button(description="reset")
         self.status, self.image = W.HTML(), W.Image(format="png")
         self.button.on_click(lambda _: self.train()), self.reset_button.on_click(lambda _: self.reset())
-        self.widget = W.VBox([W.HBox(list(self.checkboxes.values())), W.HBox([W.VBox(list(self.sliders.values())), self.image]),
-                              W.HBox([self.steps, self.button, self.reset_button]), self.status])
+        self.widget = W.VBox(
+            [
+                W.HBox(list(self.checkboxes.values())),
+                W.HBox([W.VBox(list(self.sliders.values())), self.image]),
+                W.HBox([self.steps, self.button, self.reset_button]),
+                self.status,
+            ]
+        )
         self.reset()
 
     def loss_config(self) -> LossConfig:
-        return lab_loss_config(self.base, {n: c.value for n, c in self.checkboxes.items()},
-                               {n: s.value for n, s in self.sliders.items()})
+        return lab_loss_config(
+            self.base, {n: c.value for n, c in self.checkboxes.items()}, {n: s.value for n, s in self.sliders.items()}
+        )
 
     def reset(self) -> None:
         """A fresh, untrained model (same seed), an empty history."""
-        cfg = TrainConfig(batch_size=self.batch_size, seed=self.seed, device=self.device, amp=False, losses=self.loss_config())
+        cfg = TrainConfig(
+            batch_size=self.batch_size, seed=self.seed, device=self.device, amp=False, losses=self.loss_config()
+        )
         self.trainer = Trainer(self.model_cfg, cfg)
         self.generator = torch.Generator().manual_seed(self.seed)
-        self.history, self.last_logs = [], []  # one dict per step: its updates' losses
+        self.history: list[dict[str, float]] = []  # one dict per step: its updates' losses
+        self.last_logs: list[dict[str, float]] = []
         self.redraw()
 
     def train(self, steps: int | None = None) -> list[dict[str, float]]:
         """Runs `steps` (default: the slider's) Algorithm 1 steps with the current switches and
         weights; returns one log per step (the updates made and their losses)."""
-        self.trainer.loss_cfg = self.trainer.cfg.losses = self.loss_config()
+        self.trainer.set_losses(self.loss_config())
         self.last_logs = []
         n = self.steps.value if steps is None else steps
         for i in range(n):
@@ -233,30 +273,34 @@ class LossLab(_Shown):
         return self.last_logs
 
     def reconstructions(self) -> np.ndarray:
-        with _eval_mode(self.trainer.cvae):
-            return self.trainer.cvae.reconstruct(self.shown.to(self.trainer.device).float() / 255).float().cpu().numpy()
+        """The current model's reconstructions of the shown images (batchnorm in eval mode)."""
+        with eval_mode(self.trainer.cvae):
+            return (
+                self.trainer.cvae.reconstruct(as_float_images(self.shown.to(self.trainer.device))).float().cpu().numpy()
+            )
 
     def redraw(self) -> None:
         self.image.value = _png(self.figure())
         off = [n for n, c in self.checkboxes.items() if not c.value]
-        self.status.value = (f"{self.trainer.steps} steps trained; losses off: {', '.join(off) or 'none'}; "
-                             f"last step's updates: {', '.join(k for k in (self.last_logs or [{}])[-1] if k != 'step') or '-'}")
+        self.status.value = (
+            f"{self.trainer.steps} steps trained; losses off: {', '.join(off) or 'none'}; "
+            f"last step's updates: {', '.join(k for k in (self.last_logs or [{}])[-1] if k != 'step') or '-'}"
+        )
 
     def figure(self) -> Figure:
-        fig = Figure(figsize=(10, 3.2), layout="constrained")
-        left, right = fig.subfigures(1, 2, width_ratios=[1.2, 1])
-        curves = left.subplots()
-        frame = pd.DataFrame(self.history)
-        for key in [k for k in frame.columns if k != "step"]:
-            rows = frame[["step", key]].dropna()
-            curves.plot(rows["step"], rows[key], ".-", ms=3, label=key)
-        curves.set(xlabel="step", ylabel="loss", yscale="symlog", title="losses of each update")
-        curves.legend(fontsize=7, ncol=2) if len(frame) else None
-        images = [*self.shown.float().numpy() / 255, *self.reconstructions()]
-        for ax, img in zip(right.subplots(2, len(self.shown)).flat, images):
-            ax.imshow(img.transpose(1, 2, 0).squeeze(), cmap="gray", vmin=0, vmax=1)
-            ax.set_axis_off()
-        right.suptitle("images (top), reconstructions (bottom)", fontsize=9)
+        """The losses of every step so far (as in chapter 3), then the shown images beside their
+        reconstructions by the current model."""
+        fig = Figure(figsize=(plots.WIDTH, 6.0), layout="constrained")
+        grid = fig.add_gridspec(3, 2, height_ratios=[1.2, 1, 0.8])
+        plots.loss_curves(
+            pd.DataFrame(self.history), window=1, axes=[fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, :])]
+        )
+        plots.reconstructions(
+            self.shown,
+            self.reconstructions(),
+            nrow=len(self.shown),
+            axes=[fig.add_subplot(grid[2, 0]), fig.add_subplot(grid[2, 1])],
+        )
         return fig
 
     static = figure  # the current state; the default until a control is changed
@@ -270,12 +314,20 @@ class LatentExplorer(_Shown):
     def __init__(self, trainer: Trainer, n_directions: int = 8, seed: int = 0) -> None:
         self.trainer = trainer
         self.means = trainer.cvae.means.detach().cpu().numpy()
-        self.latent_dim, self.negative_radius, self.shell = self.means.shape[1], float(trainer.radius), shell_radius(self.means.shape[1])
+        self.latent_dim, self.negative_radius, self.shell = (
+            self.means.shape[1],
+            float(trainer.radius),
+            shell_radius(self.means.shape[1]),
+        )
         self.directions = random_directions(self.latent_dim, n_directions, seed)
         top = 1.5 * max(self.negative_radius, self.shell)
-        self.cluster = W.Dropdown(options=[(f"mean {k}", k) for k in range(len(self.means))], value=0, description="cluster")
+        self.cluster = W.Dropdown(
+            options=[(f"mean {k}", k) for k in range(len(self.means))], value=0, description="cluster"
+        )
         self.direction = W.IntSlider(value=0, min=0, max=n_directions - 1, description="direction")
-        self.radius = W.FloatSlider(value=self.shell, min=0.0, max=top, step=top / 200, description="radius", continuous_update=False)
+        self.radius = W.FloatSlider(
+            value=self.shell, min=0.0, max=top, step=top / 200, description="radius", continuous_update=False
+        )
         self.marker, self.image = W.HTML(), W.Image(format="png")
         for control in (self.cluster, self.direction, self.radius):
             control.observe(lambda _: self.update(), names="value")
@@ -288,31 +340,40 @@ class LatentExplorer(_Shown):
     @torch.no_grad()
     def decode(self, z: np.ndarray) -> np.ndarray:
         """The decoder's image of code `z` (batchnorm in eval mode, as at scoring time)."""
-        with _eval_mode(self.trainer.cvae):
+        with eval_mode(self.trainer.cvae):
             image = self.trainer.cvae.decoder(torch.as_tensor(z, dtype=torch.float32, device=self.trainer.device)[None])
         return image.float().cpu().numpy()[0].transpose(1, 2, 0).squeeze()
 
     def update(self) -> None:
         self.position = latent_position(self.code(), self.means, self.negative_radius)
-        where = ("beyond the negative radius from every mean: negative codes are drawn here"
-                 if self.position["beyond_negative"] else "inside the negative radius of a mean: normal codes live here")
-        self.marker.value = (f"<b>{where}</b><br>distance to the nearest mean ({self.position['nearest_cluster']}): "
-                             f"{self.position['distance']:.2f} = {self.position['shells']:.2f} shell radii sqrt({self.latent_dim}); "
-                             f"negative radius {self.negative_radius:.2f} = {self.negative_radius / self.shell:.2f} shell radii")
+        where = (
+            "beyond the negative radius from every mean: negative codes are drawn here"
+            if self.position["beyond_negative"]
+            else "inside the negative radius of a mean: normal codes live here"
+        )
+        self.marker.value = (
+            f"<b>{where}</b><br>distance to the nearest mean ({self.position['nearest_cluster']}): "
+            f"{self.position['distance']:.2f} = {self.position['shells']:.2f} shell radii sqrt({self.latent_dim}); "
+            f"negative radius {self.negative_radius:.2f} = {self.negative_radius / self.shell:.2f} shell radii"
+        )
         self.image.value = _png(self.figure())
 
     def figure(self) -> Figure:
-        fig = Figure(figsize=(9, 3), layout="constrained")
-        img, ruler = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2.5]})
+        fig = Figure(figsize=(plots.WIDTH, 2.6), layout="constrained")
+        img, ruler = fig.subplots(1, 2, width_ratios=[1, 2.5])
         img.imshow(self.decode(self.code()), cmap="gray", vmin=0, vmax=1)
         img.set(xticks=[], yticks=[], title=f"decoded: mean {self.cluster.value}, r = {self.radius.value:.2f}")
         r = np.linspace(0, self.radius.max, 400)
-        ruler.fill_between(r, chi.pdf(r, self.latent_dim), alpha=0.3, label="distance of normal codes (chi)")
-        ruler.axvline(self.shell, color="tab:blue", ls=":", label=f"shell sqrt(d) = {self.shell:.2f}")
-        ruler.axvline(self.negative_radius, color="tab:red", ls="--", label=f"negative radius {self.negative_radius:.2f}")
-        ruler.axvline(self.position["distance"], color="k", label="this code (nearest mean)")
-        ruler.set(xlabel="distance from the nearest cluster mean", yticks=[])
-        ruler.legend(fontsize=7)
+        ruler.fill_between(
+            r, chi.pdf(r, self.latent_dim), color=plots.NORMAL, alpha=0.3, label="distance of normal codes (chi)"
+        )
+        ruler.axvline(self.shell, color=plots.NORMAL, ls=":", label=f"shell sqrt(d) = {self.shell:.2f}")
+        ruler.axvline(
+            self.negative_radius, color=plots.ANOMALOUS, ls="--", label=f"negative radius {self.negative_radius:.2f}"
+        )
+        ruler.axvline(self.position["distance"], color="black", label="this code (nearest mean)")
+        ruler.set(xlabel="distance from the nearest cluster mean", ylabel="density", yticks=[])
+        ruler.legend()
         return fig
 
     static = figure  # the current state; the default until a control is changed
@@ -328,11 +389,16 @@ class AblationQuiz(_Shown):
             results, source = load_ablation_results(metric=metric)
         self.results, self.source, self.metric = results, source or "given table", metric
         options = [(f"{row}: {label}", row) for row, label in results["label"].items()]
-        self.dropdowns = [W.Dropdown(options=options, value=row, description=f"#{i + 1}") for i, row in enumerate(results.index)]
+        self.dropdowns = [
+            W.Dropdown(options=options, value=row, description=f"#{i + 1}") for i, row in enumerate(results.index)
+        ]
         self.button, self.table, self.message = W.Button(description="reveal", icon="eye"), W.HTML(), W.HTML()
-        self.result, self.rho = None, None  # set by reveal()
+        self.result: pd.DataFrame | None = None  # set by reveal()
+        self.rho: float | None = None
         self.button.on_click(lambda _: self.reveal())
-        self.widget = W.VBox([W.HTML("Rank the rows, best first:"), *self.dropdowns, self.button, self.message, self.table])
+        self.widget = W.VBox(
+            [W.HTML("Rank the rows, best first:"), *self.dropdowns, self.button, self.message, self.table]
+        )
 
     def order(self) -> list[str]:
         return [d.value for d in self.dropdowns]

@@ -42,12 +42,18 @@ import re
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from IPython.display import display
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.utils import make_grid
 
 from cvgad.config import LossConfig, ModelConfig
 from cvgad.experiment import make_config, prepare
-from cvgad.networks import CVAE, Classifier, Critic, Decoder, Encoder, FeatureDiscriminator, count_parameters, reparameterize
+from cvgad.networks import (
+    CVAE,
+    Critic,
+    count_parameters,
+    reparameterize,
+)
 from cvgad.trainer import Trainer, resolve_device
 
 cfg = make_config(dataset=dataset, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,

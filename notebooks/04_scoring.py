@@ -64,6 +64,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from cvgad import plots
+from cvgad.data import as_float_images
 from cvgad.experiment import make_config, run_experiment, summary_line
 from cvgad.scoring import VAL_QUANTILE, evaluate_model, f1_at
 from cvgad.trainer import Trainer
@@ -95,7 +96,7 @@ anomal_idx = np.flatnonzero(split.test_labels == 1)[:n_show]
 
 
 def recon(idx):
-    x = test_images[torch.as_tensor(idx)].to(trainer.device).float() / 255
+    x = as_float_images(test_images[torch.as_tensor(idx)].to(trainer.device))  # uint8 0-255 -> float 0-1
     return x.cpu(), cvae.reconstruct(x).float().cpu()
 
 
@@ -117,13 +118,11 @@ plt.show()
 # %%
 m = evaluation.metrics
 fig = plots.score_histogram(evaluation.scores, evaluation.labels, threshold=m["threshold_best"],
-                            title=f"anomaly scores on the test set (threshold: best F1 on the test set)")
+                            title="anomaly scores on the test set (threshold: best F1 on the test set)")
 plt.show()
 errs = evaluation.errors
-print("mean score, normal: {:.3f}, anomalous: {:.3f}".format(evaluation.scores[evaluation.labels == 0].mean(),
-                                                          evaluation.scores[evaluation.labels == 1].mean()))
-print("AUC of each component alone: 1 - SSIM {:.3f}, L1 {:.3f}".format(roc_auc_score(evaluation.labels, errs.ssim_loss),
-                                                                       roc_auc_score(evaluation.labels, errs.l1)))
+print(f"mean score, normal: {evaluation.scores[evaluation.labels == 0].mean():.3f}, anomalous: {evaluation.scores[evaluation.labels == 1].mean():.3f}")
+print(f"AUC of each component alone: 1 - SSIM {roc_auc_score(evaluation.labels, errs.ssim_loss):.3f}, L1 {roc_auc_score(evaluation.labels, errs.l1):.3f}")
 
 # %% [markdown]
 # ## ROC and precision-recall curves

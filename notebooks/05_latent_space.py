@@ -54,6 +54,7 @@ import torch
 
 from cvgad import losses as L
 from cvgad import plots
+from cvgad.data import as_float_images
 from cvgad.experiment import make_config, prepare
 from cvgad.scoring import cluster_purity
 from cvgad.trainer import Trainer
@@ -112,7 +113,7 @@ is_anomaly = split.test_labels[pick] == 1
 images = data.images[torch.as_tensor(idx)]
 codes, probs = [], []
 for chunk in images.split(256):
-    mu, p = cvae.encode(chunk.to(trainer.device).float() / 255)
+    mu, p = cvae.encode(as_float_images(chunk.to(trainer.device)))
     codes.append(mu.float().cpu())
     probs.append(p.float().cpu())
 codes, probs = torch.cat(codes), torch.cat(probs)
@@ -194,7 +195,7 @@ means = cvae.means.detach().float().cpu()
 with torch.no_grad():
     mu_all, logvar_all = [], []
     for chunk in images.split(256):
-        mu, logvar, _ = cvae.encoder(chunk.to(trainer.device).float() / 255)
+        mu, logvar, _ = cvae.encoder(as_float_images(chunk.to(trainer.device)))
         mu_all.append(mu.float().cpu())
         logvar_all.append(logvar.float().cpu())
     mu_all, logvar_all = torch.cat(mu_all), torch.cat(logvar_all)

@@ -50,8 +50,6 @@ jobs = 1  # live run only: local worker processes
 # %%
 import dataclasses
 import itertools
-import json
-import math
 import tempfile
 from pathlib import Path
 
@@ -62,8 +60,9 @@ from IPython.display import Image, Markdown, display
 import cvgad
 from cvgad import report
 from cvgad.config import LossConfig, ModelConfig, TrainConfig
-from cvgad.experiment import make_config
-from cvgad.grid import load_grid, read_paper_csv
+from cvgad.grid import load_grid
+from cvgad.params import PLACE, make_config
+from cvgad.runs import read_plan
 from cvgad.trainer import CYCLE, UPDATES, Trainer
 
 pd.set_option("display.width", 200)
@@ -154,16 +153,19 @@ print(updates.to_string())
 # The grid has three sizes. `ci` is a smoke test on the small digits set (anomaly 1), so its
 # numbers cannot be compared with the paper's at all. `cpu` keeps the paper's task (CIFAR-10,
 # deer) but trains on a subset for a few epochs, so that one run takes minutes on two CPU cores.
-# `paper` is the full protocol, for a GPU. Settings left at `None` in the YAML take
-# `cvgad.experiment.make_config`'s defaults for the dataset; the lines marked "(resolved)" show the
-# values a run actually gets.
+# `paper` is the full protocol, for a GPU. Settings left at `None` take the defaults for the dataset
+# (`cvgad.params.RunParams.config`); the lines marked "(resolved)" show the values a run actually
+# gets. The table shows the settings that size the task and the model; every other run parameter
+# stays at its default in this grid.
 
 # %% tags=["nbval-check-output"]
+SHOWN = ("dataset", "protocol", "anomaly_class", "epochs", "train_subset", "test_subset", "width", "latent_dim",
+         "batch_size", "n_clusters")
 columns = {}
 for preset in grid.presets:
     settings, seeds = grid.resolve(preset)
-    cfg = make_config(**{k: v for k, v in settings.items() if k not in ("device", "data_root")})
-    columns[preset] = {**{k: str(v) for k, v in settings.items() if k not in ("device", "data_root")},
+    cfg = make_config(**{k: v for k, v in settings.items() if k not in PLACE})
+    columns[preset] = {**{k: str(settings[k]) for k in SHOWN},
                        "epochs (resolved)": cfg.train.epochs, "width (resolved)": cfg.model.width,
                        "n_clusters (resolved)": cfg.model.n_clusters, "latent weight (resolved)": cfg.train.losses.latent,
                        "seeds": ", ".join(map(str, seeds)), "runs (rows x seeds)": len(grid.rows) * len(seeds)}
@@ -187,7 +189,8 @@ for preset, spec in grid.presets.items():
 
 # %%
 if run_live:
-    from cvgad.ablation import load_notebook, plan_runs, preset_dir, run_grid, write_json_atomic
+    from cvgad import runs as run_files
+    from cvgad.ablation import load_notebook, plan_runs, preset_dir, run_grid
 
     ci = dict(grid.presets["ci"])
     n_seeds = len(ci.get("seeds", grid.seeds))
@@ -198,15 +201,8 @@ if run_live:
     live_out = REPO / "runs" / "ablation-live"
     specs = plan_runs(live_grid, "ci", live_out, place={"device": device, "data_root": data_root})
     live_root = preset_dir(live_out, live_grid, "ci")
-    live_settings, live_seeds = live_grid.resolve("ci")
-    live_paper, live_note = live_grid.paper_for("ci")
-    # the plan the report reads (cvgad ablate writes the same file)
-    write_json_atomic(live_root / "plan.json", {
-        "grid": live_grid.name, "description": live_grid.description, "preset": "ci", "source": str(GRID_FILE),
-        "preset_description": ci.get("description", ""), "settings": live_settings, "seeds": live_seeds,
-        "paper": live_paper, "paper_note": live_note,
-        "rows": [{"id": r.id, "label": r.label, "disabled": list(r.disabled)} for r in live_grid.rows]})
-    outcomes = run_grid(specs, load_notebook(), jobs=jobs)
+    run_files.write_plan(live_root, live_grid.plan("ci", str(GRID_FILE)))  # the plan the report reads
+    outcomes = run_grid(specs, load_notebook(REPO / "notebooks" / "run.ipynb"), jobs=jobs)
     report.write_report(live_root)
     print(f"{sum(o.status != 'failed' for o in outcomes)} of {len(outcomes)} runs finished; results in {shown(live_root)}")
     results = str(live_root)
@@ -249,7 +245,7 @@ def load_runs(root: Path) -> tuple[pd.DataFrame | None, str]:
 results_dir = find_results(results)
 runs, source = load_runs(results_dir) if results_dir else (None, "")
 finished = 0 if runs is None else int((runs["status"] == "ok").sum())
-plan = report.load_plan(results_dir) if results_dir and (results_dir / "plan.json").is_file() else {}
+plan = read_plan(results_dir) if results_dir and (results_dir / "plan.json").is_file() else {}
 settings = plan.get("settings", {})
 if plan:
     paper, paper_note = plan.get("paper", {}), plan.get("paper_note", "")

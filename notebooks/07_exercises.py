@@ -67,9 +67,10 @@ from IPython.display import display
 from cvgad import widgets
 from cvgad.experiment import make_config, run_experiment, summary_line
 from cvgad.losses import negative_radius
+from cvgad.scoring import confusion_at
 
-config = make_config(dataset, anomaly_class, epochs=epochs, seed=seed, device=device, data_root=data_root,
-                     width=16, latent_dim=32)
+config = make_config(dataset=dataset, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,
+                     data_root=data_root, width=16, latent_dim=32)
 run = run_experiment(config, progress=False)
 evaluation = run.evaluation
 scores, labels = evaluation.scores, evaluation.labels
@@ -87,7 +88,7 @@ def _close(a, b, tol=1e-6):
 
 def check_confusion(answer, scores, labels, threshold):
     """Exercise 1: counts and F1 when scores >= threshold are flagged."""
-    truth = widgets.confusion_at(scores, labels, threshold)
+    truth = confusion_at(scores, labels, threshold)
     hints = {"tp": "anomalies (label 1) with a score >= the threshold",
              "fp": "normal images (label 0) with a score >= the threshold",
              "tn": "normal images with a score below the threshold",
@@ -365,7 +366,7 @@ print("source:", quiz.source)
 my_ranking = ["all", "no_mi", "no_latent", "no_ssim", "no_l1", "no_wasserstein", "no_negative"]
 
 check_ranking(my_ranking, list(quiz.results.index))
-for dropdown, row in zip(quiz.dropdowns, my_ranking):
+for dropdown, row in zip(quiz.dropdowns, my_ranking, strict=True):
     dropdown.value = row
 quiz.button.click()
 print(f"Spearman's rho between your ranking and the results: {quiz.rho:.2f}")

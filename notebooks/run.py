@@ -22,20 +22,13 @@
 # configuration; the defaults below are a tiny digits run that takes about a minute on a CPU.
 
 # %% tags=["parameters"]
-dataset = "digits"  # digits, mnist, fashion_mnist, cifar10, coil100
-protocol = "leave_one_out"  # leave_one_out (III.D), one_class (III.G), coil100 (III.H)
-anomaly_class = 1  # the class held out of training and treated as the anomaly
-epochs = 1  # None: make_config's default for the dataset
-seed = 0
-device = "auto"  # auto: CUDA when present, else CPU
-data_root = None  # None: $CVGAD_DATA, else ./data
-disabled = []  # losses switched off, from cvgad.config.LOSS_NAMES (Table 1's rows)
+# Any field of cvgad.params.RunParams can be set here or with papermill (-p NAME VALUE); those not
+# set take RunParams' defaults. These make a tiny digits run for trying the notebook by hand.
+epochs = 1
 train_subset = 300  # cap on training images (None: all)
 test_subset = 300  # cap on test images (None: all)
-width = 16  # None: make_config's default for the dataset
+width = 16
 latent_dim = 32
-batch_size = 64
-n_clusters = None  # K; None: the number of normal classes
 out_dir = "runs/notebook"
 threads = None  # torch threads (the runner sets this so that parallel runs share the cores)
 
@@ -46,13 +39,13 @@ import platform
 import pandas as pd
 import torch
 
-from cvgad.experiment import make_config, run_experiment
+from cvgad.experiment import run_experiment
+from cvgad.params import RunParams
 
 if threads:
     torch.set_num_threads(threads)
-cfg = make_config(dataset=dataset, protocol=protocol, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,
-                  data_root=data_root, disabled=disabled, train_subset=train_subset, test_subset=test_subset,
-                  width=width, latent_dim=latent_dim, batch_size=batch_size, n_clusters=n_clusters)
+params = RunParams.from_mapping(globals())
+cfg = params.config()
 print(f"python {platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
 print(json.dumps(cfg.to_dict(), indent=1))
 

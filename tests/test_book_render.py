@@ -17,9 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "book" / "_build" / "html"
 
-pytestmark = pytest.mark.skipif(
-    not (HTML / "intro.html").is_file(), reason="book not built (make book)"
-)
+pytestmark = pytest.mark.skipif(not (HTML / "intro.html").is_file(), reason="book not built (make book)")
 
 
 def _load_screenshots():

@@ -1,4 +1,5 @@
 """Datasets, the three protocols of Section III, and clear errors for unusable requests."""
+
 import urllib.error
 from pathlib import Path
 
@@ -88,8 +89,10 @@ def test_missing_data_offline_says_how_to_provide_it(tmp_path, monkeypatch):
     import torchvision
 
     for err in (RuntimeError("Error downloading"), urllib.error.URLError("no network")):
+
         def fail(*args, _err=err, **kwargs):
             raise _err
+
         monkeypatch.setattr(torchvision.datasets, "MNIST", fail)
         with pytest.raises(D.DataUnavailableError, match=r"'mnist' is not in .* could not be downloaded.*--data-root"):
             D.load_dataset("mnist", tmp_path)
@@ -108,8 +111,12 @@ def test_corrupt_or_incomplete_archives_are_reported(tmp_path):
 
 def test_npz_archives_in_the_data_root_are_found_and_resized(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "cifar10_train_jpegq75.npz", x=rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8), y=np.arange(6))
-    np.savez(tmp_path / "cifar10_test_jpegq75.npz", x=rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8), y=np.arange(4))
+    np.savez(
+        tmp_path / "cifar10_train_jpegq75.npz", x=rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8), y=np.arange(6)
+    )
+    np.savez(
+        tmp_path / "cifar10_test_jpegq75.npz", x=rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8), y=np.arange(4)
+    )
     np.savez(tmp_path / "mnist.npz", x=rng.integers(0, 255, (3, 28, 28), dtype=np.uint8), y=np.arange(3))
     monkeypatch.setenv("CVGAD_DATA", str(tmp_path))
     c = D.load_dataset("cifar10")

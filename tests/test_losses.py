@@ -1,4 +1,5 @@
 """The losses of Section II, checked against values computed by hand or by Monte Carlo."""
+
 import math
 
 import pytest

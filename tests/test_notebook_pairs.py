@@ -1,5 +1,6 @@
 """Every notebook is a jupytext pair: the reviewed `.py` (py:percent) and the `.ipynb` the book
 and nbval run. Their cells must agree, or one of them was edited without `jupytext --sync`."""
+
 from pathlib import Path
 
 import jupytext
@@ -23,8 +24,9 @@ def test_pair_is_in_sync(py):
     ipynb = py.with_suffix(".ipynb")
     assert ipynb.exists(), f"{ipynb.name} is missing: run jupytext --sync {py}"
     assert _cells(py) == _cells(ipynb), f"{py.name} and {ipynb.name} differ: run jupytext --sync {py}"
-    assert "py:percent" in str(jupytext.read(py).metadata.get("jupytext", {}).get("formats", "")), \
+    assert "py:percent" in str(jupytext.read(py).metadata.get("jupytext", {}).get("formats", "")), (
         f"{py.name} is not paired as py:percent"
+    )
 
 
 @pytest.mark.parametrize("py", PAIRS, ids=[p.stem for p in PAIRS])

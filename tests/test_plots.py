@@ -1,4 +1,6 @@
-"""Every figure function returns a Figure with the expected axes, titles, labels and legends."""
+"""Every figure function returns a Figure with the expected axes, titles, labels and legends, draws
+onto given Axes when asked (as the widgets and the report do), and the house style is set on import."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -82,6 +84,13 @@ def test_loss_curves_without_negative_training():
     assert len(fig.axes[0].get_legend().get_texts()) == 3
 
 
+def test_score_histogram_shows_each_group_as_a_density():
+    scores, labels = np.array([0, 0, 1, 3, 3, 3.0]), np.array([0, 0, 0, 0, 1, 1])
+    fig = plots.score_histogram(scores, labels, bins=3)  # edges 0, 1, 2, 3: each bin 1 wide
+    heights = sorted([b.get_height() for b in bars] for bars in fig.axes[0].containers)
+    assert heights == [[0.0, 0.0, 1.0], [0.5, 0.25, 0.25]]  # anomalous 2/2 in [2, 3]; normal 2/4, 1/4, 1/4
+
+
 def test_score_histogram_with_threshold():
     rng = np.random.default_rng(0)
     scores = np.concatenate([rng.normal(0, 1, 50), rng.normal(2, 1, 20)])
@@ -126,6 +135,84 @@ def test_latent_projection_two_panels(method):
 def test_latent_projection_rejects_unknown_method():
     with pytest.raises(ValueError, match="pca"):
         plots.project_2d(np.zeros((5, 3)), method="umap")
+
+
+def _ablation_table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "row": ["all", "no_mi"],
+            "auc_mean": [0.8, 0.7],
+            "auc_std": [0.05, float("nan")],
+            "auc_paper": [0.853, 0.794],
+            "f1_best_mean": [0.6, 0.5],
+            "f1_best_std": [0.01, 0.02],
+            "f1_best_paper": [0.845, 0.781],
+            "f1_floor_mean": [0.5, 0.6],
+        }
+    )
+
+
+def test_ablation_bars_ours_with_error_bars_beside_the_paper():
+    fig = plots.ablation_bars(_ablation_table())
+    auc, f1 = fig.axes
+    ours, paper = auc.containers[0], auc.containers[1]
+    assert [b.get_height() for b in ours] == [0.8, 0.7] and [b.get_height() for b in paper] == [0.853, 0.794]
+    assert [t.get_text() for t in auc.get_legend().get_texts()] == [
+        "ours: mean ± std over seeds",
+        "paper (Table 1)",
+        "chance (AUC 0.5)",
+    ]
+    assert auc.lines[-1].get_ydata()[0] == 0.5 and f1.lines[-1].get_ydata()[0] == pytest.approx(0.55)  # mean floor
+    caps = auc.containers[2].lines[2][0].get_segments()  # the error bars, centred on our bars
+    np.testing.assert_allclose([seg[:, 0].mean() for seg in caps], [b.get_x() + b.get_width() / 2 for b in ours])
+    np.testing.assert_allclose([seg[:, 1] for seg in caps], [[0.75, 0.85], [0.7, 0.7]])  # 0.8 ± 0.05; no std: none
+    assert f1.get_xlabel() == "row (loss removed)" and auc.get_ylabel() == "score"
+
+
+def test_figure_functions_draw_on_given_axes_without_pyplot():
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.zeros(20), np.ones(10)].astype(int)
+    evaluation = evaluate(Errors(rng.random(30) + labels, rng.random(30)), labels, Errors(rng.random(5), rng.random(5)))
+    fig = Figure()
+    a, b = fig.subplots(1, 2)
+    assert plots.score_histogram(evaluation.scores, labels, ax=a) is fig
+    assert (
+        plots.roc(evaluation, operating_point=(0.1, 0.9), ax=b) is fig
+        and "operating point" in b.get_legend_handles_labels()[1]
+    )
+    draws = {
+        "image_grid": lambda f: plots.image_grid(_images(4), ax=f.subplots()),
+        "reconstructions": lambda f: plots.reconstructions(_images(4), _images(4), axes=f.subplots(2, 1)),
+        "loss_curves": lambda f: plots.loss_curves(_history(), axes=f.subplots(2, 1)),
+        "roc_pr": lambda f: plots.roc_pr(evaluation, axes=f.subplots(1, 2)),
+        "latent_projection": lambda f: plots.latent_projection(
+            rng.normal(size=(30, 4)), labels, rng.random((30, 3)), axes=f.subplots(1, 2)
+        ),
+        "neighbours": lambda f: plots.neighbours(_images(1)[0], _images(3), _images(3), fig=f),
+        "ablation_bars": lambda f: plots.ablation_bars(_ablation_table(), axes=f.subplots(2, 1)),
+    }
+    for name, draw in draws.items():
+        fig = Figure()
+        assert draw(fig) is fig and fig._suptitle is None, name  # the caller titles its own figure
+    assert plt.get_fignums() == []
+
+
+def test_house_style_sets_sizes_and_keeps_the_backend():
+    backend = matplotlib.get_backend()
+    plots.use_house_style()
+    assert matplotlib.get_backend() == backend
+    assert tuple(plt.rcParams["figure.figsize"]) == (plots.WIDTH, 3.2) and plt.rcParams["savefig.dpi"] >= 150
+    assert plots.image_grid(_images(2)).get_size_inches()[0] <= plots.WIDTH
+    assert (
+        plots.roc_pr(
+            evaluate(
+                Errors(np.r_[0.0, 1, 2, 3], np.r_[0.0, 1, 2, 3]),
+                np.r_[0, 0, 1, 1],
+                Errors(np.r_[0.0, 1], np.r_[0.0, 1]),
+            )
+        ).get_size_inches()[0]
+        == plots.WIDTH
+    )
 
 
 def test_neighbours_three_panels():

@@ -1,5 +1,5 @@
 """Aggregation of ablation runs: the arithmetic on a hand-made CSV, and the files `cvgad report` writes."""
-import argparse
+
 import io
 import json
 import math
@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from cvgad.report import add_report_arguments, aggregate, collect_runs, report_main, statements
+from cvgad.cli import main
+from cvgad.report import aggregate, collect_runs, statements
 
 RUNS_CSV = """row,label,seed,status,auc,f1_best,auprc,f1_val,f1_floor
 all,use all losses,0,ok,0.80,0.70,0.6,0.60,0.18
@@ -58,17 +59,45 @@ def test_statements_say_what_exceeds_the_spread():
 
 def make_results(root):
     """A results folder as the runner leaves it: two finished rows, a failed run and a killed one."""
-    rows = [{"id": "all", "label": "use all losses", "disabled": []}, {"id": "no_mi", "label": "without MI", "disabled": ["mi"]}]
+    rows = [
+        {"id": "all", "label": "use all losses", "disabled": []},
+        {"id": "no_mi", "label": "without MI", "disabled": ["mi"]},
+    ]
     (root).mkdir(parents=True)
-    (root / "plan.json").write_text(json.dumps({"grid": "table1", "preset": "ci", "description": "Table 1 test",
-                                                "settings": {"dataset": "cifar10", "epochs": 1}, "seeds": [0, 1, 2],
-                                                "rows": rows, "paper": PAPER}))
+    (root / "plan.json").write_text(
+        json.dumps(
+            {
+                "grid": "table1",
+                "preset": "ci",
+                "description": "Table 1 test",
+                "settings": {"dataset": "cifar10", "epochs": 1},
+                "seeds": [0, 1, 2],
+                "rows": rows,
+                "paper": PAPER,
+            }
+        )
+    )
     for row, seed, auc in (("all", 0, 0.80), ("all", 1, 0.84), ("all", 2, 0.82), ("no_mi", 0, 0.70)):
         run = root / row / f"seed{seed}"
         run.mkdir(parents=True)
-        run.joinpath("metrics.json").write_text(json.dumps({
-            "auc": auc, "f1_best": auc - 0.1, "auprc": 0.5, "f1_val": 0.5, "f1_floor": 0.18, "n_train": 100,
-            "n_val": 10, "n_test_normal": 90, "n_test_anomalous": 10, "epochs": 1, "device": "cpu", "wall_seconds": 3.0}))
+        run.joinpath("metrics.json").write_text(
+            json.dumps(
+                {
+                    "auc": auc,
+                    "f1_best": auc - 0.1,
+                    "auprc": 0.5,
+                    "f1_val": 0.5,
+                    "f1_floor": 0.18,
+                    "n_train": 100,
+                    "n_val": 10,
+                    "n_test_normal": 90,
+                    "n_test_anomalous": 10,
+                    "epochs": 1,
+                    "device": "cpu",
+                    "wall_seconds": 3.0,
+                }
+            )
+        )
     (root / "no_mi" / "seed1").mkdir()
     (root / "no_mi" / "seed1" / "error.txt").write_text("Traceback ...\nValueError: broken\n")
     (root / "no_mi" / "seed2").mkdir()  # killed: params.json and a partial notebook, no metrics
@@ -80,10 +109,8 @@ def test_report_writes_csv_markdown_and_chart(tmp_path, capsys):
     make_results(root)
     runs = collect_runs(root)
     assert list(runs.status) == ["ok", "ok", "ok", "ok", "failed", "unfinished"]
-    parser = argparse.ArgumentParser()
-    add_report_arguments(parser)
     out = tmp_path / "report"
-    assert report_main(parser.parse_args([str(root), "--out", str(out)])) == 0
+    assert main(["report", str(root), "--out", str(out)]) == 0
     written = pd.read_csv(out / "runs.csv")
     assert list(written.columns[:4]) == ["row", "label", "seed", "status"] and len(written) == 6
     assert written.loc[4, "error"] == "ValueError: broken"
@@ -97,7 +124,5 @@ def test_report_writes_csv_markdown_and_chart(tmp_path, capsys):
 
 
 def test_report_of_a_missing_folder_is_a_clear_error(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    add_report_arguments(parser)
-    assert report_main(parser.parse_args([str(tmp_path / "nothing")])) == 2
+    assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "does not exist; run `cvgad ablate` first" in capsys.readouterr().err

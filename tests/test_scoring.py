@@ -1,11 +1,13 @@
 """The anomaly score of II.F and the metrics of III.B, by hand."""
+
 import numpy as np
 import pytest
 import torch
 
 from cvgad import scoring as S
 from cvgad.config import ModelConfig
-from cvgad.networks import CVAE
+from cvgad.data import as_float_images
+from cvgad.networks import CVAE, eval_mode
 
 
 def test_score_is_the_sum_of_min_max_normalised_components():
@@ -31,6 +33,24 @@ def test_best_f1_and_f1_at_threshold_by_hand():
     assert f1 == pytest.approx(6 / 7) and threshold == pytest.approx(0.3)
 
 
+def test_confusion_at_by_hand():
+    scores, labels = np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])
+    s = S.confusion_at(scores, labels, 0.35)  # flags 0.4 (normal), 0.35 and 0.8 (anomalies)
+    assert (s["tp"], s["fp"], s["tn"], s["fn"], s["flagged"]) == (2, 1, 1, 0, 3)
+    assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == 1.0 and s["fpr"] == 0.5
+    assert s["f1"] == pytest.approx(0.8)  # 2 * (2/3) * 1 / (2/3 + 1)
+    assert S.f1_at(labels, scores, 0.35) == {k: s[k] for k in ("precision", "recall", "f1")}
+
+
+def test_confusion_at_flagging_nothing_or_everything():
+    scores, labels = np.array([0.1, 0.2, 0.9]), np.array([0, 1, 1])
+    none = S.confusion_at(scores, labels, 1.0)
+    assert (none["flagged"], none["precision"], none["recall"], none["f1"]) == (0, 0.0, 0.0, 0.0)
+    every = S.confusion_at(scores, labels, 0.0)
+    assert every["f1"] == pytest.approx(S.f1_floor(labels))  # the F1 floor 2p/(1+p), p = 2/3
+    assert every["fpr"] == 1.0
+
+
 def test_evaluate_reports_auc_floors_and_a_reversed_score_is_below_half():
     rng = np.random.default_rng(0)
     labels = np.array([0] * 50 + [1] * 50)
@@ -54,6 +74,30 @@ def test_reconstruction_errors_use_eval_mode_and_restore_training_mode():
     assert cvae.training and len(a) == 5
     assert np.allclose(a.l1, b.l1, atol=1e-6)  # eval-mode batchnorm: independent of batching
     assert ((a.ssim_loss >= 0) & (a.ssim_loss <= 2)).all()
+
+
+def test_eval_mode_restores_the_training_mode_even_on_an_error():
+    cvae = CVAE(ModelConfig(channels=1, latent_dim=8, n_clusters=2, width=4)).train()
+    with eval_mode(cvae) as model:
+        assert model is cvae and not cvae.training and not cvae.encoder.features[1].training
+    assert cvae.training and cvae.encoder.features[1].training
+    with pytest.raises(RuntimeError), eval_mode(cvae):
+        raise RuntimeError("stop")
+    assert cvae.training
+    with eval_mode(cvae.eval()):
+        pass
+    assert not cvae.training
+
+
+def test_as_float_images_scales_uint8_and_keeps_float():
+    x = torch.tensor([[0, 51, 255]], dtype=torch.uint8)
+    assert as_float_images(x).dtype == torch.float32
+    assert torch.equal(as_float_images(x), torch.tensor([[0.0, 0.2, 1.0]]))  # 51 / 255 = 0.2
+    assert torch.equal(as_float_images(x.numpy()), as_float_images(x))
+    y = torch.tensor([0.5, 1.5], dtype=torch.float64)
+    assert torch.equal(as_float_images(y), y.float())  # float is only cast to float32, never rescaled
+    same = torch.rand(3)
+    assert as_float_images(same) is same  # no copy of float32 images
 
 
 def test_cluster_purity():

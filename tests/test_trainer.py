@@ -1,4 +1,5 @@
 """Algorithm 1, as the trainer performs it."""
+
 import json
 
 import pytest
@@ -38,10 +39,15 @@ def test_negative_training_waits_for_the_latent_loss_to_fall_below_t():
     assert _updates(t.step(_batch())) == ["critic", "recon", "latent", "mi", "recon_2"]
 
 
-@pytest.mark.parametrize("loss, removed", [
-    ("mi", {"mi"}), ("latent", {"latent"}), ("negative", {"negative"}),
-    ("wasserstein", {"critic", "generator"}),
-])
+@pytest.mark.parametrize(
+    "loss, removed",
+    [
+        ("mi", {"mi"}),
+        ("latent", {"latent"}),
+        ("negative", {"negative"}),
+        ("wasserstein", {"critic", "generator"}),
+    ],
+)
 def test_switching_a_loss_off_removes_its_update(loss, removed):
     t = _trainer(negative_threshold=1e9, disabled=(loss,))
     seen = [u for i in range(CYCLE) for u in _updates(t.step(_batch(i)))]
@@ -98,14 +104,14 @@ def test_checkpoint_round_trip_with_weights_only(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"width": TINY.width}))
     u = _trainer()
     u.load_state_dict(torch.load(tmp_path / "c.pt", weights_only=True))
-    for (k, v), w in zip(t.cvae.state_dict().items(), u.cvae.state_dict().values()):
+    for (k, v), w in zip(t.cvae.state_dict().items(), u.cvae.state_dict().values(), strict=True):
         assert torch.equal(v, w), k
 
 
 def test_auto_device_is_cpu_without_cuda_and_unknown_device_is_refused():
     if not torch.cuda.is_available():
         assert _trainer().device.type == "cpu"
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
+        with pytest.raises(ValueError, match="CUDA is not available"):
             Trainer(TINY, TrainConfig(device="cuda"))
     with pytest.raises(ValueError, match="device='tpu'"):
         TrainConfig(device="tpu")

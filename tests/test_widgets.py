@@ -1,5 +1,6 @@
 """cvgad.widgets: the pure functions on hand-computed values, and the widgets driven from code
 (set a control's value, click a button) without a browser or a kernel."""
+
 from __future__ import annotations
 
 import math
@@ -15,7 +16,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from cvgad import widgets as w  # noqa: E402
 from cvgad.config import LossConfig, ModelConfig, TrainConfig  # noqa: E402
-from cvgad.scoring import Errors, evaluate, f1_at  # noqa: E402
+from cvgad.scoring import Errors, confusion_at, evaluate  # noqa: E402
 from cvgad.trainer import Trainer  # noqa: E402
 
 torch.set_num_threads(1)
@@ -23,24 +24,6 @@ TINY = ModelConfig(latent_dim=8, n_clusters=3, width=4)
 
 
 # ------------------------------------------------------------------ pure functions
-def test_confusion_at_by_hand():
-    scores, labels = np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])
-    s = w.confusion_at(scores, labels, 0.35)  # flags 0.4 (normal), 0.35 and 0.8 (anomalies)
-    assert (s["tp"], s["fp"], s["tn"], s["fn"], s["flagged"]) == (2, 1, 1, 0, 3)
-    assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == 1.0 and s["fpr"] == 0.5
-    assert s["f1"] == pytest.approx(0.8)  # 2 * (2/3) * 1 / (2/3 + 1)
-    assert s["f1"] == pytest.approx(f1_at(labels, scores, 0.35)["f1"])
-
-
-def test_confusion_at_flagging_nothing_or_everything():
-    scores, labels = np.array([0.1, 0.2, 0.9]), np.array([0, 1, 1])
-    none = w.confusion_at(scores, labels, 1.0)
-    assert (none["flagged"], none["precision"], none["recall"], none["f1"]) == (0, 0.0, 0.0, 0.0)
-    every = w.confusion_at(scores, labels, 0.0)
-    assert every["f1"] == pytest.approx(2 * (2 / 3) / (1 + 2 / 3))  # the F1 floor 2p/(1+p), p = 2/3
-    assert every["fpr"] == 1.0
-
-
 def test_latent_geometry_by_hand():
     assert w.shell_radius(256) == 16.0
     assert w.normal_share_beyond(2.0, 2) == pytest.approx(math.exp(-2))  # chi with 2 dof: exp(-r^2/2)
@@ -65,16 +48,45 @@ def test_agreement_table_and_order_check():
         w.check_order(["a", "a", "b"], ["a", "b", "c"])
 
 
-def test_load_ablation_results_recorded_and_paper_fallback(tmp_path):
-    runs = pd.DataFrame({"row": ["all", "all", "no_mi", "no_mi", "no_mi"], "label": ["all"] * 2 + ["no MI"] * 3,
-                         "seed": [0, 1, 0, 1, 2], "status": ["ok", "ok", "ok", "ok", "failed"],
-                         "auc": [0.8, 0.9, 0.6, 0.7, None], "f1_best": [0.5] * 5})
-    runs.to_csv(tmp_path / "runs.csv", index=False)
-    table, source = w.load_ablation_results(tmp_path / "runs.csv")
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A project folder with ablations/paper_table1.csv and a recorded runs.csv; the working
+    directory is its notebooks/ folder, as when the book runs."""
+    (tmp_path / "ablations" / "results" / "table1").mkdir(parents=True)
+    (tmp_path / "ablations" / "paper_table1.csv").write_text(
+        "row,label,f1,auc\nall,use all losses,0.845,0.853\nno_mi,without mutual information loss,0.781,0.794\n"
+    )
+    runs = pd.DataFrame(
+        {
+            "row": ["all", "all", "no_mi", "no_mi", "no_mi"],
+            "label": ["all"] * 2 + ["no MI"] * 3,
+            "seed": [0, 1, 0, 1, 2],
+            "status": ["ok", "ok", "ok", "ok", "failed"],
+            "auc": [0.8, 0.9, 0.6, 0.7, None],
+            "f1_best": [0.5] * 5,
+        }
+    )
+    runs.to_csv(tmp_path / "ablations" / "results" / "table1" / "runs.csv", index=False)
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    return tmp_path
+
+
+def test_load_ablation_results_recorded_and_paper_fallback(checkout):
+    table, source = w.load_ablation_results()  # the newest runs.csv under ../ablations/results
     assert table.loc["all", "value"] == pytest.approx(0.85) and table.loc["no_mi", "value"] == pytest.approx(0.65)
-    assert list(table["n"]) == [2, 2] and "recorded" in source
-    paper, source = w.load_ablation_results(tmp_path / "absent.csv", metric="f1_best")
-    assert paper.loc["all", "value"] == pytest.approx(0.845) and len(paper) == 7 and "paper" in source
+    assert list(table["n"]) == [2, 2] and list(table["label"]) == ["all", "no MI"] and "recorded" in source
+    paper, source = w.load_ablation_results(checkout / "absent.csv", metric="f1_best")
+    assert list(paper["value"]) == [0.845, 0.781] and list(paper["n"]) == [0, 0] and "paper" in source
+    with pytest.raises(ValueError, match="auc, f1_best"):
+        w.load_ablation_results(metric="auprc")  # the paper gives no AUPRC
+
+
+def test_ablations_folder_is_found_from_the_working_directory(checkout, tmp_path_factory, monkeypatch):
+    assert w.find_ablations() == checkout / "ablations" and w.find_ablations(checkout) == checkout / "ablations"
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    with pytest.raises(FileNotFoundError, match="no ablations/ folder in .*elsewhere"):
+        w.load_ablation_results()
 
 
 def test_lab_loss_config():
@@ -98,7 +110,7 @@ def test_threshold_explorer_raising_the_threshold_flags_fewer(evaluation):
     before, html, png = dict(ex.stats), ex.table.value, ex.image.value
     ex.slider.value = before_t = float(np.quantile(evaluation.scores, 0.9))
     assert ex.stats["flagged"] < before["flagged"] and ex.stats["recall"] < before["recall"]
-    assert ex.stats == w.confusion_at(evaluation.scores, evaluation.labels, before_t)
+    assert ex.stats == confusion_at(evaluation.scores, evaluation.labels, before_t)
     assert ex.table.value != html and f"{ex.stats['recall']:.3f}" in ex.table.value and ex.image.value != png
     assert isinstance(ex.static(), Figure)
 
@@ -137,11 +149,13 @@ def test_latent_explorer_marker_flips_past_the_negative_radius():
 
 
 def test_ablation_quiz_reveals_spearman_and_rejects_repeats():
-    results = pd.DataFrame({"label": ["all", "no MI", "no SSIM"], "value": [0.85, 0.78, 0.72], "n": 0},
-                           index=pd.Index(["all", "no_mi", "no_ssim"], name="row"))
+    results = pd.DataFrame(
+        {"label": ["all", "no MI", "no SSIM"], "value": [0.85, 0.78, 0.72], "n": 0},
+        index=pd.Index(["all", "no_mi", "no_ssim"], name="row"),
+    )
     quiz = w.AblationQuiz(results, source="test table")
     assert quiz.order() == ["all", "no_mi", "no_ssim"] and quiz.rho is None
-    for dropdown, row in zip(quiz.dropdowns, ["no_ssim", "no_mi", "all"]):
+    for dropdown, row in zip(quiz.dropdowns, ["no_ssim", "no_mi", "all"], strict=True):
         dropdown.value = row
     quiz.button.click()
     assert quiz.rho == pytest.approx(-1.0) and "-1.00" in quiz.message.value and "no_ssim" in quiz.table.value

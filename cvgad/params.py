@@ -1,0 +1,155 @@
+"""The parameters of one run, declared once.
+
+`RunParams` is the flat list of what a user sets for a run. The command line's `train` flags
+(`cvgad.cli`), the settings a grid may give (`cvgad.grid`) and the papermill parameters of
+`notebooks/run.ipynb` are all derived from its fields, so a new setting is one new field here.
+`RunParams.config()` turns them into a validated `ExperimentConfig`, filling in the defaults
+that depend on the dataset and protocol (this module is their one home).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+from cvgad.config import (
+    CategoricalForm,
+    DataConfig,
+    DatasetName,
+    ExperimentConfig,
+    FakeSource,
+    LatentReduction,
+    LossConfig,
+    LossName,
+    ModelConfig,
+    NegativeRadius,
+    ProtocolName,
+    TrainConfig,
+)
+
+#: Dataset-dependent defaults: the 8x8 digits need a small network and more epochs per image.
+DEFAULT_EPOCHS = {"digits": 15}
+DEFAULT_WIDTH = {"digits": 32}
+GREY = ("digits", "mnist", "fashion_mnist")
+MNIST_LIKE = ("digits", "mnist")  # III.C: latent weight 15 "for the simplest MNIST dataset"
+#: Parameters that say where a run executes, not what it computes: a finished run stays
+#: finished when only these change (another machine, another data folder).
+PLACE = ("device", "data_root")
+
+
+def _p(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """Every setting of one run. None means the default for the dataset (or of the config class)."""
+
+    dataset: DatasetName = _p("digits", "dataset (digits is embedded and works offline)")
+    protocol: ProtocolName = _p("leave_one_out", "leave_one_out (III.D), one_class (III.G) or coil100 (III.H)")
+    anomaly_class: int = _p(1, "leave_one_out: the class held out of training, the anomaly")
+    normal_class: int | None = _p(None, "one_class: the normal class (the others supply outliers)")
+    seed: int = _p(0, "seed for the split, initialisation and batches")
+    epochs: int | None = _p(None, "training epochs (None: 15)")
+    device: str = _p("auto", "auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps")
+    data_root: str | None = _p(None, "folder with the data (None: $CVGAD_DATA, else ./data)")
+    disabled: tuple[LossName, ...] = _p((), "losses switched off, the rows of Table 1")
+    width: int | None = _p(None, "channels of the first conv stage (None: 32 on digits, else 64)")
+    latent_dim: int = _p(256, "latent size (III.C)")
+    batch_size: int = _p(64, "batch size (III.C)")
+    n_clusters: int | None = _p(None, "K, the estimated number of normal categories (None: the protocol's)")
+    mean_init_scale: float | None = _p(None, "scale of the cluster means' initial N(0, I) draws")
+    train_subset: int | None = _p(None, "use at most this many training images (None: all)")
+    test_subset: int | None = _p(None, "use at most this many test images, drawn stratified (None: all)")
+    n_inliers: int = _p(1, "coil100: the number of inlier objects, 1, 4 or 7")
+    outlier_fraction: float | None = _p(None, "one_class, coil100: outlier share of the test set")
+    fold: int = _p(0, "one_class: the test fold, 0 to 4")
+    categorical_form: CategoricalForm | None = _p(None, "form of the categorical KL (LossConfig)")
+    latent_reduction: LatentReduction | None = _p(None, "latent loss per dimension or summed (LossConfig)")
+    negative_radius: NegativeRadius | None = _p(None, "rule for the negative codes' radius (LossConfig)")
+    fake_source: FakeSource | None = _p(None, "what the critic sees as generated images (LossConfig)")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "disabled", tuple(self.disabled))
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> RunParams:
+        """The fields found in `values` (e.g. a notebook's `globals()`); other keys are ignored."""
+        return cls(**{name: values[name] for name in cls.names() if name in values})
+
+    def config(self) -> ExperimentConfig:
+        """The validated ExperimentConfig: each parameter set (not None) goes to the config field of
+        its name; those left at None take the defaults for the dataset and protocol, or the config's."""
+        given = {name: value for name, value in dataclasses.asdict(self).items() if value is not None}
+        parts = {name: {k: v for k, v in given.items() if k in _fields(cls)} for name, cls in SECTIONS.items()}
+        if self.protocol == "leave_one_out":
+            clusters = 99 if self.dataset == "coil100" else 9
+        else:
+            clusters = self.n_inliers if self.protocol == "coil100" else 1
+        parts["model"] |= {"channels": 1 if self.dataset in GREY else 3}
+        parts["model"].setdefault("n_clusters", clusters)
+        parts["model"].setdefault("width", DEFAULT_WIDTH.get(self.dataset, 64))
+        parts["train"].setdefault("epochs", DEFAULT_EPOCHS.get(self.dataset, 15))
+        parts["losses"] |= {"latent": 15.0 if self.dataset in MNIST_LIKE else 5.0}
+        return ExperimentConfig(
+            data=DataConfig(**parts["data"]),
+            model=ModelConfig(**parts["model"]),
+            train=TrainConfig(**parts["train"], losses=LossConfig(**parts["losses"])),
+        )
+
+
+#: Where RunParams' fields go, by name: every field names a field of exactly one of these.
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "losses": LossConfig}
+
+
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def make_config(**params: Any) -> ExperimentConfig:
+    """`RunParams(**params).config()`: an ExperimentConfig from flat keyword parameters."""
+    return RunParams(**params).config()
+
+
+@dataclass(frozen=True)
+class ParamType:
+    """What a field accepts, read from its annotation: base type, None allowed, choices, a list."""
+
+    base: type
+    optional: bool
+    choices: tuple[Any, ...] | None
+    many: bool
+
+
+def param_types() -> dict[str, ParamType]:
+    """The accepted type of every RunParams field, for the CLI and the grid validator."""
+    hints = typing.get_type_hints(RunParams)
+    out = {}
+    for name in RunParams.names():
+        hint, optional, many = hints[name], False, False
+        if get_origin(hint) in (typing.Union, types.UnionType):
+            args = [a for a in get_args(hint) if a is not type(None)]
+            hint, optional = args[0], True
+        if get_origin(hint) is tuple:
+            hint, many = get_args(hint)[0], True
+        choices = get_args(hint) if get_origin(hint) is Literal else None
+        base = type(choices[0]) if choices else hint
+        out[name] = ParamType(base, optional, choices, many)
+    return out
+
+
+def param_help(name: str) -> str:
+    return dataclasses.fields(RunParams)[RunParams.names().index(name)].metadata["help"]
+
+
+def defaults() -> dict[str, Any]:
+    """Every field's default, as a grid resolves it when no setting is given."""
+    return {f.name: f.default for f in dataclasses.fields(RunParams)}

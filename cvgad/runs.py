@@ -1,0 +1,162 @@
+"""The run folder and the grid folder: the one module that knows their files and formats.
+
+A run folder holds `config.json` (the ExperimentConfig), `history.csv` (every loss of every
+step), `checkpoint.pt` (state dicts, loaded with `weights_only=True`) and `metrics.json`,
+written last and atomically: a folder with valid metrics is a finished run. While training,
+`resume.pt` holds the state after the last finished epoch. `cvgad evaluate` adds
+`evaluation.json`. A grid's runner adds `params.json` (what was asked), `executed.ipynb` and,
+when the run failed, `error.txt`.
+
+A grid folder (`<out>/<grid>/<preset>/`) holds `plan.json` (the grid as run), `summary.json`
+(the outcomes so far) and one run folder per row and seed: `<row>/seed<k>/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from cvgad.atomic import atomic_write, atomic_write_text
+from cvgad.config import ExperimentConfig
+
+PathLike = str | os.PathLike[str]
+
+CONFIG, HISTORY, CHECKPOINT, METRICS = "config.json", "history.csv", "checkpoint.pt", "metrics.json"
+RESUME, EVALUATION = "resume.pt", "evaluation.json"
+PARAMS, EXECUTED, ERROR = "params.json", "executed.ipynb", "error.txt"
+PLAN, SUMMARY = "plan.json", "summary.json"
+#: Metrics a finished run must have, as numbers.
+REQUIRED_METRICS = ("auc", "f1_best")
+
+
+def write_json(path: PathLike, data: Any) -> None:
+    """`data` as indented JSON, atomically."""
+    atomic_write_text(path, json.dumps(data, indent=2))
+
+
+def read_json(path: PathLike) -> Any | None:
+    """The JSON in `path`, or None when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def save_torch(obj: Any, path: PathLike) -> None:
+    """`torch.save` atomically: a kill mid-save leaves the previous file intact."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+# ------------------------------------------------------------------ one run
+def start(run_dir: PathLike, cfg: ExperimentConfig) -> None:
+    """Marks the folder unfinished (a rerun is unfinished until it ends) and records the config."""
+    run = Path(run_dir)
+    (run / METRICS).unlink(missing_ok=True)
+    write_json(run / CONFIG, cfg.to_dict())
+
+
+def resume_path(run_dir: PathLike) -> Path:
+    return Path(run_dir) / RESUME
+
+
+def finish(run_dir: PathLike, history: pd.DataFrame, state: dict, metrics: dict[str, Any]) -> None:
+    """Writes the history, the weights and, last, the metrics; drops the resume state."""
+    run = Path(run_dir)
+    atomic_write_text(run / HISTORY, history.to_csv(index=False))
+    save_torch(state, run / CHECKPOINT)
+    write_json(run / METRICS, metrics)
+    resume_path(run).unlink(missing_ok=True)
+
+
+def read_metrics(run_dir: PathLike) -> dict[str, Any] | None:
+    """The metrics of a finished run, or None when they are missing, unreadable or incomplete."""
+    metrics = read_json(Path(run_dir) / METRICS)
+    ok = isinstance(metrics, dict) and all(isinstance(metrics.get(k), (int, float)) for k in REQUIRED_METRICS)
+    return metrics if ok else None
+
+
+def load(run_dir: PathLike, device: str) -> tuple[ExperimentConfig, dict]:
+    """The config and the saved state dicts of a finished run (tensors mapped to `device`)."""
+    run = Path(run_dir)
+    for name in (CONFIG, CHECKPOINT):
+        if not (run / name).exists():
+            raise FileNotFoundError(
+                f"{run / name} is missing; {run} is not a finished run directory (see `cvgad train --out`)"
+            )
+    cfg = ExperimentConfig.from_dict(json.loads((run / CONFIG).read_text()))
+    return cfg, torch.load(run / CHECKPOINT, map_location=device, weights_only=True)
+
+
+def write_evaluation(run_dir: PathLike, metrics: dict[str, Any]) -> Path:
+    path = Path(run_dir) / EVALUATION
+    write_json(path, metrics)
+    return path
+
+
+# ------------------------------------------------------- a run of a grid
+def seed_dir(root: PathLike, row: str, seed: int) -> Path:
+    return Path(root) / row / f"seed{seed}"
+
+
+def seeds_found(root: PathLike, row: str) -> set[int]:
+    """The seeds of `row` that have a folder under `root`."""
+    return {int(p.name[4:]) for p in (Path(root) / row).glob("seed*") if p.name[4:].isdigit()}
+
+
+def begin_grid_run(run_dir: PathLike, params: dict[str, Any]) -> None:
+    """Clears an earlier outcome and records what is asked."""
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    for stale in (METRICS, ERROR):
+        (run / stale).unlink(missing_ok=True)
+    write_json(run / PARAMS, params)
+
+
+def begun_since(run_dir: PathLike, time: float) -> bool:
+    """Whether a grid run was (re)started in this folder at or after `time` (seconds since the epoch)."""
+    path = Path(run_dir) / PARAMS
+    return path.is_file() and path.stat().st_mtime >= time
+
+
+def read_params(run_dir: PathLike) -> dict[str, Any] | None:
+    return read_json(Path(run_dir) / PARAMS)
+
+
+def write_error(run_dir: PathLike, text: str) -> None:
+    atomic_write_text(Path(run_dir) / ERROR, text)
+
+
+def status(run_dir: PathLike) -> tuple[str, dict[str, Any], str | None]:
+    """("ok", metrics, None), ("failed", {}, last line of error.txt), "unfinished" or "missing"."""
+    run = Path(run_dir)
+    metrics = read_metrics(run)
+    if metrics is not None:
+        return "ok", metrics, None
+    if (run / ERROR).is_file():
+        lines = [line for line in (run / ERROR).read_text().splitlines() if line.strip()]
+        return "failed", {}, lines[-1] if lines else "unknown error"
+    return ("unfinished" if run.is_dir() else "missing"), {}, None
+
+
+# ------------------------------------------------------------- a grid
+def write_plan(root: PathLike, plan: dict[str, Any]) -> None:
+    write_json(Path(root) / PLAN, plan)
+
+
+def read_plan(root: PathLike) -> dict[str, Any]:
+    """The runner's `plan.json`, or a plan inferred from the folders when it is absent."""
+    root = Path(root)
+    plan = read_json(root / PLAN)
+    if isinstance(plan, dict):
+        return plan
+    rows = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("seed*")))
+    return {"rows": [{"id": r, "label": r} for r in rows], "seeds": [], "paper": {}, "settings": {}}
+
+
+def write_summary(root: PathLike, summary: dict[str, Any]) -> None:
+    write_json(Path(root) / SUMMARY, summary)
