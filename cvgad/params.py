@@ -68,6 +68,7 @@ class RunParams:
     n_inliers: int = _p(1, "coil100: the number of inlier objects, 1, 4 or 7")
     outlier_fraction: float | None = _p(None, "one_class, coil100: outlier share of the test set")
     fold: int = _p(0, "one_class: the test fold, 0 to 4")
+    val_fraction: float | None = _p(None, "share of the training normals held out to fix a deployable threshold")
     categorical_form: CategoricalForm | None = _p(None, "form of the categorical KL (LossConfig)")
     latent_reduction: LatentReduction | None = _p(None, "latent loss per dimension or summed (LossConfig)")
     negative_radius: NegativeRadius | None = _p(None, "rule for the negative codes' radius (LossConfig)")

@@ -59,8 +59,10 @@ def test_run_params_reach_the_config():
         seed=7,
         disabled=("mi",),
         fake_source="prior",
+        val_fraction=0.2,
     )
-    assert (cfg.data.normal_class, cfg.data.fold, cfg.model.width, cfg.model.latent_dim) == (3, 2, 8, 16)
+    assert (cfg.data.normal_class, cfg.data.fold, cfg.data.val_fraction) == (3, 2, 0.2)
+    assert (cfg.model.width, cfg.model.latent_dim) == (8, 16)
     assert (cfg.model.mean_init_scale, cfg.model.n_clusters, cfg.model.channels) == (0.5, 1, 3)
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.seed) == (3, 32, 7)
     assert cfg.train.losses.disabled == ("mi",) and cfg.train.losses.fake_source == "prior"
