@@ -299,7 +299,16 @@ def test_ctrl_c_stops_workers_and_kernels_and_says_how_to_resume(tmp_path):
         "--notebook",
         str(tmp_path / "sleepy.py"),
     ]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # a shell that starts a job in the background sets SIGINT to "ignore" for it and its children
+        # (as CI may); a terminal's foreground job, which this test stands for, has the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     root = tmp_path / "out" / "tiny" / "ci" / "all"
     deadline = time.time() + 120
     while len(list(root.glob("seed*/executed.ipynb"))) < 2 and time.time() < deadline:
