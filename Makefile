@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint test unit nbval run benchmark clean book book-vendor book-clean book-distclean screenshots
+.PHONY: install lint test unit nbval run benchmark clean book book-vendor book-clean book-distclean screenshots chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Threads for the notebooks' PyTorch (nbval, book): the cores this machine gives us.
+THREADS ?= $(shell nproc 2>/dev/null || echo 1)
+NB_ENV  := OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS)
+
+# The rendered-page tests need the built book; `make test` runs them after it.
 unit: install
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests --ignore=tests/test_book_render.py
 
 # The linters CI runs: ruff (lint and format) and mypy over the library (configured in pyproject.toml).
 lint: install
@@ -25,11 +30,12 @@ lint: install
 
 # nbval re-runs every notebook and compares the cells tagged nbval-check-output.
 nbval: install
-	cd notebooks && ../$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider -q .
+	cd notebooks && $(NB_ENV) ../$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider -q .
 
-# All of CI: the linters, unit tests, notebooks under nbval, the book (warnings as errors), its rendering.
-test: lint unit nbval book
-	$(BIN)/python -m pytest -q tests/test_book_render.py
+# All of CI: the linters, unit tests, notebooks under nbval, the book (warnings as errors), its
+# rendering in headless Chromium (equation widths, figures, widgets; never skipped).
+test: lint unit nbval book chromium
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q tests/test_book_render.py
 
 run: install
 	$(BIN)/cvgad train --dataset digits --anomaly-class 1 --seed 0 --out runs/digits-1
@@ -50,7 +56,7 @@ WIDGETS_DIR  := $(BOOK_VENDOR)/static/widgets
 HTML_MANAGER ?= @jupyter-widgets/html-manager@^1.0.15
 REQUIREJS    ?= requirejs@^2.3.7
 NPM          ?= npm
-CHROMIUM     ?= /usr/bin/chromium
+CHROMIUM     ?= $(shell command -v chromium || command -v chromium-browser || command -v google-chrome || echo /usr/bin/chromium)
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(WIDGETS_DIR)/embed-amd.js:
@@ -63,7 +69,7 @@ $(WIDGETS_DIR)/embed-amd.js:
 book-vendor: $(WIDGETS_DIR)/embed-amd.js
 
 book: install book-vendor
-	env -u MPLBACKEND $(BIN)/jupyter-book build book -W -n --keep-going
+	env -u MPLBACKEND $(NB_ENV) $(BIN)/jupyter-book build book -W -n --keep-going
 	@echo "Open book/_build/html/index.html"
 
 book-clean:
@@ -72,7 +78,15 @@ book-clean:
 book-distclean: book-clean
 	rm -rf $(BOOK_VENDOR)
 
-# Screenshots of every built page into book/_build/screenshots/ (headless Chromium).
-screenshots: book
-	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
-	$(BIN)/python book/screenshots.py --chromium $(CHROMIUM)
+# Headless Chromium for the rendered-page tests and the screenshots: Debian's `chromium` is
+# installed where none is found, else make stops and says what is missing.
+chromium:
+	@test -x "$(CHROMIUM)" || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; } || { \
+	  echo "No Chromium at $(CHROMIUM), and apt-get could not install Debian's chromium. Install it" >&2; \
+	  echo "(apt-get install -y chromium) or set CHROMIUM=/path/to/chrome: the rendered-page tests need it." >&2; \
+	  exit 1; }
+
+# Screenshots of every built page into book/_build/screenshots/ (headless Chromium), and the
+# share of each page that is code.
+screenshots: book chromium
+	$(BIN)/python book/screenshots.py --chromium $(CHROMIUM) --report

@@ -10,7 +10,7 @@ made. Images are uint8 (0-255) or float (0-1) tensors or arrays (N, C, H, W).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -26,8 +26,9 @@ from torchvision.utils import make_grid
 
 from cvgad.data import as_float_images
 
-#: Width (inches) of every figure: at the screen's 100 dpi it fits the book's text column.
-WIDTH = 7.0
+#: Width (inches) of every figure: at the screen's 100 dpi it fits the book's text column
+#: (688 px in a 1280-px window), legends placed outside the axes included.
+WIDTH = 6.4
 #: The house style's rcParams: readable type at that width, 150 dpi when a figure is saved.
 HOUSE = {
     "figure.figsize": (WIDTH, 3.2),
@@ -61,16 +62,25 @@ LOSS_LABELS = {
 
 def use_house_style() -> None:
     """Seaborn's white grid, the colour-blind palette and the sizes of `HOUSE` for every later
-    figure, so the book's figures look alike. Sets rcParams only: the backend stays as it is."""
+    figure, so the book's figures look alike. The backend stays as it is; in IPython the inline
+    backend draws at twice `figure.dpi` and shows the figure at its size in inches ("retina"),
+    so a figure of `WIDTH` fits the book's column at 200 dpi with its type at the stated sizes."""
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind", rc=HOUSE)
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # no IPython: nothing is shown inline
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
 
 
-def _figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
+def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
     """A new pyplot figure (so notebooks show it) with constrained layout, and its Axes."""
     return plt.subplots(nrows, ncols, figsize=figsize, layout="constrained", **kwargs)
 
 
-def _root(ax: Axes) -> Figure:
+def root_figure(ax: Axes) -> Figure:
     """The Figure `ax` is drawn in, through any SubFigure."""
     fig = ax.figure
     return fig if isinstance(fig, Figure) else fig.figure
@@ -87,46 +97,69 @@ def _legend(ax: Axes, *artists: Artist, **kwargs: Any) -> None:
     ax.legend(handles, [label for _, label in shown] + [str(a.get_label()) for a in artists], **kwargs)
 
 
-def _show(ax: Axes, images: torch.Tensor | np.ndarray, nrow: int, title: str) -> None:
-    grid = make_grid(as_float_images(images).detach().cpu().clamp(0, 1), nrow=max(1, nrow), padding=2, pad_value=1.0)
+#: Pixels of white between the images of a grid, and the width (inches) kept for its row labels.
+PAD, ROW_LABELS = 2, 1.3
+
+
+def _grid_size(nrows: int, ncols: int) -> tuple[float, float]:
+    """Width and height (inches) of a titled grid: square images of at most 0.6 in, within the house width."""
+    side = min(0.6, (WIDTH - ROW_LABELS) / max(1, ncols))
+    return side * ncols + ROW_LABELS, side * nrows + 0.7
+
+
+def image_rows(
+    rows: Mapping[str, torch.Tensor | np.ndarray],
+    title: str = "",
+    column_labels: Sequence[str] | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """The book's one image-grid style: a row of images per entry of `rows`, labelled on the left
+    by its key, the columns numbered from 1 (or labelled by `column_labels`) above."""
+    tensors = [as_float_images(v).detach().cpu().clamp(0, 1) for v in rows.values()]
+    ncols, channels = max(len(t) for t in tensors), max(t.shape[1] for t in tensors)
+    height, width = tensors[0].shape[2:]
+    padded = [
+        torch.cat([t.expand(-1, channels, -1, -1), torch.ones(ncols - len(t), channels, height, width)])
+        for t in tensors
+    ]
+    grid = make_grid(torch.cat(padded), nrow=ncols, padding=PAD, pad_value=1.0)
+    if ax is None:
+        _, ax = new_figure(_grid_size(len(tensors), ncols))
     ax.imshow(grid.permute(1, 2, 0).numpy(), vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks([PAD + r * (height + PAD) + height / 2 for r in range(len(tensors))], list(rows))
+    labels = list(column_labels) if column_labels is not None else [str(c + 1) for c in range(ncols)]
+    ax.set_xticks([PAD + c * (width + PAD) + width / 2 for c in range(ncols)], labels)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    ax.grid(False)
+    ax.spines[:].set_visible(False)
     ax.set_title(title)
-    ax.set_axis_off()
-
-
-def _grid_size(n: int, nrow: int) -> tuple[float, float]:
-    """Width and height (inches) of a titled grid of `n` images, `nrow` per row, at most the house width."""
-    rows, cols = -(-n // max(1, nrow)), max(1, min(n, nrow))
-    side = min(0.6, WIDTH / cols)
-    return max(2.0, side * cols), side * rows + 0.4
+    return root_figure(ax)
 
 
 def image_grid(
-    images: torch.Tensor | np.ndarray, nrow: int = 8, title: str = "images", ax: Axes | None = None
+    images: torch.Tensor | np.ndarray,
+    nrow: int = 8,
+    title: str = "images",
+    row_labels: Sequence[str] | None = None,
+    ax: Axes | None = None,
 ) -> Figure:
-    """A grid of images, `nrow` per row (torchvision's make_grid)."""
-    if ax is None:
-        _, ax = _figure(_grid_size(len(images), nrow))
-    _show(ax, images, nrow, title)
-    return _root(ax)
+    """`images` in rows of `nrow` (`image_rows`), the rows labelled by `row_labels` or by the
+    numbers of their first and last image."""
+    n, nrow = len(images), max(1, nrow)
+    starts = range(0, n, nrow)
+    labels = row_labels or [f"{s + 1}-{min(n, s + nrow)}" for s in starts]
+    return image_rows({label: images[s : s + nrow] for label, s in zip(labels, starts, strict=True)}, title, ax=ax)
 
 
 def reconstructions(
     x: torch.Tensor | np.ndarray,
     recon: torch.Tensor | np.ndarray,
     title: str = "inputs and reconstructions",
-    nrow: int | None = None,
-    axes: Sequence[Axes] | None = None,
+    ax: Axes | None = None,
 ) -> Figure:
-    """Inputs above, their reconstructions below (Figs. 4, 5 and 9); `axes`: (inputs, reconstructions)."""
-    nrow = nrow or min(len(x), 16)
-    if axes is None:
-        width, height = _grid_size(len(x), nrow)
-        fig, axes = _figure((width, 2 * height), 2, 1)
-        fig.suptitle(title)
-    _show(axes[0], x, nrow, "(a) input")
-    _show(axes[1], recon, nrow, "(b) reconstruction")
-    return _root(axes[0])
+    """Inputs above, their reconstructions below (Figs. 4, 5 and 9), in one grid (`image_rows`)."""
+    return image_rows({"input": x, "reconstruction": recon}, title, ax=ax)
 
 
 def smooth(values: pd.Series, window: int) -> pd.Series:
@@ -155,7 +188,7 @@ def loss_curves(
     line marks the step at which negative training first ran.
     """
     if axes is None:
-        fig, axes = _figure((WIDTH, 5.4), 2, 1)
+        fig, axes = new_figure((WIDTH, 5.4), 2, 1)
         fig.suptitle(title)
     ax_a, ax_b = axes
     for ax, names, panel in ((ax_a, CVAE_LOSSES, "(a) CVAE"), (ax_b, WGAN_LOSSES, "(b) WGAN-GP")):
@@ -173,7 +206,7 @@ def loss_curves(
     for ax in (ax_a, ax_b):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    return _root(ax_a)
+    return root_figure(ax_a)
 
 
 def score_histogram(
@@ -188,7 +221,7 @@ def score_histogram(
     (each integrates to 1, so groups of different sizes compare), with the threshold if given."""
     scores, labels = np.asarray(scores, float), np.asarray(labels)
     if ax is None:
-        _, ax = _figure((WIDTH, 3.2))
+        _, ax = new_figure((WIDTH, 3.2))
     groups = {value: f"{name} (n = {np.sum(labels == value)})" for value, name in ((0, "normal"), (1, "anomalous"))}
     present = [value for value in groups if np.any(labels == value)]
     sns.histplot(
@@ -209,7 +242,7 @@ def score_histogram(
     )
     _legend(ax, *lines)
     ax.set(xlabel="anomaly score (higher = more anomalous)", ylabel="density (per group)", title=title)
-    return _root(ax)
+    return root_figure(ax)
 
 
 def roc(
@@ -218,7 +251,7 @@ def roc(
     """The ROC curve with its AUC and the chance diagonal; `operating_point` = (FPR, TPR) marks
     one threshold. `evaluation` is a `cvgad.scoring.Evaluation`."""
     if ax is None:
-        _, ax = _figure((WIDTH / 2, 3.4))
+        _, ax = new_figure((WIDTH / 2, 3.4))
     fpr, tpr = evaluation.roc()
     ax.plot(fpr, tpr, label=f"CVGAD, AUC = {evaluation.metrics['auc']:.3f}")
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="chance, AUC = 0.5")
@@ -226,20 +259,20 @@ def roc(
         ax.plot(*operating_point, "o", color="black", label="operating point")
     ax.set(xlabel="false positive rate", ylabel="true positive rate (recall)", title=title, xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(loc="lower right")
-    return _root(ax)
+    return root_figure(ax)
 
 
 def precision_recall(evaluation, title: str = "precision-recall", ax: Axes | None = None) -> Figure:
     """The precision-recall curve with its AUPRC and the floor p (the anomaly share)."""
     if ax is None:
-        _, ax = _figure((WIDTH / 2, 3.4))
+        _, ax = new_figure((WIDTH / 2, 3.4))
     precision, recall = evaluation.pr()
     p = float(np.mean(evaluation.labels))
     ax.plot(recall, precision, label=f"CVGAD, AUPRC = {evaluation.metrics['auprc']:.3f}")
     ax.axhline(p, color="grey", linestyle="--", label=f"floor (anomaly share) = {p:.3f}")
     ax.set(xlabel="recall", ylabel="precision", title=title, xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(loc="best")
-    return _root(ax)
+    return root_figure(ax)
 
 
 def roc_pr(evaluation, title: str = "ROC and precision-recall curves", axes: Sequence[Axes] | None = None) -> Figure:
@@ -248,11 +281,11 @@ def roc_pr(evaluation, title: str = "ROC and precision-recall curves", axes: Seq
     `evaluation` is a `cvgad.scoring.Evaluation`; AUC and AUPRC are given in the legends.
     """
     if axes is None:
-        fig, axes = _figure((WIDTH, 3.6), 1, 2)
+        fig, axes = new_figure((WIDTH, 3.6), 1, 2)
         fig.suptitle(title)
     roc(evaluation, title="(a) ROC", ax=axes[0])
     precision_recall(evaluation, title="(b) precision-recall", ax=axes[1])
-    return _root(axes[0])
+    return root_figure(axes[0])
 
 
 def project_2d(codes: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
@@ -302,7 +335,7 @@ def latent_projection(
     classes = np.asarray(classes)
     xy = project_2d(codes, method)
     if axes is None:
-        fig, axes = _figure((WIDTH, 3.8), 1, 2, sharex=True, sharey=True)
+        fig, axes = new_figure((WIDTH, 3.8), 1, 2, sharex=True, sharey=True)
         fig.suptitle(f"{title} ({method.upper() if method == 'pca' else 't-SNE'})")
     ax_a, ax_b = axes
     class_names = {int(c): f"{c} (anomaly)" if c == anomaly_class else str(c) for c in np.unique(classes)}
@@ -311,7 +344,7 @@ def latent_projection(
     axis = "PC" if method == "pca" else "t-SNE "
     ax_a.set(title="(a) coloured by true class", xlabel=f"{axis}1", ylabel=f"{axis}2")
     ax_b.set(title="(b) coloured by argmax p(y|z)", xlabel=f"{axis}1", ylabel=f"{axis}2")
-    return _root(ax_a)
+    return root_figure(ax_a)
 
 
 def neighbours(
@@ -319,21 +352,18 @@ def neighbours(
     near: torch.Tensor | np.ndarray,
     far: torch.Tensor | np.ndarray,
     title: str = "neighbours in latent space (cf. Fig. 7)",
-    fig: Figure | None = None,
+    ax: Axes | None = None,
 ) -> Figure:
-    """Fig. 7: (a) a query image, (b) its nearest and (c) its farthest images in latent space."""
+    """Fig. 7: a query image, then its nearest (top row) and its farthest (bottom row) images in
+    latent space, nearest first (`image_rows`)."""
     query = as_float_images(query)
     query = query[None] if query.dim() == 3 else query
-    n = max(len(near), len(far), 1)
-    if fig is None:
-        width, height = _grid_size(n + 1, n + 1)  # one row: the query and n neighbours
-        fig = plt.figure(figsize=(width, 2 * height + 0.3), layout="constrained")
-        fig.suptitle(title)
-    grid = fig.add_gridspec(2, 2, width_ratios=[1, n])
-    _show(fig.add_subplot(grid[:, 0]), query, 1, "(a) query")
-    _show(fig.add_subplot(grid[0, 1]), near, n, f"(b) {len(near)} nearest")
-    _show(fig.add_subplot(grid[1, 1]), far, n, f"(c) {len(far)} farthest")
-    return fig
+    rows = {
+        f"{len(near)} nearest": torch.cat([query, as_float_images(near)]),
+        f"{len(far)} farthest": torch.cat([query, as_float_images(far)]),
+    }
+    columns = ["query", *(str(i + 1) for i in range(max(len(near), len(far))))]
+    return image_rows(rows, title, column_labels=columns, ax=ax)
 
 
 def ablation_bars(
@@ -342,7 +372,7 @@ def ablation_bars(
     """Per row of an ablation table (`cvgad.report.aggregate`): our mean ± std over seeds beside the
     paper's value, (a) AUC with the chance level 0.5, (b) best-threshold F1 with the F1 floor."""
     if axes is None:
-        fig, axes = _figure((WIDTH, 5.4), 2, 1, sharex=True)
+        fig, axes = new_figure((WIDTH, 5.4), 2, 1, sharex=True)
         fig.suptitle(title)
     ours, paper = "ours: mean ± std over seeds", "paper (Table 1)"
     panels = (("auc", "(a) AUC"), ("f1_best", "(b) F1, best threshold (paper's metric)"))
@@ -384,7 +414,7 @@ def ablation_bars(
         ax.set(title=name, xlabel="", ylabel="score", ylim=(0, 1.2))
     axes[-1].set_xlabel("row (loss removed)")
     plt.setp(axes[-1].get_xticklabels(), rotation=30, ha="right")
-    return _root(axes[0])
+    return root_figure(axes[0])
 
 
 def close_all(figures: Sequence[Figure] = ()) -> None:
@@ -401,6 +431,9 @@ __all__ = [
     "NORMAL",
     "ANOMALOUS",
     "use_house_style",
+    "new_figure",
+    "root_figure",
+    "image_rows",
     "image_grid",
     "reconstructions",
     "loss_curves",

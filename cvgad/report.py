@@ -116,6 +116,43 @@ def statements(table: pd.DataFrame, reference: str = "all") -> list[str]:
     return out
 
 
+#: The columns of Table 1 as the book and `markdown` show it (`results_table`).
+TABLE_COLUMNS = (
+    "n",
+    "AUC (chance 0.5)",
+    "paper AUC",
+    "Δ AUC",
+    "F1, best threshold (paper's metric)",
+    "paper F1",
+    "Δ F1",
+    "F1 at validation threshold",
+    "F1 floor 2p/(1+p)",
+)
+
+
+def _cells(r) -> list[str]:
+    """One row of `aggregate` as the text of `TABLE_COLUMNS`."""
+    return [
+        str(r.n),
+        _fmt(r.auc_mean, r.auc_std, r.n),
+        _num(r.auc_paper),
+        _num(r.auc_vs_paper, True),
+        _fmt(r.f1_best_mean, r.f1_best_std, r.n),
+        _num(r.f1_best_paper),
+        _num(r.f1_best_vs_paper, True),
+        _fmt(r.f1_val_mean, r.f1_val_std, r.n),
+        _num(r.f1_floor_mean),
+    ]
+
+
+def results_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 to read: per row of `aggregate`, our mean ± std over seeds beside the paper and the
+    difference, as text ("–" where there is nothing), indexed by row."""
+    return pd.DataFrame(
+        [_cells(r) for r in table.itertuples()], index=pd.Index(table["row"], name="row"), columns=TABLE_COLUMNS
+    )
+
+
 def markdown(table: pd.DataFrame, runs: pd.DataFrame, plan: dict, reference: str = "all") -> str:
     """Table 1 as Markdown: our mean ± std (n), the paper and the difference, then the statements."""
     settings = ", ".join(f"{k}={v}" for k, v in plan.get("settings", {}).items() if k not in ("device", "data_root"))
@@ -134,16 +171,10 @@ def markdown(table: pd.DataFrame, runs: pd.DataFrame, plan: dict, reference: str
         f"Runs: {(runs.status == 'ok').sum()} finished, {(runs.status == 'failed').sum()} failed, "
         f"{runs.status.isin(['unfinished', 'missing']).sum()} unfinished or missing.",
         "",
-        "| row | n | AUC | paper AUC | Δ AUC | F1, best threshold (paper's metric) | paper F1 | Δ F1 "
-        "| F1 at validation threshold | F1 floor |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| row | " + " | ".join(TABLE_COLUMNS) + " |",
+        "|---" * (1 + len(TABLE_COLUMNS)) + "|",
     ]
-    for r in table.itertuples():
-        lines.append(
-            f"| {r.label} (`{r.row}`) | {r.n} | {_fmt(r.auc_mean, r.auc_std, r.n)} | {_num(r.auc_paper)} "
-            f"| {_num(r.auc_vs_paper, True)} | {_fmt(r.f1_best_mean, r.f1_best_std, r.n)} | {_num(r.f1_best_paper)} "
-            f"| {_num(r.f1_best_vs_paper, True)} | {_fmt(r.f1_val_mean, r.f1_val_std, r.n)} | {_num(r.f1_floor_mean)} |"
-        )
+    lines += [f"| {r.label} (`{r.row}`) | " + " | ".join(_cells(r)) + " |" for r in table.itertuples()]
     lines += [
         "",
         "Values are mean ± sample std over seeds. The paper's F1 is the best F1 over all thresholds, "
@@ -162,6 +193,129 @@ def markdown(table: pd.DataFrame, runs: pd.DataFrame, plan: dict, reference: str
     if len(failed):
         lines += ["", "## Failed runs", ""] + [f"- `{r.row}` seed {r.seed}: {r.error}" for r in failed.itertuples()]
     return "\n".join(lines) + "\n"
+
+
+def _rows(names) -> str:
+    return ", ".join(f"`{r}`" for r in names)
+
+
+def agreement(table: pd.DataFrame, reference: str = "all") -> str:
+    """Where our results (`aggregate`) agree with the paper's Table 1, in plain sentences (Markdown
+    paragraphs): the reference row against the paper, the order of the rows and its rank
+    correlation, the costliest removal, differences beyond the spread, F1 at its floor, AUC below
+    chance. Written from the numbers, so it stays true when the results are recorded again."""
+    lines = []
+    t = table.set_index("row")
+    if reference in t.index and t.at[reference, "n"] > 0:
+        a = t.loc[reference]
+        paper_auc = "" if pd.isna(a.auc_paper) else f" against the paper's {a.auc_paper:.3f}"
+        paper_f1 = "" if pd.isna(a.f1_best_paper) else f" against the paper's {a.f1_best_paper:.3f}"
+        lines.append(
+            f"With all losses our AUC is {_fmt(a.auc_mean, a.auc_std, a.n)} over {a.n} seed(s){paper_auc}, "
+            f"and our best-threshold F1 is {_fmt(a.f1_best_mean, a.f1_best_std, a.n)}{paper_f1} "
+            f"(floor {a.f1_floor_mean:.3f}; at the validation threshold {_fmt(a.f1_val_mean, a.f1_val_std, a.n)})."
+        )
+    rated = t[t["n"] > 0]
+    lines.append(
+        "Our rows from lowest to highest mean AUC: "
+        + ", ".join(f"`{r}` ({rated.at[r, 'auc_mean']:.3f})" for r in rated.sort_values("auc_mean").index)
+        + "."
+    )
+    with_paper = rated[rated["auc_paper"].notna()]
+    if not t["auc_paper"].notna().any():
+        lines.append(
+            "The paper's values do not apply to these results (another dataset or class), so only the rows "
+            "can be compared with each other."
+        )
+    elif len(with_paper) < 2:
+        lines.append("Fewer than two rows have finished runs, so the order of the rows cannot be compared yet.")
+    else:
+        lines += _order_against_paper(with_paper, reference)
+    others = [r for r in rated.index if r != reference and rated.at[r, "n"] >= 2]
+    if not (others and reference in rated.index and rated.at[reference, "n"] >= 2):
+        lines.append(f"No row has two finished seeds beside `{reference}` yet, so none can be judged against it.")
+    else:
+        beyond = t[f"auc_{reference}_beyond_spread"].fillna(False).astype(bool)
+        differ = [r for r in others if beyond[r]]
+        listed = ", ".join(f"`{r}` ({t.at[r, f'auc_vs_{reference}']:+.3f})" for r in differ) or "none"
+        lines.append(
+            f"Rows (with at least two seeds) whose AUC differs from `{reference}` by more than the combined "
+            f"spread: {listed}."
+        )
+    at_floor = [r for r in rated.index if abs(rated.at[r, "f1_best_mean"] - rated.at[r, "f1_floor_mean"]) < 0.01]
+    if at_floor:
+        lines.append(
+            f"Best-threshold F1 within 0.01 of the flag-everything floor in: {_rows(at_floor)}. There, no "
+            "threshold does better than flagging every test image as anomalous, so the F1 says nothing about "
+            "the detector."
+        )
+    below = list(rated.index[rated["auc_mean"] < 0.5])
+    lines.append(
+        f"Mean AUC below chance (0.5) in: {_rows(below)}; see the last section for what that means."
+        if below
+        else "No row has a mean AUC below chance (0.5)."
+    )
+    return "\n\n".join(lines)
+
+
+def _order_against_paper(with_paper: pd.DataFrame, reference: str) -> list[str]:
+    """The sentences of `agreement` on the order of the rows that have the paper's value."""
+    paper_order = list(with_paper.sort_values("auc_paper").index)
+    ours_order = list(with_paper.sort_values("auc_mean").index)
+    rho = with_paper["auc_mean"].rank().corr(with_paper["auc_paper"].rank())
+    same = "The two orders are the same." if ours_order == paper_order else "The orders differ."
+    lines = [
+        f"The paper's order of the same rows: {_rows(paper_order)}. {same} Rank correlation (Spearman) between "
+        f"our mean AUCs and the paper's over these {len(with_paper)} rows: {rho:+.2f}."
+    ]
+    removals = with_paper.drop(index=reference, errors="ignore")
+    if len(removals):
+        costliest_paper, costliest_ours = removals["auc_paper"].idxmin(), removals["auc_mean"].idxmin()
+        lines.append(
+            f"Among the rows with results, the costliest removal is `{costliest_paper}` in the paper and in ours."
+            if costliest_paper == costliest_ours
+            else f"Among the rows with results, the paper's costliest removal is `{costliest_paper}`; "
+            f"ours is `{costliest_ours}`."
+        )
+    if reference in with_paper.index:
+        best = with_paper["auc_mean"].idxmax()
+        lines.append(
+            "In the paper every removal lowers the AUC; "
+            + (
+                f"among our rows with results, too, `{reference}` has the highest mean AUC."
+                if best == reference
+                else f"among our rows with results the highest mean AUC is `{best}`'s, not `{reference}`'s."
+            )
+        )
+    beyond = with_paper["auc_paper_beyond_spread"].fillna(False).astype(bool)
+    judged = with_paper["auc_std"].notna()
+    lines.append(
+        f"Rows with a spread (two or more seeds): {int(judged.sum())}; of these, {int(beyond[judged].sum())} "
+        "differ from the paper's AUC by more than our standard deviation over seeds."
+    )
+    return lines
+
+
+def styled(frame: pd.DataFrame, precision: int = 3):
+    """`frame` as the book shows tables: floats to `precision` decimals, integers as integers and
+    "–" where a value is missing (a pandas Styler, shown as HTML)."""
+    return frame.style.format(precision=precision, na_rep="–")
+
+
+def load_runs(root: str | Path) -> tuple[pd.DataFrame | None, str]:
+    """The runs under `root`, from its run folders (`collect_runs`) or from its `runs.csv`,
+    whichever holds more finished runs, and which one it was; (None, "") when there are none."""
+    root = Path(root)
+    found = []
+    try:
+        found.append((collect_runs(root), "the run folders (metrics.json)"))
+    except (ValueError, FileNotFoundError):
+        pass
+    if (root / "runs.csv").is_file():
+        found.append((pd.read_csv(root / "runs.csv"), "runs.csv"))
+    if not found:
+        return None, ""
+    return max(found, key=lambda item: int((item[0]["status"] == "ok").sum()))
 
 
 def bar_chart(table: pd.DataFrame, path: str | Path, title: str) -> None:

@@ -8,6 +8,7 @@ Figures go to `Image` widgets as PNG, so an executed notebook keeps them in its 
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import io
 import math
@@ -107,6 +108,15 @@ def find_ablations(start: str | Path | None = None) -> Path:
     )
 
 
+def _readable(path: Path) -> str:
+    """`path` relative to the checkout that holds `ablations/` when it lies inside it, so that
+    no machine's folders show in the book."""
+    try:
+        return str(path.resolve().relative_to(find_ablations().parent.resolve()))
+    except (ValueError, FileNotFoundError):
+        return str(path)
+
+
 def load_ablation_results(
     results: str | Path | None = None, metric: str = "auc", paper: str | Path | None = None
 ) -> tuple[pd.DataFrame, str]:
@@ -126,29 +136,48 @@ def load_ablation_results(
         table = report.aggregate(pd.read_csv(path).reindex(columns=report.RUN_COLUMNS)).set_index("row")
         table = table.rename(columns={f"{metric}_mean": "value"})[["label", "value", "n"]].dropna(subset=["value"])
         if len(table) >= 2:
-            return table, f"recorded results: mean {metric} over seeds, from {path}"
+            return table, f"recorded results: mean {metric} over seeds, from {_readable(path)}"
     paper_csv = Path(paper) if paper else find_ablations() / "paper_table1.csv"
     paper_table = pd.read_csv(paper_csv).set_index("row")
     table = pd.DataFrame({"label": paper_table["label"], "value": paper_table[report.PAPER_NAMES[metric]], "n": 0})
-    looked = ", ".join(map(str, files)) if files else "no runs.csv found"
+    looked = ", ".join(map(_readable, files)) if files else "no runs.csv found"
     return table, (
         f"the paper's Table 1 ({report.PAPER_NAMES[metric]}, CIFAR-10 with deer as the anomaly): no recorded "
         f"results with two rows or more ({looked}; run `cvgad ablate` and `cvgad report`)"
     )
 
 
-def _png(fig: Figure) -> bytes:
-    """`fig` as PNG at the screen resolution (`plots.HOUSE`), to show at its size in the page."""
+def _png(fig: Figure) -> tuple[bytes, int]:
+    """`fig` as PNG at twice its dpi (`plots.HOUSE`), and the width in CSS pixels at which it
+    shows at its size in inches, sharp on a high-resolution screen (as the book's figures)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi="figure", bbox_inches="tight")
-    return buf.getvalue()
+    fig.savefig(buf, format="png", dpi=2 * fig.dpi, bbox_inches="tight")
+    return buf.getvalue(), int.from_bytes(buf.getvalue()[16:20], "big") // 2  # the IHDR width
+
+
+def _draw(image: W.Image, fig: Figure) -> None:
+    """Shows `fig` in `image` at its size in inches."""
+    image.value, width = _png(fig)
+    image.width = str(width)
 
 
 class _Shown:
+    """Displays as its widget; where widgets cannot be shown (no widget manager, e.g. a static
+    notebook viewer), the frontend falls back to `fallback()`, the widget's default state."""
+
     widget: W.Widget
 
-    def _repr_mimebundle_(self, **kwargs: object) -> dict:
-        return self.widget._repr_mimebundle_(**kwargs)
+    def fallback(self) -> tuple[dict, dict]:
+        """Mime data and metadata of the static rendering: the figure of `static()` as PNG."""
+        png, width = _png(self.static())
+        return {"image/png": base64.b64encode(png).decode("ascii")}, {"image/png": {"width": width}}
+
+    def static(self) -> Figure:
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, **kwargs: object) -> tuple[dict, dict]:
+        data, metadata = self.fallback()
+        return data | self.widget._repr_mimebundle_(**kwargs), metadata
 
 
 # ------------------------------------------------------------- (a) threshold explorer
@@ -173,13 +202,13 @@ class ThresholdExplorer(_Shown):
         )
         self.table, self.image = W.HTML(), W.Image(format="png")
         self.slider.observe(lambda _: self.update(), names="value")
-        self.widget = W.VBox([self.slider, W.HBox([self.image, self.table])])
+        self.widget = W.VBox([self.slider, self.table, self.image])
         self.update()
 
     def update(self) -> None:
         self.stats = confusion_at(self.evaluation.scores, self.evaluation.labels, self.slider.value)
-        self.table.value = pd.DataFrame([self.stats]).T.to_html(header=False, float_format="%.3f")
-        self.image.value = _png(self.figure(self.slider.value))
+        self.table.value = pd.DataFrame([self.stats]).to_html(index=False, float_format="%.3f")
+        _draw(self.image, self.figure(self.slider.value))
 
     def figure(self, threshold: float) -> Figure:
         """The score histogram with the threshold, and the ROC curve with its operating point."""
@@ -234,9 +263,10 @@ class LossLab(_Shown):
         self.widget = W.VBox(
             [
                 W.HBox(list(self.checkboxes.values())),
-                W.HBox([W.VBox(list(self.sliders.values())), self.image]),
+                W.GridBox(list(self.sliders.values()), layout=W.Layout(grid_template_columns="repeat(2, 320px)")),
                 W.HBox([self.steps, self.button, self.reset_button]),
                 self.status,
+                self.image,
             ]
         )
         self.reset()
@@ -280,7 +310,7 @@ class LossLab(_Shown):
             )
 
     def redraw(self) -> None:
-        self.image.value = _png(self.figure())
+        _draw(self.image, self.figure())
         off = [n for n, c in self.checkboxes.items() if not c.value]
         self.status.value = (
             f"{self.trainer.steps} steps trained; losses off: {', '.join(off) or 'none'}; "
@@ -291,16 +321,11 @@ class LossLab(_Shown):
         """The losses of every step so far (as in chapter 3), then the shown images beside their
         reconstructions by the current model."""
         fig = Figure(figsize=(plots.WIDTH, 6.0), layout="constrained")
-        grid = fig.add_gridspec(3, 2, height_ratios=[1.2, 1, 0.8])
+        grid = fig.add_gridspec(3, 1, height_ratios=[1.2, 1, 0.8])
         plots.loss_curves(
-            pd.DataFrame(self.history), window=1, axes=[fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, :])]
+            pd.DataFrame(self.history), window=1, axes=[fig.add_subplot(grid[0]), fig.add_subplot(grid[1])]
         )
-        plots.reconstructions(
-            self.shown,
-            self.reconstructions(),
-            nrow=len(self.shown),
-            axes=[fig.add_subplot(grid[2, 0]), fig.add_subplot(grid[2, 1])],
-        )
+        plots.reconstructions(self.shown, self.reconstructions(), title="", ax=fig.add_subplot(grid[2]))
         return fig
 
     static = figure  # the current state; the default until a control is changed
@@ -356,7 +381,7 @@ class LatentExplorer(_Shown):
             f"{self.position['distance']:.2f} = {self.position['shells']:.2f} shell radii sqrt({self.latent_dim}); "
             f"negative radius {self.negative_radius:.2f} = {self.negative_radius / self.shell:.2f} shell radii"
         )
-        self.image.value = _png(self.figure())
+        _draw(self.image, self.figure())
 
     def figure(self) -> Figure:
         fig = Figure(figsize=(plots.WIDTH, 2.6), layout="constrained")
@@ -412,7 +437,12 @@ class AblationQuiz(_Shown):
         self.message.value = f"Spearman's rho {self.rho:.2f} (1: same order, -1: reversed). Source: {self.source}"
         self.table.value = self.result.join(self.results["label"]).to_html(float_format="%.3f")
 
-    def static(self) -> pd.DataFrame:
-        """The rows ranked by the recorded (or paper's) values, best first."""
+    def fallback(self) -> tuple[dict, dict]:
+        """The question without its answer: the rows to rank, not their results."""
+        rows = self.results[["label"]].to_html()
+        return {"text/html": f"<p>Rank these rows of Table 1, best first (the quiz needs ipywidgets):</p>{rows}"}, {}
+
+    def ranked(self) -> pd.DataFrame:
+        """The answer: the rows ranked by the recorded (or paper's) values, best first."""
         table = self.results.assign(rank=self.results["value"].rank(ascending=False, method="min").astype(int))
         return table.sort_values("rank").rename(columns={"value": self.metric})

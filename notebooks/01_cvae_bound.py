@@ -27,7 +27,7 @@
 # The last part checks three side claims of the paper. Two of them are wrong as printed, and the
 # third is a rule that does not do what its wording suggests in 256 dimensions.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 dataset = "digits"  # unused: this chapter works on toy models and synthetic images, not on a dataset
 anomaly_class = 1  # unused (kept so that every chapter takes the same parameters)
 epochs = 0  # unused: nothing is trained in this chapter
@@ -37,7 +37,7 @@ data_root = None  # unused
 latent_dim = 256  # d, the size of the latent code in the paper (used for the latent-loss and negative-code checks)
 mc_samples = 20000  # Monte Carlo samples per estimate
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import matplotlib.pyplot as plt
@@ -50,6 +50,7 @@ from scipy.stats import chi
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 from cvgad import losses as L
+from cvgad import plots  # the book's figure style
 
 torch.set_default_dtype(torch.float64)
 pd.set_option("display.precision", 4)
@@ -78,9 +79,9 @@ LOG2 = math.log(2)
 # \begin{aligned}
 # \log P_{\text{model}}(x)
 #   &= \log \int p(z \mid x)\, \frac{q(x \mid z)\, q(z)}{p(z \mid x)}\, dz \\
-#   &\ge \int p(z \mid x) \log \frac{q(x \mid z)\, q(z)}{p(z \mid x)}\, dz
-#    = \mathbb E_{z \sim p(z \mid x)}[\log q(x \mid z)] - \mathrm{KL}\big(p(z \mid x)\,\|\,q(z)\big)
-#    =: \mathcal L(x).
+#   &\ge \int p(z \mid x) \log \frac{q(x \mid z)\, q(z)}{p(z \mid x)}\, dz \\
+#   &= \mathbb E_{z \sim p(z \mid x)}[\log q(x \mid z)] - \mathrm{KL}\big(p(z \mid x)\,\|\,q(z)\big) \\
+#   &=: \mathcal L(x).
 # \end{aligned}
 # $$ (bound-jensen)
 #
@@ -96,9 +97,11 @@ LOG2 = math.log(2)
 # {eq}`bound-jensen` over the data gives the first line of the paper's eq. (2):
 #
 # $$
+# \begin{aligned}
 # \mathbb E_{x \sim p_{\text{data}}}[\log P_{\text{model}}(x)]
-#   \ge \mathbb E_{x}\, \mathbb E_{z \sim p(z \mid x)}[\log q(x \mid z)]
-#     - \mathbb E_{x}\big[\mathrm{KL}\big(p(z \mid x)\,\|\,q(z)\big)\big].
+#   \ge {} & \mathbb E_{x}\, \mathbb E_{z \sim p(z \mid x)}[\log q(x \mid z)] \\
+#   & - \mathbb E_{x}\big[\mathrm{KL}\big(p(z \mid x)\,\|\,q(z)\big)\big].
+# \end{aligned}
 # $$ (bound-elbo)
 #
 # ### A toy model where $\log P_{\text{model}}(x)$ is exact
@@ -110,10 +113,15 @@ LOG2 = math.log(2)
 # $m(x) = S W^\top (x - b) / \sigma^2$. Two encoders are compared: the exact posterior, and a
 # deliberately imperfect one with a diagonal covariance (as every VAE encoder has) and a mean
 # shrunk by a factor $0.7$. The columns of $W$ are correlated, so the exact posterior is too,
-# and the diagonal encoder cannot match it. The bound is computed in closed form, using
-# $\mathbb E[\log \mathcal N(x; Wz + b, \sigma^2 I)] = \log \mathcal N(x; W\mu + b, \sigma^2 I)
-# - \operatorname{tr}(W C W^\top) / 2\sigma^2$ for $z \sim \mathcal N(\mu, C)$, and also by
-# Monte Carlo straight from the integrand of {eq}`bound-jensen`.
+# and the diagonal encoder cannot match it. The bound is computed in closed form, using the
+# Gaussian expectation (for $z \sim \mathcal N(\mu, C)$)
+#
+# $$
+# \mathbb E_{z}\big[\log \mathcal N(x;\, W z + b,\, \sigma^2 I)\big]
+#   = \log \mathcal N(x;\, W \mu + b,\, \sigma^2 I) - \frac{\operatorname{tr}(W C W^\top)}{2 \sigma^2},
+# $$
+#
+# and also by Monte Carlo straight from the integrand of {eq}`bound-jensen`.
 
 # %%
 torch.manual_seed(seed)
@@ -183,7 +191,7 @@ print("ELBO imperfect <= log P_model everywhere:", bool((rows["ELBO imperfect"] 
 # exact posterior. The diagonal covariance alone already costs something: its curve never
 # reaches zero, because the exact posterior of this model has correlated coordinates.
 
-# %%
+# %% tags=["hide-input"]
 shrinks = torch.linspace(0.6, 1.4, 81)
 x0 = x[:1]
 post0 = exact_posterior(x0)
@@ -192,7 +200,7 @@ curves = {"full covariance (the exact posterior at 1)": [], "diagonal covariance
 for s in shrinks:
     curves["full covariance (the exact posterior at 1)"].append(log_px0 - elbo_closed(x0, MultivariateNormal(s * post0.loc, S_post))[0].item())
     curves["diagonal covariance"].append(log_px0 - elbo_closed(x0, imperfect_encoder(x0, float(s)))[0].item())
-fig, ax = plt.subplots(figsize=(6, 3.5))
+fig, ax = plt.subplots(figsize=(plots.WIDTH, 3.4))
 for label, values in curves.items():
     ax.plot(shrinks, values, label=label)
 ax.axhline(0, color="k", ls="--", lw=0.8, label="no gap")
@@ -210,11 +218,11 @@ plt.show()
 #
 # $$
 # \begin{aligned}
-# \mathbb E_{x}\big[\mathrm{KL}\big(p(z \mid x)\,\|\,q(z)\big)\big]
-#   &= \iint p(z \mid x)\, p_{\text{data}}(x) \log \frac{p(z \mid x)}{q(z)}\, dz\, dx \\
-#   &= \iint p(z \mid x)\, p_{\text{data}}(x) \log \frac{p(z)}{q(z)}\, dz\, dx
-#    + \iint p(z \mid x)\, p_{\text{data}}(x) \log \frac{p(z \mid x)}{p(z)}\, dz\, dx \\
-#   &= \mathrm{KL}\big(p(z)\,\|\,q(z)\big) + I(z; x).
+# & \mathbb E_{x}\big[\mathrm{KL}\big(p(z \mid x)\,\|\,q(z)\big)\big] \\
+#   & \quad = \iint p(z \mid x)\, p_{\text{data}}(x) \log \frac{p(z \mid x)}{q(z)}\, dz\, dx \\
+#   & \quad = \iint p(z \mid x)\, p_{\text{data}}(x) \log \frac{p(z)}{q(z)}\, dz\, dx \\
+#   & \qquad + \iint p(z \mid x)\, p_{\text{data}}(x) \log \frac{p(z \mid x)}{p(z)}\, dz\, dx \\
+#   & \quad = \mathrm{KL}\big(p(z)\,\|\,q(z)\big) + I(z; x).
 # \end{aligned}
 # $$ (bound-decomp)
 #
@@ -225,9 +233,11 @@ plt.show()
 # $p(z \mid x)\, p_{\text{data}}(x)$. Both steps are identities, so
 #
 # $$
+# \begin{aligned}
 # \mathbb E_{x}[\log P_{\text{model}}(x)]
-#   \ge \underbrace{\mathbb E_{x}\, \mathbb E_{z \sim p(z \mid x)}[\log q(x \mid z)]}_{-\,\text{reconstruction}}
-#   - \mathrm{KL}\big(p(z)\,\|\,q(z)\big) - I(z; x).
+#   \ge {} & \underbrace{\mathbb E_{x}\, \mathbb E_{z \sim p(z \mid x)}[\log q(x \mid z)]}_{-\,\text{reconstruction}} \\
+#   & - \mathrm{KL}\big(p(z)\,\|\,q(z)\big) - I(z; x).
+# \end{aligned}
 # $$ (bound-three-terms)
 #
 # Maximising the bound therefore pushes $I(z; x)$ **down**; this is the reason for
@@ -303,9 +313,12 @@ print(f"(MC sum - closed form) / std. error: {((kl_terms + mi_terms).mean() - kl
 # loss:
 #
 # $$
-# \log P_{\text{model}}(x) = \log \sum_y \int q(x, z, y)\, dz
-#   \ge -\sum_y \int p(y \mid z)\, p(z \mid x) \log \frac{p(y \mid z)\, p(z \mid x)}{q(x \mid z, y)\, q(z \mid y)\, q(y)}\, dz
-#   =: -\mathcal L_{\text{CVAE}}(x).
+# \begin{aligned}
+# \log P_{\text{model}}(x) &= \log \sum_y \int q(x, z, y)\, dz \\
+#   &\ge -\sum_y \int p(y \mid z)\, p(z \mid x) \\
+#   &\qquad \times \log \frac{p(y \mid z)\, p(z \mid x)}{q(x \mid z, y)\, q(z \mid y)\, q(y)}\, dz \\
+#   &=: -\mathcal L_{\text{CVAE}}(x).
+# \end{aligned}
 # $$ (bound-cvae)
 #
 # The printed eq. (3) drops both the relation sign and the minus sign in its fourth line, and
@@ -314,10 +327,12 @@ print(f"(MC sum - closed form) / std. error: {((kl_terms + mi_terms).mean() - kl
 # by $p(y \mid z)$:
 #
 # $$
+# \begin{aligned}
 # \mathcal L_{\text{CVAE}}(x) = \mathbb E_{z \sim p(z \mid x)}\Big[
-#   -\mathbb E_{y \sim p(y \mid z)}[\log q(x \mid z, y)]
-#   + \sum_y p(y \mid z) \log \frac{p(z \mid x)}{q(z \mid y)}
-#   + \mathrm{KL}\big(p(y \mid z)\,\|\,q(y)\big) \Big].
+#   & -\mathbb E_{y \sim p(y \mid z)}[\log q(x \mid z, y)] \\
+#   & + \sum_y p(y \mid z) \log \frac{p(z \mid x)}{q(z \mid y)} \\
+#   & + \mathrm{KL}\big(p(y \mid z)\,\|\,q(y)\big) \Big].
+# \end{aligned}
 # $$ (bound-cvae-loss)
 #
 # The three terms are the reconstruction loss, the **latent loss** and the **categorical loss**.
@@ -330,7 +345,8 @@ print(f"(MC sum - closed form) / std. error: {((kl_terms + mi_terms).mean() - kl
 # The prior of each category is a unit-covariance Gaussian around a learnable mean (eq. 5):
 #
 # $$
-# q(z \mid y) = \frac{1}{(2\pi)^{d/2}} \exp\Big(-\tfrac12 \lVert z - \mu_y \rVert^2\Big) = \mathcal N(z;\, \mu_y,\, I_d).
+# q(z \mid y) = \frac{1}{(2\pi)^{d/2}} \exp\Big(-\tfrac12 \lVert z - \mu_y \rVert^2\Big)
+#   = \mathcal N(z;\, \mu_y,\, I_d).
 # $$ (bound-prior)
 #
 # ### Checking the CVAE bound on a mixture version of the toy model
@@ -371,7 +387,8 @@ check = pd.DataFrame({
     "categorical": categorical_t.mean(0),
     "sum of the three": (recon_t + latent_t + categorical_t).mean(0),
 }).round(4)
-print(check.to_string())
+check.index = [f"x{i}" for i in range(len(xm))]
+print(check.T.to_string())
 print("L_CVAE >= -log P_model for every x:", bool((integrand.mean(0) >= -log_p_model).all()))
 
 # %% [markdown]
@@ -384,16 +401,19 @@ print("L_CVAE >= -log P_model for every x:", bool((integrand.mean(0) >= -log_p_m
 #
 # $$
 # \begin{aligned}
-# \mathbb E_{z \sim p(z \mid x)}[\log p(z \mid x)] &= -\tfrac d2 \log 2\pi - \tfrac12 \textstyle\sum_j \log \sigma_j^2 - \tfrac d2, \\
-# \mathbb E_{z \sim p(z \mid x)}[\log q(z \mid y)] &= -\tfrac d2 \log 2\pi - \tfrac12 \textstyle\sum_j \big(\sigma_j^2 + (\mu_j - \mu_{y,j})^2\big),
+# & \mathbb E_{z \sim p(z \mid x)}[\log p(z \mid x)] = -\tfrac d2 \log 2\pi - \tfrac12 \textstyle\sum_j \log \sigma_j^2 - \tfrac d2, \\
+# & \mathbb E_{z \sim p(z \mid x)}[\log q(z \mid y)] \\
+# & \quad = -\tfrac d2 \log 2\pi - \tfrac12 \textstyle\sum_j \big(\sigma_j^2 + (\mu_j - \mu_{y,j})^2\big),
 # \end{aligned}
 # $$ (bound-two-expectations)
 #
 # and their difference is
 #
 # $$
-# \mathrm{KL}\big(\mathcal N(\mu, \operatorname{diag}\sigma^2)\,\|\,\mathcal N(\mu_y, I)\big)
-#   = \tfrac12 \sum_{j=1}^{d} \big(\sigma_j^2 + (\mu_j - \mu_{y,j})^2 - 1 - \log \sigma_j^2\big).
+# \begin{aligned}
+# & \mathrm{KL}\big(\mathcal N(\mu, \operatorname{diag}\sigma^2)\,\|\,\mathcal N(\mu_y, I)\big) \\
+# & \quad = \tfrac12 \sum_{j=1}^{d} \big(\sigma_j^2 + (\mu_j - \mu_{y,j})^2 - 1 - \log \sigma_j^2\big).
+# \end{aligned}
 # $$ (bound-kl-closed)
 #
 # `cvgad.losses.gaussian_kl_to_means` computes {eq}`bound-kl-closed` for every (image,
@@ -432,15 +452,15 @@ print(f"max |closed - torch kl_divergence| < 1e-9:  {bool((closed - torch_kl).ab
 # out of the expectation ignores how $p(y \mid z)$ and the log-ratio vary together over the
 # posterior. The two agree when the classifier is nearly constant over the posterior's width
 # (codes far from the boundaries between clusters). The cell below measures the difference on the
-# mixture toy model of Step 3.
+# mixture toy model of Step 3: per image, the latent term of {eq}`bound-cvae-loss` by Monte
+# Carlo, the library's shortcut, and the average over $z$ of $\max_y p(y \mid z)$.
 
 # %% tags=["nbval-check-output"]
 post_var = torch.diagonal(S_post).expand(len(xm), k)
 library_estimate = torch.stack([L.latent_loss(enc_m.loc[i:i + 1].expand(mc_samples, k), post_var[i:i + 1].log().expand(mc_samples, k),
                                               mix_means, pyz[:, i]) for i in range(len(xm))])
-print(pd.DataFrame({"latent term of (bound-cvae-loss), MC": latent_t.mean(0),
-                    "library: E_z sum_y p(y|z) KL_y": library_estimate,
-                    "max_y p(y|z) averaged over z": pyz.max(-1).values.mean(0)}).round(4).to_string())
+print(pd.DataFrame({"latent term, MC": latent_t.mean(0), "library shortcut": library_estimate,
+                    "mean of max_y p(y|z)": pyz.max(-1).values.mean(0)}).round(4).to_string())
 
 # %% [markdown]
 # Here the shortcut is off by a few hundredths to a few tenths of a nat, against latent terms of
@@ -454,8 +474,10 @@ print(pd.DataFrame({"latent term of (bound-cvae-loss), MC": latent_t.mean(0),
 # and the product of its marginals (eq. 6):
 #
 # $$
-# I(x; z) = \iint p(z \mid x)\, p_{\text{data}}(x) \log \frac{p(z \mid x)}{p(z)}\, dx\, dz
-#   = \mathrm{KL}\big(p(z \mid x)\, p_{\text{data}}(x)\,\|\,p(z)\, p_{\text{data}}(x)\big).
+# \begin{aligned}
+# I(x; z) &= \iint p(z \mid x)\, p_{\text{data}}(x) \log \frac{p(z \mid x)}{p(z)}\, dx\, dz \\
+#   &= \mathrm{KL}\big(p(z \mid x)\, p_{\text{data}}(x)\,\|\,p(z)\, p_{\text{data}}(x)\big).
+# \end{aligned}
 # $$ (bound-mi)
 #
 # The KL divergence has no upper bound, so the paper swaps it for the Jensen-Shannon divergence
@@ -482,8 +504,12 @@ print(pd.DataFrame({"latent term of (bound-cvae-loss), MC": latent_t.mean(0),
 # (then adding and subtracting $\log 2$ inside each expectation, an identity) gives eq. (9):
 #
 # $$
-# V(D^*, G) = \mathbb E_{p_r}\Big[\log \frac{2 p_r}{p_r + p_g}\Big] + \mathbb E_{p_g}\Big[\log \frac{2 p_g}{p_r + p_g}\Big] - 2 \log 2
-#   = 2\, \mathrm{JS}(p_r, p_g) - 2 \log 2 .
+# \begin{aligned}
+# V(D^*, G) &= \mathbb E_{p_r}\Big[\log \frac{2 p_r}{p_r + p_g}\Big]
+#   + \mathbb E_{p_g}\Big[\log \frac{2 p_g}{p_r + p_g}\Big] \\
+#   &\quad - 2 \log 2 \\
+#   &= 2\, \mathrm{JS}(p_r, p_g) - 2 \log 2 .
+# \end{aligned}
 # $$ (bound-gan-optimum)
 #
 # Eq. (10) plays the same game with $p_r$ = the product $p(z)\, p_{\text{data}}(x)$ (label 1,
@@ -491,16 +517,21 @@ print(pd.DataFrame({"latent term of (bound-cvae-loss), MC": latent_t.mean(0),
 # and maximises over both the feature discriminator FD and the encoder:
 #
 # $$
+# \begin{aligned}
 # \max_{p(z \mid x),\, \mathrm{FD}}\;
-#   \mathbb E_{(x, z) \sim p(z) p_{\text{data}}(x)}[\log \mathrm{FD}(x, z)]
-#   + \mathbb E_{(x, z) \sim p(z \mid x) p_{\text{data}}(x)}[\log(1 - \mathrm{FD}(x, z))] .
+#   & \mathbb E_{(x, z) \sim p(z) p_{\text{data}}(x)}[\log \mathrm{FD}(x, z)] \\
+#   & + \mathbb E_{(x, z) \sim p(z \mid x) p_{\text{data}}(x)}[\log(1 - \mathrm{FD}(x, z))] .
+# \end{aligned}
 # $$ (bound-mi-game)
 #
 # By {eq}`bound-gan-optimum` the optimal discriminator is
 #
 # $$
-# \mathrm{FD}^*(x, z) = \frac{p(z)\, p_{\text{data}}(x)}{p(z)\, p_{\text{data}}(x) + p(z \mid x)\, p_{\text{data}}(x)}
-#   = \frac{1}{1 + e^{\,\mathrm{PMI}(x, z)}}, \qquad \mathrm{PMI}(x, z) = \log \frac{p(z \mid x)}{p(z)},
+# \begin{aligned}
+# \mathrm{FD}^*(x, z) &= \frac{p(z)\, p_{\text{data}}(x)}{p(z)\, p_{\text{data}}(x) + p(z \mid x)\, p_{\text{data}}(x)} \\
+#   &= \frac{1}{1 + e^{\,\mathrm{PMI}(x, z)}}, \\
+# \mathrm{PMI}(x, z) &= \log \frac{p(z \mid x)}{p(z)},
+# \end{aligned}
 # $$ (bound-fd-optimum)
 #
 # and the inner maximum equals $2\,\mathrm{JS}(\text{joint}, \text{product}) - 2 \log 2$, which
@@ -562,7 +593,7 @@ for rho in rhos:
     xg, zg = gaussian_pair(rho, 4 * mc_samples, gen)
     loss = L.mutual_information_loss(OptimalFD(rho), xg, zg).item()
     rows.append({"rho": f"{rho:g}", "I(x;z) (nats)": -0.5 * math.log(1 - rho**2) + 0.0, "JS, direct MC": js_direct(rho, 4 * mc_samples, gen).item(),
-                 "log 2 - loss/2 (library loss, FD*)": LOG2 - loss / 2, "library loss": loss})
+                 "log 2 - loss/2": LOG2 - loss / 2, "library loss": loss})
 mi_table = pd.DataFrame(rows)
 print(mi_table.round(4).to_string(index=False))
 print(f"log 2 = {LOG2:.4f}, 2 log 2 = {2 * LOG2:.4f}")
@@ -584,8 +615,8 @@ scales = [0.0, 0.5, 0.8, 1.0, 1.25, 2.0]
 losses_by_scale = [L.mutual_information_loss(OptimalFD(0.9, s), xg, zg).item() for s in scales]
 print(pd.Series(losses_by_scale, index=pd.Index(scales, name="logit scale"), name="library loss, rho = 0.9").round(4).to_string())
 
-# %%
-fig, ax = plt.subplots(figsize=(6, 3.5))
+# %% tags=["hide-input"]
+fig, ax = plt.subplots(figsize=(plots.WIDTH, 3.4))
 rho_grid = np.linspace(0, 0.9999, 60)
 gen = torch.Generator().manual_seed(seed)
 ax.plot(rho_grid, -0.5 * np.log(1 - rho_grid**2), label=r"$I(x; z)$ (KL, eq. 6)")
@@ -627,8 +658,10 @@ print(f"JS(P, P)           = {js(P, P):.6f}")
 # Eq. (11) of the paper is the SSIM of {cite:t}`wang2004`:
 #
 # $$
-# \mathrm{SSIM}(e, f) = \frac{(2 \mu_e \mu_f + c_1)(2 \sigma_{ef} + c_2)}{(\mu_e^2 + \mu_f^2 + c_1)(\sigma_e^2 + \sigma_f^2 + c_2)},
-# \qquad c_1 = (K_1 L)^2,\; c_2 = (K_2 L)^2 .
+# \begin{aligned}
+# \mathrm{SSIM}(e, f) &= \frac{(2 \mu_e \mu_f + c_1)(2 \sigma_{ef} + c_2)}{(\mu_e^2 + \mu_f^2 + c_1)(\sigma_e^2 + \sigma_f^2 + c_2)}, \\
+# c_1 &= (K_1 L)^2, \quad c_2 = (K_2 L)^2 .
+# \end{aligned}
 # $$ (bound-ssim)
 #
 # The paper says $c_1$ and $c_2$ are "typically 0.01 and 0.03". Those are Wang et al.'s $K_1$ and
@@ -687,13 +720,14 @@ pairs = {
     "bright texture vs noisy copy": (clean, noisy),
 }
 ssim_table = pd.DataFrame(
-    {"SSIM, c1=1e-4, c2=9e-4 (Wang et al.)": [ssim_direct(a, b, 1e-4, 9e-4).item() for a, b in pairs.values()],
-     "SSIM, c1=0.01, c2=0.03 (paper, literal)": [ssim_direct(a, b, 0.01, 0.03).item() for a, b in pairs.values()]},
+    {"SSIM, Wang et al.": [ssim_direct(a, b, 1e-4, 9e-4).item() for a, b in pairs.values()],
+     "SSIM, paper literal": [ssim_direct(a, b, 0.01, 0.03).item() for a, b in pairs.values()]},
     index=list(pairs))
 print(ssim_table.round(4).to_string())
 
 # %% [markdown]
-# With the literal constants every dark pair scores above 0.95: a black square and a square of
+# The first column uses Wang et al.'s constants ($c_1 = 10^{-4}$, $c_2 = 9 \cdot 10^{-4}$), the
+# second the paper's literal values ($c_1 = 0.01$, $c_2 = 0.03$). With the literal constants every dark pair scores above 0.95: a black square and a square of
 # grey level 0.02 score about 0.96 (0.20 with Wang et al.'s constants), and a dark texture
 # against a flat square of its mean brightness scores about 0.98 (0.78). A reconstruction loss
 # built on the literal constants would barely penalise a decoder that outputs flat or blurry
@@ -734,8 +768,8 @@ print(f"nearest-mean distance, normal codes    : mean {d_normal.mean():.2f}, min
 print(f"nearest-mean distance, literal negatives: mean {d_lit.mean():.2f}, min {d_lit.min():.2f}")
 print(f"nearest-mean distance, chi negatives    : mean {d_chi.mean():.2f}, min {d_chi.min():.2f}")
 
-# %%
-fig, ax = plt.subplots(figsize=(6.5, 3.5))
+# %% tags=["hide-input"]
+fig, ax = plt.subplots(figsize=(plots.WIDTH, 3.4))
 bins = np.linspace(0, 30, 121)
 ax.hist(d_normal.numpy(), bins=bins, alpha=0.6, label=r"normal codes $z \sim \mathcal{N}(\mu_y, I)$")
 ax.hist(d_lit.numpy(), bins=bins, alpha=0.6, label='negatives, rule "literal"')
@@ -743,7 +777,7 @@ ax.hist(d_chi.numpy(), bins=bins, alpha=0.6, label='negatives, rule "chi"')
 ax.axvline(r_literal, color="r", ls=":", label=f"paper's radius {r_literal:.0f}")
 ax.axvline(r_chi, color="k", ls="--", label=f"chi quantile 0.999: {r_chi:.2f}")
 ax.set(title=f"Distance to the nearest cluster mean, d = {latent_dim}", xlabel="distance", ylabel="number of codes")
-ax.legend(fontsize=8, loc="upper left")
+ax.legend(loc="upper left")
 plt.show()
 
 # %% [markdown]

@@ -26,7 +26,7 @@
 # CIFAR-10 three, and the digits default uses a narrower network. Run the notebook with
 # `-p dataset cifar10` to see the colour version.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 dataset = "digits"  # digits, mnist, fashion_mnist, cifar10, coil100: sets channels and width
 anomaly_class = 1  # the class left out of training (only used to pick normal images to show)
 epochs = 0  # 0: every figure shows the untrained model; > 0: train that many epochs first
@@ -35,7 +35,7 @@ device = "auto"  # auto: CUDA when present, else CPU
 data_root = None  # None: $CVGAD_DATA, else ./data (digits needs none)
 train_subset = 512  # cap on training images when epochs > 0
 
-# %%
+# %% tags=["hide-input"]
 import inspect
 import re
 
@@ -44,8 +44,8 @@ import pandas as pd
 import torch
 from IPython.display import display
 from torch.utils.flop_counter import FlopCounterMode
-from torchvision.utils import make_grid
 
+from cvgad import diagram, plots
 from cvgad.config import LossConfig, ModelConfig
 from cvgad.experiment import make_config, prepare
 from cvgad.networks import (
@@ -125,6 +125,18 @@ x = torch.rand(4, mcfg.channels, 32, 32, device=dev)
 with torch.no_grad():
     mu, logvar, features = cvae.encoder(x)
     z = reparameterize(mu, logvar)
+
+# %% [markdown]
+# ### Fig. 1 as a diagram
+#
+# The same boxes, drawn by `cvgad.diagram.architecture` from the shapes that the model built
+# above produces on a blank image (channels × height × width, per image). The dashed boxes are
+# the paper's red classifier and blue feature discriminator; the critic compares real images
+# with reconstructions.
+
+# %% tags=["hide-input"]
+fig = diagram.architecture(cvae, critic, title=f"CVGAD on {dataset} (width {mcfg.width}, cf. Fig. 1)")
+plt.show()
 
 # %% [markdown]
 # ### Encoder
@@ -229,7 +241,7 @@ for key, value in out.items():
 # convolutions and matrix products (2 FLOPs per multiply-add), not the batch norms and
 # activations, which are small next to them.
 
-# %%
+# %% tags=["hide-input"]
 def flops(module, *inputs):
     counter = FlopCounterMode(display=False)
     with counter:  # the inputs carry no gradient; FlopCounterMode needs the parameters' autograd graph
@@ -276,7 +288,7 @@ print(params.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
 # category $y$. With `epochs = 0` the model is untrained; rerun with `-p epochs 5` to watch the
 # reconstructions improve.
 
-# %%
+# %% tags=["hide-input"]
 data, split = prepare(cfg)
 normal_images = data.images[torch.as_tensor(split.train)]
 model = cvae
@@ -293,14 +305,9 @@ with torch.no_grad():
     ys = torch.arange(n_show) % model.means.shape[0]
     prior_codes = model.means[ys.to(dev)] + torch.randn(n_show, mcfg.latent_dim, generator=g).to(dev)
     prior_images = model.decoder(prior_codes)
-grid = make_grid(torch.cat([shown, recon, prior_images]).cpu(), nrow=n_show, padding=2, pad_value=1.0)
-fig, ax = plt.subplots(figsize=(8, 3.4))
-ax.imshow(grid.permute(1, 2, 0).numpy().squeeze(), cmap="gray", vmin=0, vmax=1)
-ax.set_yticks([17, 51, 85], ["input", "reconstruction", "prior sample"])
-ax.set_xticks([17 + 34 * i for i in range(n_show)], [f"{i}" for i in range(n_show)])
-ax.set_xlabel("image (prior row: category y = column mod K)")
 state = "untrained" if epochs == 0 else f"after {epochs} epoch{'s' if epochs > 1 else ''}, trained"
-ax.set_title(f"{dataset}, normal training images, {state} model")
+fig = plots.image_rows({"input": shown, "reconstruction": recon, "prior sample": prior_images},
+                       title=f"{dataset}, {state} model (prior samples: category y = (column - 1) mod K)")
 plt.show()
 
 # %% [markdown]
@@ -315,7 +322,7 @@ plt.show()
 # in the field's `#:` comment. The table is read from the source of `cvgad/config.py`, so it
 # cannot drift from the code.
 
-# %%
+# %% tags=["hide-input"]
 def field_docs(cls):
     """The `#:` comment lines above each field of a dataclass, joined."""
     docs, pending = {}, []

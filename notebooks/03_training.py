@@ -65,16 +65,18 @@
 # its own losses on four of every six batches. The losses, with the weights of III.C:
 #
 # $$
-# \mathcal L_{\text{rec}} = w_{\text{SSIM}} \bigl(-\log \mathrm{SSIM}(x, \hat x)\bigr) + w_{L_1} \lVert x - \hat x \rVert_1 ,
-# \qquad \hat x = \text{decoder}(z),\ z = \mu(x) + \sigma(x) \odot \xi ,
+# \begin{aligned}
+# \mathcal L_{\text{rec}} &= w_{\text{SSIM}} \bigl(-\log \mathrm{SSIM}(x, \hat x)\bigr) + w_{L_1} \lVert x - \hat x \rVert_1 , \\
+# \hat x &= \text{decoder}(z), \quad z = \mu(x) + \sigma(x) \odot \xi ,
+# \end{aligned}
 # $$ (train-recon)
 #
 # $$
-# \mathcal L_{\text{lat}} = \frac{1}{d} \sum_y p(y \mid z)\, \mathrm{KL}\bigl(p(z \mid x)\,\|\,\mathcal N(\mu_y, I)\bigr),
-# \qquad
-# L_D = -\mathbb E[D(x)] + \mathbb E[D(\hat x)] + \lambda\, \mathrm{GP},
-# \qquad
-# L_G = -\mathbb E[D(\hat x)] .
+# \begin{aligned}
+# \mathcal L_{\text{lat}} &= \frac{1}{d} \sum_y p(y \mid z)\, \mathrm{KL}\bigl(p(z \mid x)\,\|\,\mathcal N(\mu_y, I)\bigr), \\
+# L_D &= -\mathbb E[D(x)] + \mathbb E[D(\hat x)] + \lambda\, \mathrm{GP}, \\
+# L_G &= -\mathbb E[D(\hat x)] .
+# \end{aligned}
 # $$ (train-latent-critic)
 #
 # `cvgad` divides the latent loss by the latent dimension $d$ (nats per dimension), and the
@@ -88,7 +90,7 @@
 # `device = "auto"` uses CUDA when it is present and the CPU otherwise. The defaults train a
 # small model on scikit-learn's 8x8 digits for a few epochs, so the chapter runs on a laptop.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 dataset = "digits"  # digits, mnist, fashion_mnist, cifar10, coil100
 anomaly_class = 1  # the class left out of training
 epochs = 5  # epochs of the whole run at the end
@@ -98,7 +100,7 @@ data_root = None  # None: $CVGAD_DATA, else ./data
 train_subset = None  # cap on training images (None: all)
 width = None  # None: make_config's default for the dataset (32 for digits, 64 otherwise)
 
-# %%
+# %% tags=["hide-input"]
 import copy
 import time
 
@@ -138,11 +140,12 @@ print(f"weights: ssim {lc.ssim}, l1 {lc.l1}, latent {lc.latent}, categorical {lc
 # To compare a loss before and after an update, the random draws must not change in between.
 # These draws are the reparameterisation noise $\xi$, the interpolation point of the gradient
 # penalty, and the negative codes. So `measure()` computes every loss under one fixed random seed,
-# and the negative codes are drawn once. Every update is `zero_grad`, `backward`, `step` on a
+# and the negative codes are drawn once (the folded cell below: the batch, `objectives()` and
+# `measure()`). Every update is `zero_grad`, `backward`, `step` on a
 # single loss. The hand-written updates run in float32; `Trainer` uses bfloat16 autocast on
 # CUDA.
 
-# %%
+# %% tags=["hide-input"]
 trainer = Trainer(cfg.model, cfg.train)  # seeds torch with cfg.train.seed, then builds the networks
 print("device:", trainer.device)
 cvae, critic = trainer.cvae, trainer.critic
@@ -272,7 +275,7 @@ print("gate:", {k: round(v, 3) for k, v in gate.items()}, "| T =", trainer.thres
 # Each update's own loss, just before and just after it, and after the same update made with a
 # fresh Adam instead:
 
-# %%
+# %% tags=["hide-input"]
 steps = list(matrix.index)
 table = pd.DataFrame([{"update": name, "loss": OWN[name], "before": matrix.loc[steps[i - 1], OWN[name]],
                        "after": matrix.loc[name, OWN[name]], "after, fresh Adam": fresh_after[name]}
@@ -340,7 +343,7 @@ print("UPDATES =", UPDATES)
 
 # %%
 print(f"T = {stepper.threshold}")
-schedule[["batch", "counter", "latent/dim"]].dropna().T
+schedule.dropna(subset=["latent/dim"])[["batch", "counter", "latent/dim"]].style.hide(axis="index")
 
 # %% [markdown]
 # ## A whole run, and its loss curves (Fig. 8)
@@ -363,7 +366,7 @@ ran = history.drop(columns=["step", "count"]).notna().groupby(history["count"]).
 print("how often each update ran, by counter value:")
 print(ran[[c for c in UPDATES if c in ran]].to_string())
 
-# %%
+# %% tags=["hide-input"]
 fig = plots.loss_curves(history, window=9, title=f"training losses on {dataset}, anomaly class {anomaly_class} (cf. Fig. 8)")
 plt.show()
 
@@ -374,7 +377,7 @@ plt.show()
 # loss. The dotted line in (a) marks the first step at which negative training ran, that is,
 # the first counter-0-3 batch whose latent loss per dimension was below $T$:
 
-# %%
+# %% tags=["hide-input"]
 eligible = history[history["count"] <= 3]
 first = plots.negative_start(history)
 negatives = history["negative"].dropna() if "negative" in history else pd.Series(dtype=float)

@@ -30,8 +30,10 @@
 # normalised over the evaluated set $\mathcal T$, and the two are added with equal weights:
 #
 # $$
-# A(x) = \frac{e_{\mathrm{SSIM}}(x) - \min_{\mathcal T} e_{\mathrm{SSIM}}}{\max_{\mathcal T} e_{\mathrm{SSIM}} - \min_{\mathcal T} e_{\mathrm{SSIM}}}
-#      + \frac{e_{L_1}(x) - \min_{\mathcal T} e_{L_1}}{\max_{\mathcal T} e_{L_1} - \min_{\mathcal T} e_{L_1}} .
+# \begin{aligned}
+# A(x) = {} & \frac{e_{\mathrm{SSIM}}(x) - \min_{\mathcal T} e_{\mathrm{SSIM}}}{\max_{\mathcal T} e_{\mathrm{SSIM}} - \min_{\mathcal T} e_{\mathrm{SSIM}}} \\
+#      & + \frac{e_{L_1}(x) - \min_{\mathcal T} e_{L_1}}{\max_{\mathcal T} e_{L_1} - \min_{\mathcal T} e_{L_1}} .
+# \end{aligned}
 # $$ (score-score)
 #
 # An image is flagged when $A(x) \ge \tau$ for a threshold $\tau$. Because {eq}`score-score`
@@ -44,7 +46,7 @@
 #
 # `device = "auto"` uses CUDA when it is present and the CPU otherwise.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 dataset = "digits"  # digits, mnist, fashion_mnist, cifar10, coil100
 anomaly_class = 1  # the class left out of training: the anomaly
 epochs = 6
@@ -56,20 +58,22 @@ test_subset = None  # cap on test images, drawn stratified (None: all)
 width = None  # None: make_config's default for the dataset
 n_show = 16  # images per row in the reconstruction figures
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from cvgad import plots
+from cvgad import plots, report
 from cvgad.data import as_float_images
 from cvgad.experiment import make_config, run_experiment, summary_line
 from cvgad.scoring import VAL_QUANTILE, evaluate_model, f1_at
 from cvgad.trainer import Trainer
 
 pd.set_option("display.precision", 3)
+
+# %%
 cfg = make_config(dataset=dataset, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,
                   data_root=data_root, train_subset=train_subset, test_subset=test_subset, width=width)
 result = run_experiment(cfg, progress=False)
@@ -88,7 +92,7 @@ print(f"anomaly share of the test set p = {p:.4f}")
 # The first `n_show` normal and anomalous test images, each above its reconstruction. The CVAE
 # is in evaluation mode, so batchnorm uses its running statistics, as in scoring.
 
-# %%
+# %% tags=["hide-input"]
 cvae = trainer.cvae.eval()
 test_images = data.images[torch.as_tensor(split.test)]
 normal_idx = np.flatnonzero(split.test_labels == 0)[:n_show]
@@ -115,7 +119,7 @@ plt.show()
 # The scores of normal and anomalous test images, with the best-F1 threshold picked on the test
 # set (the paper's choice):
 
-# %%
+# %% tags=["hide-input"]
 m = evaluation.metrics
 fig = plots.score_histogram(evaluation.scores, evaluation.labels, threshold=m["threshold_best"],
                             title="anomaly scores on the test set (threshold: best F1 on the test set)")
@@ -132,7 +136,7 @@ print(f"AUC of each component alone: 1 - SSIM {roc_auc_score(evaluation.labels, 
 # different question: of the flagged images, how many are anomalies? Its area (AUPRC, average
 # precision) depends on the anomaly share $p$.
 
-# %%
+# %% tags=["hide-input"]
 fig = plots.roc_pr(evaluation, title=f"{dataset}, anomaly class {anomaly_class}")
 plt.show()
 
@@ -156,7 +160,7 @@ plt.show()
 # The table lists every metric with its floor. "Best threshold" is the paper's F1, with the
 # threshold picked on the test set; it is optimistic. "Validation threshold" is deployable.
 
-# %%
+# %% tags=["hide-input"]
 at_best = f1_at(evaluation.labels, evaluation.scores, m["threshold_best"])
 table = pd.DataFrame([
     {"metric": "AUC", "value": m["auc"], "no-skill floor": 0.5, "threshold": None},
@@ -171,7 +175,7 @@ table = pd.DataFrame([
     {"metric": "  recall at it", "value": m["recall_val"], "no-skill floor": None, "threshold": m["threshold_val"]},
 ]).set_index("metric")
 table["above floor"] = table["value"] - table["no-skill floor"]
-table
+report.styled(table)
 
 # %% tags=["nbval-check-output"]
 print(f"floors for p = {p:.4f}: AUC 0.5, AUPRC {m['auprc_floor']:.4f}, F1 2p/(1+p) = {m['f1_floor']:.4f}")

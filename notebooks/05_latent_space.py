@@ -30,7 +30,7 @@
 #
 # `device = "auto"` uses CUDA when it is present and the CPU otherwise.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 dataset = "digits"  # digits, mnist, fashion_mnist, cifar10, coil100
 anomaly_class = 1  # the class left out of training
 epochs = 6
@@ -44,7 +44,7 @@ projection = "pca"  # "pca" or "tsne"
 query_index = 0  # which of the encoded normal test images is the query of Fig. 7
 noise_scale = 0.5  # Fig. 6: decode mu_y + noise_scale * N(0, I)
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import matplotlib.pyplot as plt
@@ -60,6 +60,8 @@ from cvgad.scoring import cluster_purity
 from cvgad.trainer import Trainer
 
 pd.set_option("display.precision", 3)
+
+# %%
 cfg = make_config(dataset=dataset, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,
                   data_root=data_root, train_subset=train_subset, width=width)
 data, split = prepare(cfg)
@@ -89,7 +91,8 @@ with torch.no_grad():
     z = cvae.means.repeat_interleave(per_row, 0)
     z = z + noise_scale * torch.randn(z.shape, generator=g, device=trainer.device)
     near_means = cvae.decoder(z).float().cpu()
-fig = plots.image_grid(near_means, nrow=per_row, title=f"decoded mu_y + {noise_scale} noise, one row per cluster y")
+fig = plots.image_grid(near_means, nrow=per_row, row_labels=[f"cluster {y}" for y in range(K)],
+                       title=f"decoded mu_y + {noise_scale} noise, one row per cluster y")
 plt.show()
 
 # %% [markdown]
@@ -122,7 +125,7 @@ codes, probs = torch.cat(codes), torch.cat(probs)
 print(f"encoded {len(codes)} test images ({int(is_anomaly.sum())} anomalous): codes {tuple(codes.shape)}, "
       f"p(y|z) {tuple(probs.shape)}")
 
-# %%
+# %% tags=["hide-input"]
 fig = plots.latent_projection(codes, classes, probs, method=projection, anomaly_class=anomaly_class,
                               title=f"test codes on {dataset}")
 plt.show()
@@ -136,8 +139,8 @@ plt.show()
 # counts the normal test images alone (the classes the model saw) and all test images.
 
 # %%
-purity = pd.DataFrame({"normal test images": cluster_purity(probs[~is_anomaly].numpy(), classes[~is_anomaly]),
-                       "all test images": cluster_purity(probs.numpy(), classes)}).T
+purity = pd.DataFrame.from_dict({"normal test images": cluster_purity(probs[~is_anomaly].numpy(), classes[~is_anomaly]),
+                                 "all test images": cluster_purity(probs.numpy(), classes)}, orient="index")
 purity["K"] = K
 purity
 
@@ -156,7 +159,7 @@ pd.crosstab(pd.Series(classes, name="true class"), pd.Series(assigned, name="clu
 # farthest. The paper uses this figure to argue that the mutual-information loss makes
 # distances in latent space meaningful: near images look alike.
 
-# %%
+# %% tags=["hide-input"]
 normal_positions = np.flatnonzero(~is_anomaly)
 q = int(normal_positions[query_index % len(normal_positions)])
 dist = torch.cdist(codes[q:q + 1], codes)[0]
@@ -215,8 +218,8 @@ print(f"sqrt(d) = {math.sqrt(d):.2f}; negative radius (trainer.radius) = {traine
 print(f"distances between the learnt means: min {torch.pdist(means).min():.2f}, max {torch.pdist(means).max():.2f}")
 shell
 
-# %%
-fig, ax = plt.subplots(figsize=(8, 3.5))
+# %% tags=["hide-input"]
+fig, ax = plt.subplots(figsize=(plots.WIDTH, 3.4))
 bins = np.linspace(0, max(dist_z.max(), trainer.radius) * 1.05, 60)
 ax.hist(dist_mu[~is_anomaly], bins=bins, alpha=0.5, density=True, label="|mu(x) - mu_y|, normal")
 ax.hist(dist_z[~is_anomaly], bins=bins, alpha=0.5, density=True, label="|z - mu_y|, normal")
@@ -225,7 +228,7 @@ ax.axvline(math.sqrt(d), color="black", linestyle="--", label=f"sqrt(d) = {math.
 ax.axvline(trainer.radius, color="red", linestyle=":", label=f"negative radius = {trainer.radius:.1f}")
 ax.axvline(2, color="grey", linestyle="-.", label="paper's radius 2")
 ax.set(xlabel="Euclidean distance to the assigned mean", ylabel="density", title="distances in latent space")
-ax.legend(fontsize=8)
+ax.legend()
 fig.tight_layout()
 plt.show()
 

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-papermill,-execution
+#     cell_metadata_filter: tags,mystnb,-papermill,-execution
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -36,7 +36,7 @@
 # With `run_live = True` this chapter runs the small `ci` grid itself (a few minutes to tens of
 # minutes on a CPU, depending on the load) and reports that instead.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 dataset = "digits"  # live run only: the dataset of the ci grid
 anomaly_class = 1  # live run only: the anomalous class of the ci grid
 epochs = None  # live run only: None keeps the ci preset's epochs
@@ -47,18 +47,18 @@ results = "../ablations/results/table1/cpu"  # recorded results (relative to not
 run_live = False  # True: run the ci grid now and report it instead of `results`
 jobs = 1  # live run only: local worker processes
 
-# %%
+# %% tags=["hide-input"]
 import dataclasses
 import itertools
-import tempfile
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from IPython.display import Image, Markdown, display
+from IPython.display import Markdown, display
 
 import cvgad
-from cvgad import report
+from cvgad import plots, report
 from cvgad.config import LossConfig, ModelConfig, TrainConfig
 from cvgad.grid import load_grid
 from cvgad.params import PLACE, make_config
@@ -158,7 +158,7 @@ print(updates.to_string())
 # gets. The table shows the settings that size the task and the model; every other run parameter
 # stays at its default in this grid.
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 SHOWN = ("dataset", "protocol", "anomaly_class", "epochs", "train_subset", "test_subset", "width", "latent_dim",
          "batch_size", "n_clusters")
 columns = {}
@@ -187,7 +187,7 @@ for preset, spec in grid.presets.items():
 # `cvgad.ablation.run_grid` (each run is the run notebook, executed by papermill) into `runs/`,
 # writes the report, and points the rest of the chapter at it. By default it does nothing.
 
-# %%
+# %% tags=["hide-input"]
 if run_live:
     from cvgad import runs as run_files
     from cvgad.ablation import load_notebook, plan_runs, preset_dir, run_grid
@@ -218,7 +218,7 @@ else:
 # `cvgad.report.aggregate`. Mean and spread are over seeds; the spread is the sample standard
 # deviation (ddof = 1).
 
-# %%
+# %% tags=["hide-input"]
 def find_results(given: str) -> Path | None:
     path = Path(given).expanduser()
     candidates = [path]
@@ -228,22 +228,8 @@ def find_results(given: str) -> Path | None:
     return next((c.resolve() for c in candidates if c.is_dir()), None)
 
 
-def load_runs(root: Path) -> tuple[pd.DataFrame | None, str]:
-    """Runs from the run folders or from runs.csv, whichever holds more finished runs."""
-    found = []
-    try:
-        found.append((report.collect_runs(root), "the run folders (metrics.json)"))
-    except ValueError:
-        pass
-    if (root / "runs.csv").is_file():
-        found.append((pd.read_csv(root / "runs.csv"), "runs.csv"))
-    if not found:
-        return None, ""
-    return max(found, key=lambda item: int((item[0]["status"] == "ok").sum()))
-
-
 results_dir = find_results(results)
-runs, source = load_runs(results_dir) if results_dir else (None, "")
+runs, source = report.load_runs(results_dir) if results_dir else (None, "")
 finished = 0 if runs is None else int((runs["status"] == "ok").sum())
 plan = read_plan(results_dir) if results_dir and (results_dir / "plan.json").is_file() else {}
 settings = plan.get("settings", {})
@@ -269,7 +255,7 @@ print("finished runs:", finished)
 # The paper's values (Table 1 of {cite:t}`bian2019`, CIFAR-10, deer as the anomaly), as stored in
 # `ablations/paper_table1.csv`:
 
-# %%
+# %% tags=["hide-input"]
 paper_table = pd.read_csv(REPO / "ablations" / "paper_table1.csv").set_index("row")[["label", "auc", "f1"]]
 paper_table.columns = ["label", "paper AUC", "paper F1 (best threshold)"]
 paper_table
@@ -293,21 +279,7 @@ paper_table
 # and the floor is about 0.53: a best-threshold F1 of 0.6 on this test set is barely better than
 # flagging everything, while an AUC of 0.6 is a modest but real ranking.
 
-# %%
-def pm(mean: float, std: float, n: int) -> str:
-    if n == 0 or pd.isna(mean):
-        return "–"
-    return f"{mean:.3f}" if n < 2 or pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
-
-
-def signed(value: float) -> str:
-    return "–" if pd.isna(value) else f"{round(value, 3) + 0.0:+.3f}"
-
-
-def plain(value: float) -> str:
-    return "–" if pd.isna(value) else f"{value:.3f}"
-
-
+# %% tags=["hide-input"]
 table = report.aggregate(runs, paper) if have_results else None
 if table is None:
     where = shown(results_dir) if results_dir else results
@@ -316,15 +288,6 @@ if table is None:
         "only the paper's values above. Record them with `cvgad ablate ablations/table1.yaml --preset cpu "
         "--jobs 2` and `cvgad report ablations/results/table1/cpu`, then rebuild the book."))
 else:
-    shown = pd.DataFrame({
-        "row": table["row"], "n": table["n"],
-        "AUC (chance 0.5)": [pm(r.auc_mean, r.auc_std, r.n) for r in table.itertuples()],
-        "paper AUC": table["auc_paper"].map(plain), "Δ AUC": table["auc_vs_paper"].map(signed),
-        "F1, best threshold (paper's metric)": [pm(r.f1_best_mean, r.f1_best_std, r.n) for r in table.itertuples()],
-        "paper F1": table["f1_best_paper"].map(plain), "Δ F1": table["f1_best_vs_paper"].map(signed),
-        "F1 at validation threshold": [pm(r.f1_val_mean, r.f1_val_std, r.n) for r in table.itertuples()],
-        "F1 floor 2p/(1+p)": table["f1_floor_mean"].map(plain),
-    }).set_index("row")
     notes = [f"Mean ± sample std over the finished seeds (n per row); {finished} finished runs, read from {source}."]
     if table["not_ok"].sum():
         notes.append(f"{int(table['not_ok'].sum())} planned runs are not finished (failed, unfinished or missing); "
@@ -335,23 +298,23 @@ else:
         notes.append("**Data:** the CIFAR-10 copy these runs read (`cifar10_*_jpegq75.npz` in the shared data "
                      "folder) is JPEG-compressed (quality 75). The anomaly score is built from reconstruction "
                      "errors, so it may differ slightly from what the original pixels would give.")
-    display(shown)
+    shown_table = report.results_table(table)  # AUC, then F1: two tables that fit the page
+    display(shown_table.iloc[:, :4], shown_table.iloc[:, 4:])
     display(Markdown("\n\n".join(notes)))
 
 # %% [markdown]
 # The same numbers as bars, ours (mean ± std over seeds) beside the paper's where the paper's
-# values apply, drawn by `cvgad.report.bar_chart`; the dashed line on the right is the F1 floor.
+# values apply, drawn by `cvgad.plots.ablation_bars` (`cvgad report` saves the same chart); the
+# dashed line is the F1 floor.
 # Then the plain statements of `cvgad.report.statements`: which differences exceed the spread
 # over seeds, by the rough rules it states.
 
-# %%
+# %% tags=["hide-input"]
 if table is None:
     print("No results recorded yet: no chart and no statements.")
 else:
-    chart = Path(tempfile.mkdtemp()) / "table1.png"
-    title = f"{plan.get('grid', grid.name)} / {plan.get('preset', '?')}: ours beside the paper"
-    report.bar_chart(table, chart, title)
-    display(Image(filename=str(chart)))
+    plots.ablation_bars(table, title=f"{plan.get('grid', grid.name)} / {plan.get('preset', '?')}: ours beside the paper")
+    plt.show()
     judged = table[table["n"] > 0]  # rows without a finished run get one line below, not two each
     said = [f"- {s}" for s in report.statements(judged)]
     waiting = [f"`{r}`" for r in table.loc[table["n"] == 0, "row"]]
@@ -364,7 +327,7 @@ else:
 # (data loading, training and scoring; not the start of papermill's kernel). The whole grid takes
 # roughly the sum divided by the number of parallel jobs.
 
-# %%
+# %% tags=["hide-input"]
 if table is None or "wall_seconds" not in runs:
     print("No results recorded yet: no wall times.")
 else:
@@ -379,84 +342,12 @@ else:
 # %% [markdown]
 # ## Where the reproduction agrees with the paper
 #
-# The next cell writes its comparison from the numbers above, so that it stays true when the
-# results are recorded again. It compares only what the paper compares: each row against the
-# paper's value, and the order of the rows.
+# `cvgad.report.agreement` writes this comparison from the numbers above, so that it stays true
+# when the results are recorded again. It compares only what the paper compares: each row against
+# the paper's value, and the order of the rows.
 
-# %%
-def agreement(table: pd.DataFrame) -> str:
-    if table is None:
-        by_auc = paper_table.sort_values("paper AUC")
-        return ("No results recorded yet, so there is nothing to compare. In the paper's Table 1, from the costliest "
-                "removal to the cheapest (AUC; all losses: "
-                f"{paper_table.at['all', 'paper AUC']:.3f}): "
-                + ", ".join(f"`{r}` {a:.3f}" for r, a in by_auc["paper AUC"].items() if r != "all") + ".")
-    lines = []
-    t = table.set_index("row")
-    if "all" in t.index and t.at["all", "n"] > 0:
-        a = t.loc["all"]
-        paper_auc = "" if pd.isna(a.auc_paper) else f" against the paper's {a.auc_paper:.3f}"
-        paper_f1 = "" if pd.isna(a.f1_best_paper) else f" against the paper's {a.f1_best_paper:.3f}"
-        lines.append(f"With all losses our AUC is {pm(a.auc_mean, a.auc_std, a.n)} over {a.n} seed(s){paper_auc}, "
-                     f"and our best-threshold F1 is {pm(a.f1_best_mean, a.f1_best_std, a.n)}{paper_f1} "
-                     f"(floor {a.f1_floor_mean:.3f}; at the validation threshold {pm(a.f1_val_mean, a.f1_val_std, a.n)}).")
-    rated = t[t["n"] > 0]
-    order = list(rated.sort_values("auc_mean").index)
-    lines.append("Our rows from lowest to highest mean AUC: " + ", ".join(f"`{r}` ({rated.at[r, 'auc_mean']:.3f})" for r in order) + ".")
-    with_paper = rated[rated["auc_paper"].notna()]
-    if not t["auc_paper"].notna().any():
-        lines.append("The paper's values do not apply to these results (another dataset or class), so only the rows "
-                     "can be compared with each other.")
-    elif len(with_paper) < 2:
-        lines.append("Fewer than two rows have finished runs, so the order of the rows cannot be compared with the "
-                     "paper's yet.")
-    else:
-        paper_order = list(with_paper.sort_values("auc_paper").index)
-        ours_order = list(with_paper.sort_values("auc_mean").index)
-        rho = with_paper["auc_mean"].rank().corr(with_paper["auc_paper"].rank())
-        lines.append("The paper's order of the same rows: " + ", ".join(f"`{r}`" for r in paper_order) + ". "
-                     + ("The two orders are the same. " if ours_order == paper_order else "The orders differ. ")
-                     + f"Rank correlation (Spearman) between our mean AUCs and the paper's over these {len(with_paper)} rows: {rho:+.2f}.")
-        removals = [r for r in with_paper.index if r != "all"]
-        lowest_paper = with_paper.loc[removals, "auc_paper"].idxmin() if removals else None
-        lowest_ours = with_paper.loc[removals, "auc_mean"].idxmin() if removals else None
-        if removals:
-            lines.append(f"Among the rows with results, the costliest removal is `{lowest_paper}` in the paper and in ours."
-                         if lowest_paper == lowest_ours else
-                         f"Among the rows with results, the paper's costliest removal is `{lowest_paper}`; ours is `{lowest_ours}`.")
-        if "all" in with_paper.index:
-            ours_best = with_paper["auc_mean"].idxmax()
-            lines.append("In the paper every removal lowers the AUC; " + (
-                "among our rows with results, too, `all` has the highest mean AUC." if ours_best == "all" else
-                f"among our rows with results the highest mean AUC is `{ours_best}`'s, not `all`'s."))
-        beyond = with_paper["auc_paper_beyond_spread"].fillna(False).astype(bool)
-        judged = with_paper["auc_std"].notna()
-        lines.append(f"Rows with a spread (two or more seeds): {int(judged.sum())}; of these, {int(beyond[judged].sum())} "
-                     "differ from the paper's AUC by more than our standard deviation over seeds.")
-    others = [r for r in rated.index if r != "all" and rated.at[r, "n"] >= 2]
-    all_judged = "all" in rated.index and rated.at["all", "n"] >= 2
-    if not (others and all_judged):
-        lines.append("No row has at least two finished seeds beside `all` yet, so no row can be judged against it.")
-    elif "auc_all_beyond_spread" in t:
-        differ = [r for r in rated.index if r != "all" and pd.notna(t.at[r, "auc_all_beyond_spread"])
-                  and bool(t.at[r, "auc_all_beyond_spread"])]
-        lines.append("Rows (with at least two seeds) whose AUC differs from `all` by more than the combined spread: "
-                     + (", ".join(f"`{r}` ({t.at[r, 'auc_vs_all']:+.3f})" for r in differ) if differ else "none") + ".")
-    at_floor = [r for r in rated.index if abs(rated.at[r, "f1_best_mean"] - rated.at[r, "f1_floor_mean"]) < 0.01]
-    if at_floor:
-        lines.append("Best-threshold F1 within 0.01 of the flag-everything floor in: " + ", ".join(f"`{r}`" for r in at_floor)
-                     + ". There, no threshold does better than flagging every test image as anomalous, so the F1 says "
-                     "nothing about the detector.")
-    below = [r for r in rated.index if rated.at[r, "auc_mean"] < 0.5]
-    if below:
-        lines.append("Mean AUC below chance (0.5) in: " + ", ".join(f"`{r}`" for r in below)
-                     + "; see the last section for what that means.")
-    else:
-        lines.append("No row has a mean AUC below chance (0.5).")
-    return "\n\n".join(lines)
-
-
-display(Markdown(agreement(table)))
+# %% tags=["remove-input"]
+display(Markdown(report.agreement(table) if table is not None else "No results recorded yet: nothing to compare."))
 
 # %% [markdown]
 # ## Why a reproduction can differ from the paper

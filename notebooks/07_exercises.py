@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-papermill,-execution
+#     cell_metadata_filter: tags,mystnb,-papermill,-execution
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -17,24 +17,26 @@
 # %% [markdown]
 # # Exercises
 #
-# Five exercises on the ideas of the earlier chapters, each with a task, a hint, a check you can
-# run, and a solution. Four come with an interactive widget from `cvgad.widgets`: a threshold
-# explorer, a loss lab that trains a few steps of Algorithm 1 of {cite:t}`bian2019`, a latent-space
-# explorer, and a quiz in which you predict the ablation of the paper's Table 1.
+# Five exercises on the ideas of the earlier chapters. Each has a task, a hint, an answer cell
+# for you, a check, and a solution. Four come with an interactive widget from `cvgad.widgets`:
+# a threshold explorer, a latent-space explorer, a loss lab that trains a few steps of
+# Algorithm 1 of {cite:t}`bian2019`, and a quiz in which you predict the ablation of the
+# paper's Table 1.
 #
-# A check is a function that returns quietly when your answer is right and raises an
-# `AssertionError` that says what to look at when it is wrong. The answers filled in below are
-# correct, so that the notebook runs from top to bottom without stopping; to practise, replace
-# each answer by `...` and work it out yourself before you run the check.
+# An answer cell holds `...` where your answer goes. The check below it (from
+# `cvgad.exercises`) returns quietly when your answer is right and raises an `AssertionError`
+# that says what to look at when it is wrong, or that asks for an answer while the `...` is still
+# there. Each solution sits in a folded cell between the two: open it only when you have tried.
 #
-# ```{admonition} Running the widgets live
+# ```{admonition} Working on the exercises yourself
 # :class: tip
 # In this web page the widgets show the state they had when the book was built: sliders and
-# buttons do nothing without a Python kernel. Beside each widget is a static figure or table of
-# the same default state. To use them live:
+# buttons do nothing without a Python kernel. To use them, and to answer the exercises, run the
+# notebook yourself with `solutions = False` in the parameters cell, so that the checks test
+# *your* answers (the book and its tests run with `solutions = True`):
 #
 # - **Locally**: `pip install -e '.[notebooks]'` in a clone of the repository, then
-#   `jupyter lab notebooks/07_exercises.ipynb`, and set `live = True` in the parameters cell.
+#   `jupyter lab notebooks/07_exercises.ipynb`.
 # - **Binder**: open the repository on [mybinder.org](https://mybinder.org) and start
 #   `notebooks/07_exercises.ipynb`; Binder installs the package from `pyproject.toml`.
 # - **Colab**: upload the notebook, run `!pip install <path or URL of this repository>` in a first
@@ -43,14 +45,14 @@
 # Everything runs on a CPU; the whole notebook takes about a minute or two.
 # ```
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 dataset = "digits"  # the loss lab always trains on this dataset's normal images
 anomaly_class = 1  # the class held out of training, treated as the anomaly
 epochs = 3  # a small model is enough for the exercises
 seed = 0
 device = "auto"  # auto: CUDA when present, else CPU
 data_root = None  # None: $CVGAD_DATA, else ./data
-live = False  # True when you run this yourself: skips the static copies of the widget figures
+solutions = True  # False: the answers are yours alone, and each check fails until its answer is filled in
 
 # %% [markdown]
 # ## A small trained model
@@ -58,17 +60,16 @@ live = False  # True when you run this yourself: skips the static copies of the 
 # All exercises share one run: the leave-one-class-out protocol with `anomaly_class` as the
 # anomaly, a network of width 16 and a 32-dimensional latent space, trained for `epochs` epochs.
 
-# %%
+# %% tags=["hide-input"]
 # %matplotlib inline
 import numpy as np
 import torch
-from IPython.display import display
 
-from cvgad import widgets
+from cvgad import exercises, widgets
 from cvgad.experiment import make_config, run_experiment, summary_line
 from cvgad.losses import negative_radius
-from cvgad.scoring import confusion_at
 
+# %%
 config = make_config(dataset=dataset, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,
                      data_root=data_root, width=16, latent_dim=32)
 run = run_experiment(config, progress=False)
@@ -76,73 +77,6 @@ evaluation = run.evaluation
 scores, labels = evaluation.scores, evaluation.labels
 print(summary_line(run.metrics))
 print(f"test set: {int((labels == 0).sum())} normal, {int(labels.sum())} anomalous images")
-
-# %% [markdown]
-# The checks used below (open the cell to read them; they only compare your answer with a
-# computation of their own):
-
-# %% tags=["hide-input"]
-def _close(a, b, tol=1e-6):
-    return a is not ... and abs(float(a) - float(b)) <= tol
-
-
-def check_confusion(answer, scores, labels, threshold):
-    """Exercise 1: counts and F1 when scores >= threshold are flagged."""
-    truth = confusion_at(scores, labels, threshold)
-    hints = {"tp": "anomalies (label 1) with a score >= the threshold",
-             "fp": "normal images (label 0) with a score >= the threshold",
-             "tn": "normal images with a score below the threshold",
-             "fn": "anomalies with a score below the threshold",
-             "f1": "2 precision recall / (precision + recall), precision = tp / (tp + fp), recall = tp / (tp + fn)"}
-    for key, hint in hints.items():
-        assert key in answer, f"your answer has no {key!r}; give tp, fp, tn, fn and f1"
-        assert _close(answer[key], truth[key]), f"{key} = {answer[key]} is not right; {key} counts {hint}"
-    print("Correct: F1 =", round(truth["f1"], 4))
-
-
-def check_f1_floor(answer, p):
-    """Exercise 2: the F1 of flagging every image when a share p is anomalous."""
-    expected = 2 * p / (1 + p)
-    assert _close(answer, expected, 1e-4), (
-        f"{answer} is not the F1 floor for p = {p:.3f}. Flagging everything gives recall 1 and "
-        "precision p; put them into F1 = 2PR / (P + R)")
-    print(f"Correct: F1 floor {expected:.4f} for p = {p:.3f}")
-
-
-def check_radius_rule(rule, shares, latent_dim):
-    """Exercise 3: which negative-radius rule keeps negative codes away from normal codes."""
-    assert set(shares) == {"literal", "chi"}, "give the share of normal codes beyond the radius for 'literal' and 'chi'"
-    for name, share in shares.items():
-        radius = negative_radius(latent_dim, name)
-        assert _close(share, widgets.normal_share_beyond(radius, latent_dim), 1e-4), (
-            f"the share for {name!r} (radius {radius:.2f}) is wrong: normal codes z ~ N(mu_y, I) lie at a "
-            f"chi-distributed distance with {latent_dim} degrees of freedom from mu_y; use its survival function")
-    assert rule in ("literal", "chi"), "the rule is 'literal' or 'chi'"
-    assert rule == "chi", (
-        "'literal' (radius 2) has almost every normal code beyond it: codes drawn there are normal codes, "
-        "and negative training would unlearn the normal data. Look at the shares again")
-    print("Correct: only the chi rule keeps negatives outside the normal shell")
-
-
-def check_missing_updates(answer, runs_on, runs_off):
-    """Exercise 4: which logged updates vanish when the latent loss is switched off."""
-    keys_on, keys_off = set().union(*runs_on) - {"step"}, set().union(*runs_off) - {"step"}
-    missing = keys_on - keys_off
-    assert isinstance(answer, set), "answer with a set of names, e.g. {'mi'}"
-    assert answer == missing, (
-        f"{sorted(answer)} is not what vanished. Compare the keys of the logs with all losses on "
-        f"({sorted(keys_on)}) and with the latent loss off; read Trainer.step to see what one update logs")
-    print("Correct:", sorted(missing), "vanished; these still ran:", sorted(keys_off))
-
-
-def check_ranking(order, rows):
-    """Exercise 5: a ranking names every row of Table 1 once."""
-    try:
-        widgets.check_order(order, rows)
-    except ValueError as err:
-        raise AssertionError(f"{err}; the rows are {list(rows)}") from None
-    print("A valid ranking of", len(rows), "rows")
-
 
 # %% [markdown]
 # ## Exercise 1: a threshold, by hand
@@ -167,37 +101,37 @@ def check_ranking(order, rows):
 # ```
 
 # %%
+# your answer: a dict with the keys tp, fp, tn, fn and f1
 t = float(np.quantile(scores, 0.7))
+answer_1 = ...
 
-# your answer
-flagged = scores >= t
-tp = int(np.sum(flagged & (labels == 1)))
-fp = int(np.sum(flagged & (labels == 0)))
-tn = int(np.sum(~flagged & (labels == 0)))
-fn = int(np.sum(~flagged & (labels == 1)))
-precision, recall = tp / (tp + fp), tp / (tp + fn)
-answer_1 = {"tp": tp, "fp": fp, "tn": tn, "fn": fn, "f1": 2 * precision * recall / (precision + recall)}
-
-check_confusion(answer_1, scores, labels, t)
-
-# %% [markdown]
-# ```{admonition} Solution
-# :class: dropdown
-# The cell above is the solution. The threshold explorer below does the same computation for
-# any $t$: move the slider and watch the counts, precision, recall and F1, the threshold on the
-# score histogram and the operating point on the ROC curve. Raising $t$ flags fewer images:
-# FP falls, but so do TP and recall. The slider starts at the test set's best-F1 threshold, the
-# paper's metric, which a real detector could not pick because it needs the test labels.
-# ```
-#
-# The threshold explorer (live in a kernel; here as saved when the book was built), then its
-# static figure at the best-F1 threshold:
+# %% tags=["hide-input", "solution"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+if solutions:
+    flagged = scores >= t
+    tp = int(np.sum(flagged & (labels == 1)))
+    fp = int(np.sum(flagged & (labels == 0)))
+    tn = int(np.sum(~flagged & (labels == 0)))
+    fn = int(np.sum(~flagged & (labels == 1)))
+    precision, recall = tp / (tp + fp), tp / (tp + fn)
+    answer_1 = {"tp": tp, "fp": fp, "tn": tn, "fn": fn, "f1": 2 * precision * recall / (precision + recall)}
 
 # %%
-explorer = widgets.ThresholdExplorer(evaluation)
-display(explorer)
-if not live:
-    display(explorer.static())
+exercises.check_confusion(answer_1, scores, labels, t)
+
+# %% [markdown]
+# ```{admonition} Discussion
+# :class: dropdown
+# The threshold explorer below does the same computation for any $t$: move the slider and watch
+# the counts, precision, recall and F1, the threshold on the score histogram and the operating
+# point on the ROC curve. Raising $t$ flags fewer images: FP falls, but so do TP and recall. The
+# slider starts at the test set's best-F1 threshold, the paper's metric, which a real detector
+# could not pick because it needs the test labels.
+# ```
+#
+# The threshold explorer (live in a kernel; here as saved when the book was built):
+
+# %%
+widgets.ThresholdExplorer(evaluation)
 
 # %% [markdown]
 # ## Exercise 2: the F1 floor
@@ -219,16 +153,20 @@ if not live:
 # Put $P = p$ and $R = 1$ into {eq}`ex-f1`.
 # ```
 
-# %% tags=["nbval-check-output"]
+# %%
+# your answer: the F1 floor, a number
 p = float(labels.mean())
+answer_2 = ...
 
-# your answer
-answer_2 = 2 * p / (1 + p)
+# %% tags=["hide-input", "solution"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+if solutions:
+    answer_2 = 2 * p / (1 + p)
 
-check_f1_floor(answer_2, p)
+# %% tags=["nbval-check-output"]
+exercises.check_f1_floor(answer_2, p)
 
 # %% [markdown]
-# ```{admonition} Solution
+# ```{admonition} Discussion
 # :class: dropdown
 # $F_1 = 2 \cdot p \cdot 1 / (p + 1) = 2p / (1 + p)$, the function `cvgad.scoring.f1_floor`.
 # For $p = 0.5$ the floor is $2/3$; for $p = 0.1$ it is $0.18$. An F1 means little until it is
@@ -257,21 +195,27 @@ check_f1_floor(answer_2, p)
 #
 # ```{admonition} Hint
 # :class: dropdown
-# `widgets.normal_share_beyond(radius, d)` is the chi survival function `scipy.stats.chi.sf`.
+# `widgets.normal_share_beyond(radius, d)` is the chi survival function `scipy.stats.chi.sf`;
+# `negative_radius(d, rule)` gives each rule's radius.
 # ```
 
-# %% tags=["nbval-check-output"]
+# %%
+# your answer: shares = {"literal": ..., "chi": ...}, and the rule, "literal" or "chi"
 latent_dim = run.config.model.latent_dim
+shares = ...
+answer_3 = ...
 
-# your answer
-shares = {rule: widgets.normal_share_beyond(negative_radius(latent_dim, rule), latent_dim) for rule in ("literal", "chi")}
-answer_3 = "chi"
+# %% tags=["hide-input", "solution"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+if solutions:
+    shares = {rule: widgets.normal_share_beyond(negative_radius(latent_dim, rule), latent_dim)
+              for rule in ("literal", "chi")}
+    answer_3 = "chi"
 
-print({rule: round(share, 4) for rule, share in shares.items()}, "shell radius", round(latent_dim ** 0.5, 2))
-check_radius_rule(answer_3, shares, latent_dim)
+# %% tags=["nbval-check-output"]
+exercises.check_radius_rule(answer_3, shares, latent_dim)
 
 # %% [markdown]
-# ```{admonition} Solution
+# ```{admonition} Discussion
 # :class: dropdown
 # For $d = 32$ the shell radius is $\sqrt{32} \approx 5.7$: essentially every normal code lies
 # beyond radius 2, so the literal rule draws "negatives" among the normal codes. The chi rule's
@@ -280,14 +224,11 @@ check_radius_rule(answer_3, shares, latent_dim)
 #
 # The latent explorer starts at a cluster mean of the trained model and walks along one of eight
 # random directions. The marker says whether the code is beyond the negative radius from every
-# mean; the right panel puts the code's distance against the chi density of normal codes.
+# mean; the lower panel puts the code's distance against the chi density of normal codes.
 # Try radius 0 (the mean itself), the shell $\sqrt d$, and the negative radius.
 
 # %%
-latent = widgets.LatentExplorer(run.trainer, seed=seed)
-display(latent)
-if not live:
-    display(latent.static())
+widgets.LatentExplorer(run.trainer, seed=seed)
 
 # %% [markdown]
 # ## Exercise 4: switch a loss off
@@ -297,8 +238,8 @@ if not live:
 # train a few steps on the training digits with the button.
 #
 # **Task.** Predict which names vanish from the step logs when the latent loss is switched off.
-# Then check it: the cell trains six steps with every loss on and, from the same start, six
-# steps with the latent loss off. Does negative training still run?
+# The cell trains six steps with every loss on and, from the same start, six steps with the
+# latent loss off; compare the keys of the two logs. Does negative training still run?
 #
 # ```{admonition} Hint
 # :class: dropdown
@@ -315,13 +256,19 @@ lab.checkboxes["latent"].value = False
 lab.reset()
 runs_off = lab.train(6)
 
-# your answer
-answer_4 = {"latent", "categorical"}
+# %%
+# your answer: the set of names that vanish, e.g. {"mi"}
+answer_4 = ...
 
-check_missing_updates(answer_4, runs_on, runs_off)
+# %% tags=["hide-input", "solution"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+if solutions:
+    answer_4 = set().union(*runs_on) - set().union(*runs_off)  # {"latent", "categorical"}
+
+# %%
+exercises.check_missing_updates(answer_4, runs_on, runs_off)
 
 # %% [markdown]
-# ```{admonition} Solution
+# ```{admonition} Discussion
 # :class: dropdown
 # The latent update logs two numbers, `latent` and `categorical`, and both vanish. Negative
 # training still runs while the latent loss, now computed without a gradient, is below $T$;
@@ -337,19 +284,17 @@ check_missing_updates(answer_4, runs_on, runs_off)
 lab.checkboxes["latent"].value = True
 lab.reset()
 lab.button.click()
-display(lab)
-if not live:
-    display(lab.static())
+lab
 
 # %% [markdown]
 # ## Exercise 5: predict the ablation
 #
 # Table 1 of {cite:t}`bian2019` removes one loss at a time (CIFAR-10, deer as the anomaly).
-# **Task.** Before you look, rank its rows from best to worst AUC: `my_ranking` below lists the
-# row ids, best first. The quiz widget shows one dropdown per place; press **reveal** to see the
-# recorded results of this project's ablation runs (or, when none have been recorded, the
-# paper's values) beside your ranking, with Spearman's rank correlation $\rho$ (1: the same
-# order, $-1$: reversed).
+# **Task.** Before you look, rank its rows from best to worst AUC. In a kernel, the quiz shows
+# one dropdown per place; press **reveal** to see the recorded results of this project's
+# ablation runs (or, when none have been recorded, the paper's values) beside your ranking, with
+# Spearman's rank correlation $\rho$ (1: the same order, $-1$: reversed). Without a kernel, write
+# your ranking into `my_ranking`, then open the solution and the comparison below it.
 #
 # ```{admonition} Hint
 # :class: dropdown
@@ -359,27 +304,29 @@ if not live:
 
 # %%
 quiz = widgets.AblationQuiz()
-print("rows:", list(quiz.results.index))
-print("source:", quiz.source)
+quiz
 
-# your answer: every row once, best first
-my_ranking = ["all", "no_mi", "no_latent", "no_ssim", "no_l1", "no_wasserstein", "no_negative"]
+# %%
+# your answer: every row once, best first, e.g. ["all", "no_mi", ...]
+my_ranking = ...
 
-check_ranking(my_ranking, list(quiz.results.index))
-for dropdown, row in zip(quiz.dropdowns, my_ranking, strict=True):
-    dropdown.value = row
-quiz.button.click()
-print(f"Spearman's rho between your ranking and the results: {quiz.rho:.2f}")
-display(quiz)
+# %% tags=["hide-input", "solution"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+if solutions:  # the paper's order by AUC, best first
+    my_ranking = ["all", "no_negative", "no_mi", "no_latent", "no_l1", "no_ssim", "no_wasserstein"]
+
+# %%
+exercises.check_ranking(my_ranking, list(quiz.results.index))
 
 # %% [markdown]
-# The results, ranked (open the output to see them; it gives the answer away):
+# Your ranking beside the results (the answer; open the output when you have ranked):
 
 # %% tags=["hide-output"]
-quiz.static()
+ranking, rho = widgets.agreement_table(my_ranking, quiz.results["value"])
+print(f"Spearman's rho {rho:.2f}; source: {quiz.source}")
+ranking.join(quiz.results["label"])
 
 # %% [markdown]
-# ```{admonition} Solution
+# ```{admonition} Discussion
 # :class: dropdown
 # In the paper the order by AUC is: all losses (0.853), without negative training (0.838),
 # without mutual information (0.794), without the latent loss (0.790), without L1 (0.767),
@@ -398,12 +345,18 @@ quiz.static()
 #   papermill notebooks/07_exercises.ipynb out.ipynb -p anomaly_class 7 -p seed 3
 #   ```
 #
-#   Add `-p live True` for copies that students open in Jupyter (no static figures), and
-#   `-p epochs 5` for a better model (about 20 s more per epoch on a CPU).
-# - **Students' copies without answers.** The answers sit in the cells below a `# your answer`
-#   line; replace them by `...` in the copy you hand out. The solutions are the dropdown
-#   admonitions; the book shows them folded.
-# - **Checks** are plain functions in the hidden cell after the training cell; add your own in
-#   the same style (assert, with a message that says what to look at).
-# - **Testing.** `pytest --nbval-lax notebooks/07_exercises.ipynb` re-runs the notebook; the
-#   widget computations are tested in `tests/test_widgets.py`.
+#   Add `-p epochs 5` for a better model (about 20 s more per epoch on a CPU).
+# - **Students' copies without solutions.** Every solution cell is tagged `solution`; this
+#   removes them and the outputs, and sets no answer:
+#
+#   ```bash
+#   jupyter nbconvert notebooks/07_exercises.ipynb --to notebook --output students.ipynb \
+#       --TagRemovePreprocessor.remove_cell_tags solution --ClearOutputPreprocessor.enabled True
+#   ```
+#
+#   A student who runs it gets an `AssertionError` at each check until the `...` above it is
+#   replaced by an answer, whatever `solutions` says.
+# - **Checks** are plain functions in `cvgad.exercises`, tested in `tests/test_exercises.py`; add
+#   your own in the same style (assert, with a message that says what to look at).
+# - **Testing.** `pytest --nbval-lax notebooks/07_exercises.ipynb` re-runs the notebook with the
+#   solutions; the widget computations are tested in `tests/test_widgets.py`.

@@ -30,20 +30,36 @@ def _titled(fig: Figure) -> list[str]:
     return [ax.get_title() for ax in fig.axes]
 
 
-def test_image_grid_uint8_and_float_colour():
-    fig = plots.image_grid(_images(10), nrow=5, title="ten digits")
-    assert isinstance(fig, Figure) and len(fig.axes) == 1 and _titled(fig) == ["ten digits"]
-    fig = plots.image_grid(_images(3, channels=3).float() / 255, nrow=8, title="colour")
-    assert len(fig.axes) == 1 and fig.axes[0].images[0].get_array().shape[2] == 3
+def _row_labels(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_yticklabels()]
+
+
+def _column_labels(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_xticklabels()]
+
+
+def test_image_rows_one_labelled_grid():
+    fig = plots.image_rows({"first": _images(3), "second": _images(2, channels=3)}, title="two rows")
+    (ax,) = fig.axes
+    assert _titled(fig) == ["two rows"] and _row_labels(ax) == ["first", "second"]
+    assert _column_labels(ax) == ["1", "2", "3"]
+    assert ax.images[0].get_array().shape == (2 + 2 * 34, 2 + 3 * 34, 3)  # 32 px images, 2 px apart
+    assert fig.get_size_inches()[0] <= plots.WIDTH
+
+
+def test_image_grid_rows_of_nrow_labelled_by_image_numbers():
+    fig = plots.image_grid(_images(10), nrow=4, title="ten digits")
+    (ax,) = fig.axes
+    assert _row_labels(ax) == ["1-4", "5-8", "9-10"] and _column_labels(ax) == ["1", "2", "3", "4"]
+    fig = plots.image_grid(_images(6), nrow=3, row_labels=["cluster 0", "cluster 1"])
+    assert _row_labels(fig.axes[0]) == ["cluster 0", "cluster 1"]
 
 
 def test_reconstructions_inputs_above_reconstructions_below():
     x = _images(6)
     fig = plots.reconstructions(x, x.float() / 255 * 0.5, title="normal test images")
-    assert len(fig.axes) == 2
-    top, bottom = sorted(fig.axes, key=lambda ax: -ax.get_position().y0)
-    assert "input" in top.get_title() and "reconstruction" in bottom.get_title()
-    assert fig._suptitle.get_text() == "normal test images"
+    (ax,) = fig.axes
+    assert _row_labels(ax) == ["input", "reconstruction"] and ax.get_title() == "normal test images"
 
 
 def _history(steps: int = 30, negative_from: int = 6) -> pd.DataFrame:
@@ -182,13 +198,13 @@ def test_figure_functions_draw_on_given_axes_without_pyplot():
     )
     draws = {
         "image_grid": lambda f: plots.image_grid(_images(4), ax=f.subplots()),
-        "reconstructions": lambda f: plots.reconstructions(_images(4), _images(4), axes=f.subplots(2, 1)),
+        "reconstructions": lambda f: plots.reconstructions(_images(4), _images(4), ax=f.subplots()),
         "loss_curves": lambda f: plots.loss_curves(_history(), axes=f.subplots(2, 1)),
         "roc_pr": lambda f: plots.roc_pr(evaluation, axes=f.subplots(1, 2)),
         "latent_projection": lambda f: plots.latent_projection(
             rng.normal(size=(30, 4)), labels, rng.random((30, 3)), axes=f.subplots(1, 2)
         ),
-        "neighbours": lambda f: plots.neighbours(_images(1)[0], _images(3), _images(3), fig=f),
+        "neighbours": lambda f: plots.neighbours(_images(1)[0], _images(3), _images(3), ax=f.subplots()),
         "ablation_bars": lambda f: plots.ablation_bars(_ablation_table(), axes=f.subplots(2, 1)),
     }
     for name, draw in draws.items():
@@ -215,9 +231,9 @@ def test_house_style_sets_sizes_and_keeps_the_backend():
     )
 
 
-def test_neighbours_three_panels():
+def test_neighbours_query_then_nearest_and_farthest():
     imgs = _images(21)
     fig = plots.neighbours(imgs[0], imgs[1:11], imgs[11:21])
-    assert len(fig.axes) == 3
-    titles = _titled(fig)
-    assert titles == ["(a) query", "(b) 10 nearest", "(c) 10 farthest"]
+    (ax,) = fig.axes
+    assert _row_labels(ax) == ["10 nearest", "10 farthest"]
+    assert _column_labels(ax) == ["query", *map(str, range(1, 11))]

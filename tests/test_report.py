@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cvgad.cli import main
-from cvgad.report import aggregate, collect_runs, statements
+from cvgad.report import aggregate, agreement, collect_runs, load_runs, results_table, statements
 
 RUNS_CSV = """row,label,seed,status,auc,f1_best,auprc,f1_val,f1_floor
 all,use all losses,0,ok,0.80,0.70,0.6,0.60,0.18
@@ -55,6 +55,31 @@ def test_statements_say_what_exceeds_the_spread():
     assert "`no_mi` F1 (best threshold) 0.720: +0.000 vs `all`, which is within the spread" in text
     assert "`all` AUC 0.820: -0.033 vs the paper, beyond our spread (std 0.020)" in text
     assert "`no_l1` AUC: 1 finished seed(s), too few to judge a spread." in text
+
+
+def test_results_table_is_text_with_a_dash_where_there_is_nothing():
+    shown = results_table(aggregate(pd.read_csv(io.StringIO(RUNS_CSV)), PAPER))
+    assert list(shown.index) == ["all", "no_mi", "no_l1"] and shown.columns[1] == "AUC (chance 0.5)"
+    assert list(shown.loc["all"].iloc[:4]) == ["3", "0.820 ± 0.020", "0.853", "-0.033"]
+    assert list(shown.loc["no_l1"].iloc[:4]) == ["1", "0.810", "–", "–"]  # one seed: no spread; no paper value
+    assert not shown.isna().any().any()
+
+
+def test_agreement_writes_the_comparison_from_the_numbers():
+    text = agreement(aggregate(pd.read_csv(io.StringIO(RUNS_CSV)), PAPER))
+    assert "With all losses our AUC is 0.820 ± 0.020 over 3 seed(s) against the paper's 0.853" in text
+    assert "Our rows from lowest to highest mean AUC: `no_mi` (0.720), `no_l1` (0.810), `all` (0.820)." in text
+    assert "The paper's order of the same rows: `no_mi`, `all`. The two orders are the same." in text
+    assert "the costliest removal is `no_mi` in the paper and in ours" in text
+    assert "differs from `all` by more than the combined spread: `no_mi` (-0.100)." in text
+    assert "No row has a mean AUC below chance (0.5)." in text
+
+
+def test_load_runs_prefers_the_source_with_more_finished_runs(tmp_path):
+    assert load_runs(tmp_path) == (None, "")
+    pd.read_csv(io.StringIO(RUNS_CSV)).to_csv(tmp_path / "runs.csv", index=False)
+    runs, source = load_runs(tmp_path)
+    assert source == "runs.csv" and int((runs["status"] == "ok").sum()) == 6
 
 
 def make_results(root):

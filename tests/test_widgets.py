@@ -14,6 +14,7 @@ pytest.importorskip("ipywidgets")
 
 from matplotlib.figure import Figure  # noqa: E402
 
+from cvgad import plots  # noqa: E402
 from cvgad import widgets as w  # noqa: E402
 from cvgad.config import LossConfig, ModelConfig, TrainConfig  # noqa: E402
 from cvgad.scoring import Errors, confusion_at, evaluate  # noqa: E402
@@ -162,4 +163,18 @@ def test_ablation_quiz_reveals_spearman_and_rejects_repeats():
     quiz.dropdowns[0].value = "all"  # "all" now twice, "no_ssim" missing
     quiz.button.click()
     assert quiz.rho is None and "repeated" in quiz.message.value and quiz.table.value == ""
-    assert list(quiz.static().index) == ["all", "no_mi", "no_ssim"]
+    assert list(quiz.ranked().index) == ["all", "no_mi", "no_ssim"]
+
+
+def test_a_widget_shows_once_with_its_static_state_as_the_fallback(evaluation):
+    """Frontends pick the widget view where they can show widgets, the fallback elsewhere; the
+    quiz's fallback asks the question without giving the results away."""
+    data, metadata = w.ThresholdExplorer(evaluation)._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data and data["image/png"]
+    assert int(metadata["image/png"]["width"]) <= 100 * plots.WIDTH + 50  # at its size, not wider
+    results = pd.DataFrame(
+        {"label": ["all", "no MI"], "value": [0.853, 0.794], "n": 0}, index=pd.Index(["all", "no_mi"], name="row")
+    )
+    data, _ = w.AblationQuiz(results, source="test table")._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data and "no MI" in data["text/html"]
+    assert "0.853" not in data["text/html"]
