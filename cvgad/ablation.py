@@ -80,11 +80,8 @@ class RunSpec:
 def identity(params: dict[str, Any]) -> dict[str, Any]:
     """What a run computes: its parameters but the place and those left at their defaults."""
     default = defaults()
-    return {
-        k: v
-        for k, v in params.items()
-        if k not in _NOT_IDENTITY and not (k in default and v == default[k]) and not (k == "disabled" and not v)
-    }
+    as_given = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}  # JSON turns tuples to lists
+    return {k: v for k, v in as_given.items() if k not in _NOT_IDENTITY and not (k in default and v == default[k])}
 
 
 @dataclass(frozen=True)
@@ -136,14 +133,13 @@ def plan_runs(
 
 def find_run_notebook(start: str | Path | None = None) -> Path:
     """`notebooks/run.ipynb` in the working directory (or `start`) or one of its parents."""
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / RUN_NOTEBOOK).is_file() or (folder / RUN_NOTEBOOK.with_suffix(".py")).is_file():
-            return folder / RUN_NOTEBOOK
-    raise ValueError(
-        f"no {RUN_NOTEBOOK} in {here} or its parents; run from the project's checkout "
-        "or give the run notebook (--notebook)"
-    )
+    found = runs.find_upwards(RUN_NOTEBOOK, start) or runs.find_upwards(RUN_NOTEBOOK.with_suffix(".py"), start)
+    if found is None:
+        raise ValueError(
+            f"no {RUN_NOTEBOOK} in {Path(start or Path.cwd()).resolve()} or its parents; run from the project's "
+            "checkout or give the run notebook (--notebook)"
+        )
+    return found.with_suffix(".ipynb")
 
 
 def load_notebook(path: str | Path | None = None) -> str:

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvgad.params import RunParams, param_help, param_types
+from cvgad.params import RunParams, defaults, param_help, param_types
 
 OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
 
@@ -34,7 +34,7 @@ def _none_or(kind: type) -> type:
 def add_param_arguments(p: argparse.ArgumentParser) -> None:
     """One flag per RunParams field: `--latent-dim 32`, `--disable mi` (repeatable), `--epochs none`."""
     for name, t in param_types().items():
-        default = RunParams.__dataclass_fields__[name].default
+        default = defaults()[name]
         kind = _none_or(t.base) if t.optional else t.base
         shown = f" (default: {default})" if default not in (None, ()) else ""
         if t.many:

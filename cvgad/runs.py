@@ -143,6 +143,15 @@ def status(run_dir: PathLike) -> tuple[str, dict[str, Any], str | None]:
     return ("unfinished" if run.is_dir() else "missing"), {}, None
 
 
+# ------------------------------------------------------------- the checkout
+def find_upwards(relative: str | Path, start: PathLike | None = None) -> Path | None:
+    """`relative` (e.g. `ablations` or `notebooks/run.ipynb`) in `start` (default: the working
+    directory) or the nearest folder above it that has it, so that an installed package finds a
+    checkout's files from wherever in it it runs; None when no folder has it."""
+    here = Path(start or Path.cwd()).resolve()
+    return next((folder / relative for folder in (here, *here.parents) if (folder / relative).exists()), None)
+
+
 # ------------------------------------------------------------- a grid
 def write_plan(root: PathLike, plan: dict[str, Any]) -> None:
     write_json(Path(root) / PLAN, plan)

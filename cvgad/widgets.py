@@ -26,6 +26,7 @@ from cvgad import plots, report
 from cvgad.config import LOSS_NAMES, LossConfig, ModelConfig, TrainConfig
 from cvgad.data import as_float_images
 from cvgad.networks import eval_mode
+from cvgad.runs import find_upwards
 from cvgad.scoring import Evaluation, confusion_at
 from cvgad.trainer import Trainer
 
@@ -98,14 +99,13 @@ def agreement_table(order: Sequence[str], values: pd.Series) -> tuple[pd.DataFra
 def find_ablations(start: str | Path | None = None) -> Path:
     """The `ablations/` folder (recorded results and the paper's Table 1) in `start` (default: the
     working directory) or the nearest folder above it, as from a checkout's notebooks/ folder."""
-    start = Path.cwd() if start is None else Path(start).resolve()
-    for folder in (start, *start.parents):
-        if (folder / "ablations").is_dir():
-            return folder / "ablations"
-    raise FileNotFoundError(
-        f"no ablations/ folder in {start} or any folder above it; run from the project's checkout "
-        "or pass the results (runs.csv) and the paper's CSV (paper_table1.csv) explicitly"
-    )
+    found = find_upwards("ablations", start)
+    if found is None:
+        raise FileNotFoundError(
+            f"no ablations/ folder in {Path(start or Path.cwd()).resolve()} or any folder above it; run from "
+            "the project's checkout or pass the results (runs.csv) and the paper's CSV (paper_table1.csv) explicitly"
+        )
+    return found
 
 
 def _readable(path: Path) -> str:
