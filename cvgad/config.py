@@ -8,6 +8,7 @@ are frozen: change one with `dataclasses.replace`, which validates the new value
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -19,11 +20,21 @@ CategoricalForm = Literal["marginal", "per_sample"]
 LatentReduction = Literal["mean", "sum"]
 NegativeRadius = Literal["chi", "literal"]
 FakeSource = Literal["reconstruction", "prior"]
+#: CVGAD, or a baseline trained and scored through the same data, split and run folders (issue 10).
+ModelName = Literal["cvgad", "ae", "vae", "ganomaly"]
 
 #: Losses that an ablation can switch off (the rows of the paper's Table 1).
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
 DATASETS: tuple[str, ...] = get_args(DatasetName)
 PROTOCOLS: tuple[str, ...] = get_args(ProtocolName)
+MODELS: tuple[str, ...] = get_args(ModelName)
+#: The losses each model trains with, so `disabled` can only name one it has.
+MODEL_LOSSES: dict[str, tuple[str, ...]] = {
+    "cvgad": LOSS_NAMES,
+    "ae": ("ssim", "l1"),
+    "vae": ("ssim", "l1", "latent"),
+    "ganomaly": (),
+}
 
 
 def _check(condition: bool, message: str) -> None:
@@ -44,8 +55,12 @@ def _set(obj: object, name: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of the networks of Fig. 1. Images are always 32x32 (III.C)."""
+    """Which model, and the sizes of the networks of Fig. 1. Images are always 32x32 (III.C)."""
 
+    #: "cvgad" (the paper's model), or a baseline: "ae" (the same encoder and decoder, trained on
+    #: the reconstruction loss alone), "vae" (the same networks, one standard-normal prior) or
+    #: "ganomaly" (Akcay et al. 2018, anomalib's model; width and latent_dim size it too).
+    model: ModelName = "cvgad"
     channels: int = 1
     latent_dim: int = 256
     n_clusters: int = 9  # K, the user's estimate of the number of normal categories
@@ -56,6 +71,9 @@ class ModelConfig:
     mean_init_scale: float = 0.05
 
     def __post_init__(self) -> None:
+        check_choice("model", self.model, ModelName)
+        if self.model == "ganomaly" and importlib.util.find_spec("anomalib") is None:
+            raise ImportError("model 'ganomaly' needs anomalib: pip install 'cvgad[peers]'")
         _check(self.channels in (1, 3), f"channels={self.channels} is not valid; use 1 (grey) or 3 (colour)")
         _check(self.latent_dim >= 2, f"latent_dim={self.latent_dim} is not valid; use 2 or more")
         _check(self.n_clusters >= 1, f"n_clusters={self.n_clusters} is not valid; use 1 or more")
@@ -213,6 +231,18 @@ class ExperimentConfig:
         for name, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
             if isinstance(getattr(self, name), dict):
                 _set(self, name, cls(**getattr(self, name)))
+        model, losses = self.model.model, self.train.losses
+        _check(
+            model not in ("ae", "vae") or losses.on("ssim") or losses.on("l1"),
+            f"model {model!r} trains on the reconstruction loss; disabled={list(losses.disabled)} leaves none of it",
+        )
+        has = MODEL_LOSSES[model]
+        for loss in losses.disabled:
+            _check(
+                loss in has,
+                f"model {model!r} has no loss {loss!r} to disable; "
+                f"its losses: {', '.join(has) if has else 'none that can be switched off'}",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

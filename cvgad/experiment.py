@@ -16,12 +16,13 @@ import pandas as pd
 import torch
 
 from cvgad import runs
+from cvgad.baselines import trainer_for
 from cvgad.config import ExperimentConfig
 from cvgad.data import Dataset, load_dataset
 from cvgad.params import make_config
 from cvgad.protocols import Split, make_split
 from cvgad.scoring import Evaluation, evaluate_model
-from cvgad.trainer import Trainer
+from cvgad.trainer import Loop
 
 
 @dataclass
@@ -31,7 +32,7 @@ class RunResult:
     config: ExperimentConfig
     dataset: Dataset
     split: Split
-    trainer: Trainer
+    trainer: Loop  # CVGAD's Trainer or a baseline's
     evaluation: Evaluation
     metrics: dict[str, Any]
 
@@ -46,10 +47,10 @@ def prepare(cfg: ExperimentConfig, dataset: Dataset | None = None) -> tuple[Data
     return dataset, make_split(dataset.labels, cfg.data, cfg.train.seed)
 
 
-def _evaluate(trainer: Trainer, dataset: Dataset, split: Split) -> Evaluation:
+def _evaluate(trainer: Loop, dataset: Dataset, split: Split) -> Evaluation:
     """Scores the test set; the deployable threshold comes from the validation normals (else the training ones)."""
     return evaluate_model(
-        trainer.cvae, dataset.images, split.test, split.test_labels, split.val if len(split.val) else split.train
+        trainer.scorer, dataset.images, split.test, split.test_labels, split.val if len(split.val) else split.train
     )
 
 
@@ -64,7 +65,7 @@ def run_experiment(
     dataset, split = prepare(cfg, dataset)
     if out_dir is not None:
         runs.start(out_dir, cfg)
-    trainer = Trainer(cfg.model, cfg.train)
+    trainer = trainer_for(cfg.model, cfg.train)
     resume = runs.resume_path(out_dir) if out_dir is not None else None
     trainer.fit(dataset.images[torch.as_tensor(split.train)], progress=progress, resume=resume)
     evaluation = _evaluate(trainer, dataset, split)
@@ -78,6 +79,7 @@ def run_experiment(
         **split.counts(),
         "dataset": cfg.data.dataset,
         "protocol": cfg.data.protocol,
+        "model": cfg.model.model,
         **task,
         "normal_classes": split.normal_classes,
         "seed": cfg.train.seed,
@@ -92,11 +94,11 @@ def run_experiment(
     return RunResult(cfg, dataset, split, trainer, evaluation, metrics)
 
 
-def load_run(run_dir: str | os.PathLike, device: str = "auto") -> tuple[ExperimentConfig, Trainer]:
+def load_run(run_dir: str | os.PathLike, device: str = "auto") -> tuple[ExperimentConfig, Loop]:
     """The config (with `device`) and a Trainer holding the saved weights of a finished run."""
     cfg, state = runs.load(run_dir, "cpu")
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
-    trainer = Trainer(cfg.model, cfg.train)
+    trainer = trainer_for(cfg.model, cfg.train)
     trainer.load_state_dict(state)
     return cfg, trainer
 

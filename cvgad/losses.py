@@ -43,6 +43,11 @@ def ssim_per_sample(x: Tensor, recon: Tensor) -> Tensor:
     )
 
 
+def anomaly_terms(x: Tensor, recon: Tensor) -> dict[str, Tensor]:
+    """II.F: the per-image errors the anomaly score adds up, SSIM loss (1 - SSIM) and L1."""
+    return {"ssim_loss": 1 - ssim_per_sample(x, recon), "l1": l1_per_sample(x, recon)}
+
+
 def reconstruction_loss(x: Tensor, recon: Tensor, w_ssim: float = 50.0, w_l1: float = 10.0) -> Tensor:
     """III.C: w_ssim * (-log SSIM) + w_l1 * L1, the CVAE's reconstruction term of eq. (4)."""
     loss = x.new_zeros(())

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
+from cvgad import losses as L
 from cvgad.config import ModelConfig
 
 
@@ -157,6 +158,11 @@ class CVAE(nn.Module):
         """Deterministic reconstruction from the posterior mean, used for scoring."""
         mu, _, _ = self.encoder(x)
         return self.decoder(mu)
+
+    @torch.no_grad()
+    def score_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """The per-image terms of the anomaly score (II.F), from the deterministic reconstruction."""
+        return L.anomaly_terms(x, self.reconstruct(x).float())
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:

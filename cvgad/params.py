@@ -26,6 +26,7 @@ from cvgad.config import (
     LossConfig,
     LossName,
     ModelConfig,
+    ModelName,
     NegativeRadius,
     ProtocolName,
     TrainConfig,
@@ -49,6 +50,7 @@ def _p(default: Any, help: str) -> Any:
 class RunParams:
     """Every setting of one run. None means the default for the dataset (or of the config class)."""
 
+    model: ModelName = _p("cvgad", "cvgad, or a baseline: ae, vae, ganomaly (needs pip install 'cvgad[peers]')")
     dataset: DatasetName = _p("digits", "dataset (digits is embedded and works offline)")
     protocol: ProtocolName = _p("leave_one_out", "leave_one_out (III.D), one_class (III.G) or coil100 (III.H)")
     anomaly_class: int = _p(1, "leave_one_out: the class held out of training, the anomaly")

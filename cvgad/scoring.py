@@ -10,7 +10,10 @@ normalised by the validation set's own minimum and maximum).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -22,10 +25,10 @@ from sklearn.metrics import (
     roc_auc_score,
     roc_curve,
 )
+from torch import nn
 
 from cvgad.data import as_float_images
-from cvgad.losses import l1_per_sample, ssim_per_sample
-from cvgad.networks import CVAE, eval_mode
+from cvgad.networks import eval_mode
 
 #: A deployable threshold flags the top 5% of normal validation scores.
 VAL_QUANTILE = 0.95
@@ -33,28 +36,32 @@ VAL_QUANTILE = 0.95
 
 @dataclass
 class Errors:
-    """Per-image reconstruction errors: the two components of the anomaly score."""
+    """Per-image errors, the terms of the anomaly score. Reconstruction models (CVGAD, ae, vae)
+    give the SSIM loss and L1 of II.F; GANomaly gives its latent distance alone."""
 
-    ssim_loss: np.ndarray  # 1 - SSIM
-    l1: np.ndarray
+    ssim_loss: np.ndarray | None = None  # 1 - SSIM
+    l1: np.ndarray | None = None
+    latent: np.ndarray | None = None  # GANomaly: mean squared distance of E(x) and E'(G(x))
+
+    def terms(self) -> dict[str, np.ndarray]:
+        return {f.name: v for f in dataclasses.fields(self) if (v := getattr(self, f.name)) is not None}
 
     def __len__(self) -> int:
-        return len(self.l1)
+        return len(next(iter(self.terms().values())))
 
 
 @torch.no_grad()
-def reconstruction_errors(cvae: CVAE, images: torch.Tensor, batch_size: int = 256) -> Errors:
-    """1 - SSIM and L1 of every image against its reconstruction from the posterior mean,
-    with the CVAE in eval mode (batchnorm uses its running statistics)."""
-    device = next(cvae.parameters()).device
-    ssim_loss, l1 = [], []
-    with eval_mode(cvae):
+def model_errors(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> Errors:
+    """The score terms (`model.score_terms`) of every image, with the model in eval mode
+    (batchnorm uses its running statistics); its training mode is restored afterwards."""
+    device = next(model.parameters()).device
+    score_terms = cast(Callable[[torch.Tensor], dict[str, torch.Tensor]], model.score_terms)
+    terms: dict[str, list[torch.Tensor]] = {}
+    with eval_mode(model):
         for chunk in images.split(batch_size):
-            x = as_float_images(chunk.to(device))
-            recon = cvae.reconstruct(x).float()
-            ssim_loss.append((1 - ssim_per_sample(x, recon)).cpu())
-            l1.append(l1_per_sample(x, recon).cpu())
-    return Errors(torch.cat(ssim_loss).numpy(), torch.cat(l1).numpy())
+            for name, value in score_terms(as_float_images(chunk.to(device))).items():
+                terms.setdefault(name, []).append(value.float().cpu())
+    return Errors(**{name: torch.cat(values).numpy() for name, values in terms.items()})
 
 
 def _minmax(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -63,10 +70,10 @@ def _minmax(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def anomaly_score(errors: Errors, reference: Errors | None = None) -> np.ndarray:
-    """II.F: min-max normalised SSIM loss plus min-max normalised L1, equal weights. The
+    """II.F: the sum of the min-max normalised terms (SSIM loss plus L1, equal weights). The
     normalisation uses `reference` (default: the evaluated set itself, as the paper does)."""
-    ref = reference or errors
-    return _minmax(errors.ssim_loss, ref.ssim_loss) + _minmax(errors.l1, ref.l1)
+    ref = (reference or errors).terms()
+    return np.sum([_minmax(values, ref[name]) for name, values in errors.terms().items()], axis=0)
 
 
 def f1_floor(labels: np.ndarray) -> float:
@@ -156,11 +163,12 @@ def evaluate(test: Errors, labels: np.ndarray, val: Errors) -> Evaluation:
 
 
 def evaluate_model(
-    cvae: CVAE, images: torch.Tensor, test_idx: np.ndarray, test_labels: np.ndarray, val_idx: np.ndarray
+    model: nn.Module, images: torch.Tensor, test_idx: np.ndarray, test_labels: np.ndarray, val_idx: np.ndarray
 ) -> Evaluation:
-    """Scores `images[test_idx]` and `images[val_idx]` with `cvae` and computes the metrics."""
-    test = reconstruction_errors(cvae, images[torch.as_tensor(test_idx)])
-    val = reconstruction_errors(cvae, images[torch.as_tensor(val_idx)])
+    """Scores `images[test_idx]` and `images[val_idx]` with `model` (a CVAE or a baseline's
+    scoring module) and computes the metrics."""
+    test = model_errors(model, images[torch.as_tensor(test_idx)])
+    val = model_errors(model, images[torch.as_tensor(val_idx)])
     return evaluate(test, test_labels, val)
 
 

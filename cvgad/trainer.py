@@ -61,25 +61,175 @@ def frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
             m.momentum = momentum
 
 
-class Trainer:
+class Loop:
+    """What training every model shares: epochs over shuffled batches of normal images, a loss
+    history checked for NaN, and a state saved after each epoch so a killed run resumes.
+
+    A model's trainer sets `modules` (saved in the checkpoint under these names), `optimizers`,
+    `scorer` (the module whose `score_terms` scores images, II.F) and implements `step`."""
+
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.steps = 0
+        self.history: list[dict[str, float]] = []
+        self._pending: list[tuple[int, dict[str, Tensor]]] = []
+
+    @property
+    def scorer(self) -> nn.Module:
+        raise NotImplementedError
+
+    def step(self, x: Tensor) -> dict[str, Tensor]:
+        """One batch; returns the loss of every update made, as detached tensors."""
+        raise NotImplementedError
+
+    def _update(self, opt: torch.optim.Optimizer, loss: Tensor) -> Tensor:
+        opt.zero_grad(set_to_none=True)  # parameters a loss does not touch keep grad None: Adam skips them
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    def _recon_loss(self, x: Tensor, recon: Tensor) -> Tensor:
+        """III.C's reconstruction loss with the configured weights, less the switched-off terms."""
+        lc = self.cfg.losses
+        return L.reconstruction_loss(x, recon, lc.ssim if lc.on("ssim") else 0.0, lc.l1 if lc.on("l1") else 0.0)
+
+    def _adam(self, module: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(module.parameters(), lr=self.cfg.lr, betas=self.cfg.betas)
+
+    def _log(self, log: dict[str, Tensor]) -> None:
+        """Keeps a step's losses on the device; every FINITE_CHECK_EVERY steps they go to the history."""
+        self._pending.append((self.steps, log))
+        self.steps += 1
+        if self.steps % FINITE_CHECK_EVERY == 0:
+            self._flush()
+
+    def _row(self, step: int) -> dict[str, float]:
+        """The columns of the history besides the losses."""
+        return {"step": step}
+
+    # ----------------------------------------------------------------- history
+    def _flush(self) -> None:
+        """Moves pending losses to the host (one synchronisation) and stops on NaN/inf."""
+        for step, log in self._pending:
+            row = {**self._row(step), **{k: float(v) for k, v in log.items()}}
+            bad = [k for k, v in row.items() if not math.isfinite(v)]
+            if bad:
+                self._pending = []
+                raise NonFiniteLossError(f"loss {bad[0]!r} became {row[bad[0]]} at step {step} ({self._where(row)})")
+            self.history.append(row)
+        self._pending = []
+
+    def _where(self, row: dict[str, float]) -> str:
+        return f"model {type(self).__name__}"
+
+    def history_frame(self) -> pd.DataFrame:
+        self._flush()
+        return pd.DataFrame(self.history)
+
+    def fit(
+        self, images: Tensor, epochs: int | None = None, progress: bool = True, resume: str | os.PathLike | None = None
+    ) -> pd.DataFrame:
+        """Runs `epochs` (default: the config's) over `images` (N, C, 32, 32), uint8 or float in
+        [0, 1], shuffled by the config's seed; the last incomplete batch is dropped.
+
+        With `resume`, the whole training state is saved to that file after every epoch, and a
+        run stopped midway continues from its last finished epoch with the same result."""
+        epochs = self.cfg.epochs if epochs is None else epochs
+        bs = min(self.cfg.batch_size, len(images))
+        if bs < 2:
+            raise ValueError(f"need at least 2 training images, got {len(images)}")
+        generator = torch.Generator().manual_seed(self.cfg.seed)
+        start = self._load_resume(Path(resume), generator) if resume is not None and Path(resume).exists() else 0
+        data = images.to(self.device)
+        n_batches = len(images) // bs
+        bar = tqdm(
+            total=epochs * n_batches, initial=start * n_batches, disable=not progress, desc="train", unit="batch"
+        )
+        for epoch in range(start, epochs):
+            order = torch.randperm(len(images), generator=generator).to(self.device)
+            for b in range(n_batches):
+                log = self.step(data[order[b * bs : (b + 1) * bs]])
+                if b % 10 == 0 and log:
+                    name, value = next(iter(log.items()))
+                    bar.set_postfix({"epoch": epoch, name: f"{float(value):.3f}"})
+                bar.update()
+            self._flush()
+            if resume is not None:
+                self._save_resume(Path(resume), epoch + 1, generator)
+        bar.close()
+        return self.history_frame()
+
+    # ------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, dict]:
+        """The weights of every module, by name (what `checkpoint.pt` holds)."""
+        return {name: module.state_dict() for name, module in self.modules.items()}
+
+    def load_state_dict(self, state: dict[str, dict]) -> None:
+        for name, module in self.modules.items():
+            module.load_state_dict(state[name])
+
+    def _save_resume(self, path: Path, epoch: int, generator: torch.Generator) -> None:
+        state = {
+            **self.state_dict(),
+            **{name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "epoch": epoch,
+            "steps": self.steps,
+            "history": self.history,
+            "batch_order_rng": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        save_torch(state, path)  # a kill mid-save leaves the previous epoch's state intact
+
+    def _load_resume(self, path: Path, generator: torch.Generator) -> int:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.load_state_dict(state)
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state[name])
+        self.steps, self.history = state["steps"], list(state["history"])
+        generator.set_state(state["batch_order_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        return int(state["epoch"])
+
+
+class Trainer(Loop):
     """Trains a CVAE and a critic with Algorithm 1. `step(x)` runs one batch; `fit(images)` runs epochs."""
 
     def __init__(
         self, model_cfg: ModelConfig, cfg: TrainConfig, cvae: CVAE | None = None, critic: Critic | None = None
     ) -> None:
-        self.model_cfg, self.cfg = model_cfg, cfg
-        self.device = resolve_device(cfg.device)
-        torch.manual_seed(cfg.seed)
+        super().__init__(cfg)
+        self.model_cfg = model_cfg
         self.cvae = (cvae or CVAE(model_cfg)).to(self.device)
         self.critic = (critic or Critic(model_cfg)).to(self.device)
-        self.opt_cvae = torch.optim.Adam(self.cvae.parameters(), lr=cfg.lr, betas=cfg.betas)
-        self.opt_critic = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.opt_cvae, self.opt_critic = self._adam(self.cvae), self._adam(self.critic)
+        self.modules = {"cvae": self.cvae, "critic": self.critic}
+        self.optimizers = {"opt_cvae": self.opt_cvae, "opt_critic": self.opt_critic}
         self.set_losses(cfg.losses)
-        self.count = 0  # Algorithm 1's counter
-        self.steps = 0
-        self.history: list[dict[str, float]] = []
-        self._pending: list[tuple[int, int, dict[str, Tensor]]] = []
         self.use_amp = cfg.amp and self.device.type == "cuda"
+
+    @property
+    def scorer(self) -> nn.Module:
+        return self.cvae
+
+    @property
+    def count(self) -> int:
+        """Algorithm 1's counter: which of the six kinds of step comes next."""
+        return self.steps % CYCLE
+
+    def _row(self, step: int) -> dict[str, float]:
+        return {"step": step, "count": step % CYCLE}
+
+    def _where(self, row: dict[str, float]) -> str:
+        return f"Algorithm 1 counter {int(row['count'])}"
 
     def set_losses(self, losses: LossConfig) -> None:
         """Trains on with other losses (weights, switches, choices), re-deriving what depends on them."""
@@ -93,12 +243,6 @@ class Trainer:
     # ------------------------------------------------------------------ helpers
     def _autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext()
-
-    def _update(self, opt: torch.optim.Optimizer, loss: Tensor) -> Tensor:
-        opt.zero_grad(set_to_none=True)  # parameters a loss does not touch keep grad None: Adam skips them
-        loss.backward()
-        opt.step()
-        return loss.detach()
 
     def _fake(self, x: Tensor, recon: Tensor | None = None) -> Tensor:
         """Images the critic sees as generated (LossConfig.fake_source), without gradient."""
@@ -118,10 +262,6 @@ class Trainer:
             loss, wasserstein = L.critic_loss(self.critic, x, fake, self.loss_cfg.gradient_penalty)
         log["critic"] = self._update(self.opt_critic, loss)
         log["wasserstein"] = wasserstein
-
-    def _recon_loss(self, x: Tensor, recon: Tensor) -> Tensor:
-        lc = self.loss_cfg
-        return L.reconstruction_loss(x, recon, lc.ssim if lc.on("ssim") else 0.0, lc.l1 if lc.on("l1") else 0.0)
 
     def _latent_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         with self._autocast():
@@ -190,11 +330,7 @@ class Trainer:
                 log["generator"] = self._update(
                     self.opt_cvae, lc.adversarial * L.generator_loss(self.critic, fake).float()
                 )
-        self._pending.append((self.steps, self.count, log))
-        self.count = (self.count + 1) % CYCLE
-        self.steps += 1
-        if self.steps % FINITE_CHECK_EVERY == 0:
-            self._flush()
+        self._log(log)
         return log
 
     def _fake_with_grad(self, x: Tensor) -> Tensor:
@@ -205,89 +341,3 @@ class Trainer:
             )
             return self.cvae.decoder(z)
         return self.cvae(x)["recon"]
-
-    # ----------------------------------------------------------------- history
-    def _flush(self) -> None:
-        """Moves pending losses to the host (one synchronisation) and stops on NaN/inf."""
-        for step, count, log in self._pending:
-            row = {"step": step, "count": count, **{k: float(v) for k, v in log.items()}}
-            bad = [k for k, v in row.items() if not math.isfinite(v)]
-            if bad:
-                self._pending = []
-                raise NonFiniteLossError(
-                    f"loss {bad[0]!r} became {row[bad[0]]} at step {step} (Algorithm 1 counter {count})"
-                )
-            self.history.append(row)
-        self._pending = []
-
-    def history_frame(self) -> pd.DataFrame:
-        self._flush()
-        return pd.DataFrame(self.history)
-
-    def fit(
-        self, images: Tensor, epochs: int | None = None, progress: bool = True, resume: str | os.PathLike | None = None
-    ) -> pd.DataFrame:
-        """Runs `epochs` (default: the config's) over `images` (N, C, 32, 32), uint8 or float in
-        [0, 1], shuffled by the config's seed; the last incomplete batch is dropped.
-
-        With `resume`, the whole training state is saved to that file after every epoch, and a
-        run stopped midway continues from its last finished epoch with the same result."""
-        epochs = self.cfg.epochs if epochs is None else epochs
-        bs = min(self.cfg.batch_size, len(images))
-        if bs < 2:
-            raise ValueError(f"need at least 2 training images, got {len(images)}")
-        generator = torch.Generator().manual_seed(self.cfg.seed)
-        start = self._load_resume(Path(resume), generator) if resume is not None and Path(resume).exists() else 0
-        data = images.to(self.device)
-        n_batches = len(images) // bs
-        bar = tqdm(
-            total=epochs * n_batches, initial=start * n_batches, disable=not progress, desc="train", unit="batch"
-        )
-        for epoch in range(start, epochs):
-            order = torch.randperm(len(images), generator=generator).to(self.device)
-            for b in range(n_batches):
-                log = self.step(data[order[b * bs : (b + 1) * bs]])
-                if "recon" in log and b % 10 == 0:
-                    bar.set_postfix(epoch=epoch, recon=f"{float(log['recon']):.3f}")
-                bar.update()
-            self._flush()
-            if resume is not None:
-                self._save_resume(Path(resume), epoch + 1, generator)
-        bar.close()
-        return self.history_frame()
-
-    # ------------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict[str, dict]:
-        return {"cvae": self.cvae.state_dict(), "critic": self.critic.state_dict()}
-
-    def load_state_dict(self, state: dict[str, dict]) -> None:
-        self.cvae.load_state_dict(state["cvae"])
-        self.critic.load_state_dict(state["critic"])
-
-    def _save_resume(self, path: Path, epoch: int, generator: torch.Generator) -> None:
-        state = {
-            **self.state_dict(),
-            "opt_cvae": self.opt_cvae.state_dict(),
-            "opt_critic": self.opt_critic.state_dict(),
-            "epoch": epoch,
-            "count": self.count,
-            "steps": self.steps,
-            "history": self.history,
-            "batch_order_rng": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-        }
-        if self.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        save_torch(state, path)  # a kill mid-save leaves the previous epoch's state intact
-
-    def _load_resume(self, path: Path, generator: torch.Generator) -> int:
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        self.load_state_dict(state)
-        self.opt_cvae.load_state_dict(state["opt_cvae"])
-        self.opt_critic.load_state_dict(state["opt_critic"])
-        self.count, self.steps, self.history = state["count"], state["steps"], list(state["history"])
-        generator.set_state(state["batch_order_rng"])
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
-        return int(state["epoch"])
