@@ -1,9 +1,10 @@
-"""Run an ablation grid: every (row, seed) as papermill executing the run notebook.
+"""Run an ablation grid: every (row, varied settings' cell, seed) as papermill executing the run notebook.
 
-Each run leaves its lab record in `<out>/<grid>/<preset>/<row>/seed<k>/` (the files of
-`cvgad.runs`). A run counts as finished only when its metrics are valid and its params match the
-run asked for, so a killed grid resumes where it stopped and a changed preset is rerun rather
-than silently reused. Paths are recorded as given (relative to the working directory), never
+Each run leaves its lab record in `<out>/<grid>/<preset>/<row>/seed<k>/`, or
+`<row>/<setting>-<value>/seed<k>/` when the grid varies settings (the files of `cvgad.runs`).
+A run counts as finished only when its metrics are valid and its params match the run asked
+for, so a killed grid resumes where it stopped and a changed preset is rerun rather than
+silently reused. Paths are recorded as given (relative to the working directory), never
 made absolute, so the records can be committed and moved.
 
 Runs go to local worker processes (`jobs`; a `ProcessPoolExecutor`, because it needs nothing
@@ -28,14 +29,14 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from cvgad import runs
-from cvgad.grid import Grid, load_grid
+from cvgad.grid import Grid, cells, load_grid
 from cvgad.params import PLACE, RunParams, defaults
 
 RUN_NOTEBOOK = Path("notebooks") / "run.ipynb"
@@ -63,15 +64,23 @@ def require_extras(scheduler: str | None) -> None:
         raise ImportError(f"cvgad ablate needs {', '.join(missing)}: pip install 'cvgad[ablation]'")
 
 
+def run_name(row: str, cell: dict[str, Any], seed: int) -> str:
+    """How the messages name a run, e.g. "all seed 0" or "ae anomaly_class=3 seed 0"."""
+    return " ".join([row, *(f"{key}={value}" for key, value in cell.items()), f"seed {seed}"])
+
+
 @dataclass(frozen=True)
 class RunSpec:
-    """One (row, seed) of a grid: where it runs to and every parameter the notebook gets."""
+    """One (row, cell, seed) of a grid: where it runs to and every parameter the notebook gets.
+
+    `cell` holds the values of the settings the grid varies (also in `params`); empty when none."""
 
     row: str
     label: str
     seed: int
     run_dir: str
     params: dict[str, Any]
+    cell: dict[str, Any] = field(default_factory=dict)
 
     def identity(self) -> dict[str, Any]:
         return identity(self.params)
@@ -96,9 +105,10 @@ class RunOutcome:
     auc: float | None = None
     f1_best: float | None = None
     error: str | None = None
+    cell: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
-        head = f"{self.row} seed {self.seed}"
+        head = run_name(self.row, self.cell, self.seed)
         if self.status == "failed":
             return f"{head}: FAILED {self.error} (see {self.run_dir}/error.txt)"
         return f"{head}: AUC {self.auc:.3f}  F1(best) {self.f1_best:.3f}  [{self.status}, {self.wall_seconds:.0f} s]"
@@ -116,18 +126,21 @@ def plan_runs(
     seeds: list[int] | None = None,
     place: dict[str, Any] | None = None,
 ) -> list[RunSpec]:
-    """The runs of `grid` under `preset`, row by row; `rows`/`seeds` pick a subset, `place` sets device/data_root."""
-    settings, preset_seeds = grid.resolve(preset)
-    settings |= {k: v for k, v in (place or {}).items() if v is not None}
+    """The runs of `grid` under `preset`, by row, cell and seed; `rows`/`seeds` pick a subset, `place`
+    sets device/data_root."""
+    _, preset_seeds = grid.resolve(preset)
+    where = {k: v for k, v in (place or {}).items() if v is not None}
     root = preset_dir(out, grid, preset)
     specs = []
     for row in [grid.row(r) for r in rows] if rows else grid.rows:
-        for seed in preset_seeds if seeds is None else seeds:
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise ValueError(f"seed {seed!r} is not valid; seeds are integers >= 0")
-            run_dir = runs.seed_dir(root, row.id, seed)
-            params = settings | {"seed": seed, "disabled": list(row.disabled), "out_dir": str(run_dir)}
-            specs.append(RunSpec(row=row.id, label=row.label, seed=seed, run_dir=str(run_dir), params=params))
+        for cell in cells(grid.vary_for(preset)):
+            settings = grid.run_settings(preset, row, cell) | where
+            for seed in preset_seeds if seeds is None else seeds:
+                if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                    raise ValueError(f"seed {seed!r} is not valid; seeds are integers >= 0")
+                run_dir = str(runs.seed_dir(root, row.id, seed, cell))
+                params = settings | {"seed": seed, "disabled": list(row.disabled), "out_dir": run_dir}
+                specs.append(RunSpec(row.id, row.label, seed, run_dir, params, cell))
     return specs
 
 
@@ -233,7 +246,13 @@ def execute_run(spec: RunSpec, notebook: str, threads: int | None = None) -> Run
     except Exception as error:
         runs.write_error(spec.run_dir, re.sub(r"\x1b\[[0-9;]*m", "", "".join(traceback.format_exception(error))))
         return RunOutcome(
-            spec.row, spec.seed, "failed", spec.run_dir, time.perf_counter() - start, error=_error_line(error)
+            spec.row,
+            spec.seed,
+            "failed",
+            spec.run_dir,
+            time.perf_counter() - start,
+            error=_error_line(error),
+            cell=spec.cell,
         )
     return RunOutcome(
         spec.row,
@@ -243,12 +262,15 @@ def execute_run(spec: RunSpec, notebook: str, threads: int | None = None) -> Run
         time.perf_counter() - start,
         auc=metrics["auc"],
         f1_best=metrics["f1_best"],
+        cell=spec.cell,
     )
 
 
 def _lost(spec: RunSpec, error: BaseException) -> RunOutcome:
     """A run whose worker died: nothing was recorded in its folder beyond what it wrote itself."""
-    return RunOutcome(spec.row, spec.seed, "failed", spec.run_dir, error=f"worker lost: {_error_line(error)}")
+    return RunOutcome(
+        spec.row, spec.seed, "failed", spec.run_dir, error=f"worker lost: {_error_line(error)}", cell=spec.cell
+    )
 
 
 def _stop_children() -> None:
@@ -277,7 +299,7 @@ def _execute(todo: list[RunSpec], notebook: str, jobs: int, scheduler: str | Non
                     spec,
                     notebook,
                     pure=False,
-                    key=f"cvgad-{spec.row}-seed{spec.seed}-{uuid.uuid4().hex[:8]}",
+                    key=f"cvgad-{run_name(spec.row, spec.cell, spec.seed)}-{uuid.uuid4().hex[:8]}",
                 ): spec
                 for spec in todo
             }
@@ -350,6 +372,7 @@ def run_grid(
                     float(metrics.get("wall_seconds", 0.0)),
                     metrics["auc"],
                     metrics["f1_best"],
+                    cell=spec.cell,
                 )
             )
     began = time.time()
@@ -368,8 +391,8 @@ def run_grid(
         except KeyboardInterrupt:
             if not scheduler:
                 _stop_children()
-            ended = {(o.row, o.seed) for o in outcomes}
-            left = [s for s in todo if (s.row, s.seed) not in ended]
+            ended = {o.run_dir for o in outcomes}
+            left = [s for s in todo if s.run_dir not in ended]
             stopped = sum(runs.begun_since(s.run_dir, began) for s in left)
             raise Interrupted(outcomes, stopped, len(left) - stopped) from None
     return outcomes

@@ -112,10 +112,11 @@ def _ablate(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from cvgad.report import write_report
 
-    write_report(args.results, args.out, args.paper)
-    out = args.out or args.results
-    print(f"wrote {out}/runs.csv, table1.csv, table1.md, table1.png")
-    print((Path(out) / "table1.md").read_text())
+    written = write_report(args.results, args.out, args.paper)
+    print(f"wrote {written[0].parent}/" + ", ".join(path.name for path in written))
+    for path in written:
+        if path.suffix == ".md":
+            print(path.read_text())
     return OK
 
 
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab = sub.add_parser(
         "ablate",
         help="run an ablation grid (e.g. Table 1) with papermill; resumable",
-        description="Run every (row, seed) of an ablation grid as a papermill notebook. Rerun the "
+        description="Run every (row, varied setting, seed) of an ablation grid as a papermill notebook. Rerun the "
         "same command to resume: finished runs are kept. Needs the 'ablation' extra.",
     )
     ab.add_argument("grid", type=Path, help="grid YAML, e.g. ablations/table1.yaml")
@@ -183,8 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser(
         "report",
-        help="aggregate an ablation grid into Table 1",
-        description="Aggregate finished ablation runs: CSV, Markdown table, bar chart.",
+        help="aggregate an ablation grid into Table 1 (and per varied setting, e.g. per class)",
+        description="Aggregate finished ablation runs: CSV, Markdown table, bar chart; for a grid with `vary`, "
+        "also per cell (e.g. per anomaly class, as the paper's Figs. 2 and 3).",
     )
     rep.add_argument("results", type=Path, help="a preset's results folder, e.g. ablations/results/table1/cpu")
     rep.add_argument("--out", type=Path, help="where to write the report (default: the results folder)")

@@ -1,15 +1,21 @@
 """Ablation grids: which runs an ablation is made of, read from YAML and validated.
 
-A grid (e.g. `ablations/table1.yaml`) lists rows (which losses to switch off), seeds, the
-settings every run shares, and presets that override those settings for a scale (`ci`, `cpu`,
-`paper`). Bad input fails here, before any run starts, with the bad value and the valid ones.
+A grid (e.g. `ablations/table1.yaml`) lists rows (which losses to switch off, and any settings
+of their own, e.g. `model: ae`), seeds, the settings every run shares, presets that override
+those settings for a scale (`ci`, `cpu`, `paper`) and, optionally, `vary`: settings each run
+over a list of values (e.g. `vary: {anomaly_class: [0, 1, 2]}`), crossed with the rows and the
+seeds. A run's settings are, each overriding the one before: the defaults, the grid's settings,
+the preset's, then the row's own and its cell's `vary` values (a setting may not be both in a
+row and in `vary`); so a row's settings win over the preset's. A preset's `vary` replaces the
+grid's. Bad input fails here, before any run starts, with the bad value and the valid ones.
 `cvgad.ablation` turns a grid into runs and executes them.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +28,9 @@ from cvgad.params import ParamType, RunParams, defaults, param_types
 #: Settings a grid may give: every run parameter but `seed` and `disabled` (those come from
 #: the seeds and the rows), with the types its annotation allows.
 SETTINGS: dict[str, ParamType] = {name: t for name, t in param_types().items() if name not in ("seed", "disabled")}
-GRID_KEYS = ("name", "description", "paper", "seeds", "rows", "presets")
-PRESET_KEYS = ("description", "seeds")
+GRID_KEYS = ("name", "description", "paper", "seeds", "rows", "presets", "vary")
+PRESET_KEYS = ("description", "seeds", "vary")
+#: A row's own keys; it may also give any of the `SETTINGS`.
 ROW_KEYS = ("id", "label", "disabled")
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -92,13 +99,40 @@ def check_settings(where: str, settings: dict[str, Any]) -> None:
         raise ValueError(f"{where}: {error}") from None
 
 
+def _check_vary(where: str, vary: Any) -> None:
+    """`vary` must be {setting: non-empty list of distinct valid values, each fit to name a folder}."""
+    if not isinstance(vary, dict):
+        _fail(
+            f"{where}: vary={vary!r} is not valid; give a mapping of settings to lists, e.g. {{anomaly_class: [0, 1]}}"
+        )
+    _check_keys(f"{where}: vary", vary, list(SETTINGS))
+    for name, values in vary.items():
+        if not isinstance(values, list) or not values:
+            _fail(f"{where}: vary {name}={values!r} is not valid; give a non-empty list of values")
+        for value in values:
+            _check_setting(f"{where}: vary", name, value)
+            if not _ID.match(str(value)):
+                _fail(
+                    f"{where}: vary {name}={value!r} is not valid; it names a folder (letters, digits, '_', '.', '-')"
+                )
+        if len(set(map(str, values))) != len(values):
+            _fail(f"{where}: vary {name}={values} repeats a value; each value must appear once")
+
+
+def cells(vary: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the `vary` values, the first setting slowest: [{}] when nothing varies."""
+    return [dict(zip(vary, values, strict=True)) for values in itertools.product(*vary.values())]
+
+
 @dataclass(frozen=True)
 class Row:
-    """One row of an ablation table: an id (its folder name), a label, the losses it switches off."""
+    """One row of an ablation table: an id (its folder name), a label, the losses it switches off
+    and the settings it gives its runs (over the grid's and the preset's)."""
 
     id: str
     label: str
     disabled: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID.match(self.id):
@@ -112,11 +146,16 @@ class Row:
         if len(set(self.disabled)) != len(self.disabled):
             _fail(f"row {self.id}: disabled={list(self.disabled)} names a loss twice")
         object.__setattr__(self, "disabled", tuple(self.disabled))
+        if not isinstance(self.settings, dict):
+            _fail(f"row {self.id}: settings={self.settings!r} is not valid; give a mapping of settings")
+        _check_keys(f"row {self.id}", self.settings, list(SETTINGS))
+        for name, value in self.settings.items():
+            _check_setting(f"row {self.id}", name, value)
 
 
 @dataclass(frozen=True)
 class Grid:
-    """A validated ablation grid: rows x seeds, shared settings, presets and the paper's values."""
+    """A validated ablation grid: rows x `vary` cells x seeds, shared settings, presets and the paper's values."""
 
     name: str
     rows: tuple[Row, ...]
@@ -126,6 +165,8 @@ class Grid:
     description: str = ""
     #: The paper's values by row id, e.g. {"all": {"auc": 0.853, "f1": 0.845}}; may be empty.
     paper: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Settings each run over a list of values, e.g. {"anomaly_class": [0, 1, 2]}; may be empty.
+    vary: dict[str, list[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _ID.match(self.name):
@@ -137,11 +178,15 @@ class Grid:
             _fail(f"grid {self.name}: row ids {ids} repeat an id; each id must be unique")
         _check_seeds(f"grid {self.name}", self.seeds)
         check_settings(f"grid {self.name}", self.settings)
+        _check_vary(f"grid {self.name}", self.vary)
         for preset, overrides in self.presets.items():
             if not isinstance(overrides, dict):
                 _fail(f"grid {self.name}: preset {preset!r} must be a mapping of settings, got {overrides!r}")
             _check_keys(f"preset {preset}", overrides, list(SETTINGS) + list(PRESET_KEYS))
-            self.resolve(preset)
+            _check_vary(f"preset {preset}", self.vary_for(preset))
+        run_at: list[str | None] = [*self.presets] or [None]  # a grid with presets runs only at one
+        for name in run_at:
+            self._check_runs(name)
         unknown = sorted(set(self.paper) - set(ids))
         if unknown:
             _fail(f"grid {self.name}: paper values for unknown row(s) {unknown}; rows are {_valid(ids)}")
@@ -162,9 +207,32 @@ class Grid:
         overrides = dict(self.presets.get(preset, {}) if preset else {})
         seeds = _check_seeds(f"preset {preset}", overrides.pop("seeds", self.seeds))
         overrides.pop("description", None)
+        overrides.pop("vary", None)
         merged = self.settings | overrides
         check_settings(f"preset {preset}", merged)
         return {name: value for name, value in defaults().items() if name in SETTINGS} | merged, seeds
+
+    def vary_for(self, preset: str | None) -> dict[str, list[Any]]:
+        """The settings `preset` varies: its own `vary`, else the grid's."""
+        return self.presets.get(preset, {}).get("vary", self.vary) if preset else self.vary
+
+    def run_settings(self, preset: str | None, row: Row, cell: Mapping[str, Any]) -> dict[str, Any]:
+        """Every setting of `row`'s runs in `cell` (one combination of `vary_for(preset)`)."""
+        return self.resolve(preset)[0] | row.settings | dict(cell)
+
+    def _check_runs(self, preset: str | None) -> None:
+        """Every row in every cell of `preset` is a valid run; no setting is both a row's and varied."""
+        vary = self.vary_for(preset)
+        for row in self.rows:
+            both = sorted(set(row.settings) & set(vary))
+            if both:
+                _fail(
+                    f"row {row.id}: {both} also in vary (preset {preset}); a setting is either varied or set by a row"
+                )
+            for cell in cells(vary):
+                check_settings(
+                    f"preset {preset}, row {row.id}, {_describe(cell)}", self.run_settings(preset, row, cell)
+                )
 
     def plan(self, preset: str | None, source: str) -> dict[str, Any]:
         """What `runs.write_plan` records beside a preset's results: the grid as it runs there."""
@@ -178,17 +246,21 @@ class Grid:
             "preset_description": self.presets.get(preset, {}).get("description", "") if preset else "",
             "settings": settings,
             "seeds": seeds,
+            "vary": self.vary_for(preset),
             "paper": paper,
             "paper_note": paper_note,
-            "rows": [{"id": r.id, "label": r.label, "disabled": list(r.disabled)} for r in self.rows],
+            "rows": [
+                {"id": r.id, "label": r.label, "disabled": list(r.disabled), "settings": r.settings} for r in self.rows
+            ],
         }
 
     def paper_for(self, preset: str | None) -> tuple[dict[str, dict[str, float]], str]:
         """The paper's values when `preset` runs the grid's own task (dataset, protocol, class); else none, and why."""
         settings, _ = self.resolve(preset)
         task = ("dataset", "protocol", "anomaly_class")
-        base = {key: self.settings.get(key, defaults()[key]) for key in task}
-        ours = {key: settings[key] for key in task}
+        vary = self.vary_for(preset)
+        base = {key: self.vary.get(key, self.settings.get(key, defaults()[key])) for key in task}
+        ours = {key: vary.get(key, settings[key]) for key in task}
         if ours == base:
             return self.paper, ""
         return (
@@ -222,13 +294,20 @@ def load_grid(path: str | Path) -> Grid:
         if key not in data:
             _fail(f"{path}: missing required key {key!r}")
     if not isinstance(data["rows"], list):
-        _fail(f"{path}: rows must be a list of {{id, label, disabled}} mappings")
+        _fail(f"{path}: rows must be a list of {{id, label, disabled, settings...}} mappings")
     rows = []
     for entry in data["rows"]:
         if not isinstance(entry, dict) or "id" not in entry:
-            _fail(f"{path}: row {entry!r} is not valid; give a mapping with keys {_valid(ROW_KEYS)}")
-        _check_keys(f"row {entry['id']}", entry, ROW_KEYS)
-        rows.append(Row(id=entry["id"], label=entry.get("label", entry["id"]), disabled=entry.get("disabled") or ()))
+            _fail(f"{path}: row {entry!r} is not valid; give a mapping with keys {_valid(ROW_KEYS)} and settings")
+        _check_keys(f"row {entry['id']}", entry, [*ROW_KEYS, *SETTINGS])
+        rows.append(
+            Row(
+                id=entry["id"],
+                label=entry.get("label", entry["id"]),
+                disabled=entry.get("disabled") or (),
+                settings={key: value for key, value in entry.items() if key not in ROW_KEYS},
+            )
+        )
     paper = read_paper_csv(path.parent / data["paper"]) if data.get("paper") else {}
     settings = {key: data[key] for key in SETTINGS if key in data}
     return Grid(
@@ -239,4 +318,5 @@ def load_grid(path: str | Path) -> Grid:
         presets=data.get("presets") or {},
         description=str(data.get("description", "")),
         paper=paper,
+        vary=data.get("vary", {}),
     )

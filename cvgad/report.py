@@ -2,8 +2,15 @@
 
 `write_report("ablations/results/table1/cpu")` (the `cvgad report` command) reads every
 `<row>/seed<k>/` folder the runner left (and `plan.json`, for the row order, labels and the
-paper's values) and writes `runs.csv` (one line per run), `table1.csv` (one line per row),
-`table1.md` and `table1.png`.
+paper's values) and writes `runs.csv` (one line per run), `table1.csv` (one line per row,
+pooled over everything else), `table1.md` and `table1.png`.
+
+A grid that varies settings (`vary`, e.g. every anomaly class) has one column per varied
+setting in `runs.csv`, and the report adds, as the paper's Figs. 2 and 3 show them:
+`per_cell.csv` (`cell_table`: per cell and row), `mean_over_cells.csv` (`mean_over_cells`: per
+row, over seeds of the mean over the cells), `paired.csv` (`paired_differences`: per row against
+a reference row, paired over cell and seed), `per_cell.md` (the three as Markdown) and
+`per_cell.png` (`cell_bars`).
 
 The spread of a row is the sample standard deviation (ddof=1) of its seeds. Two rules, stated in
 the output too, decide what counts as a difference; they are rough screens, not significance tests:
@@ -14,12 +21,19 @@ and from the paper when |our mean - paper| > std_row (the paper reports a single
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-from cvgad.atomic import atomic_write
-from cvgad.grid import read_paper_csv
+from cvgad.atomic import atomic_write, atomic_write_text
+from cvgad.data import CLASS_NAMES
+from cvgad.grid import cells, read_paper_csv
 from cvgad.runs import read_plan, seed_dir, seeds_found
 from cvgad.runs import status as run_status
 
@@ -36,38 +50,49 @@ RULES = (
 
 
 def collect_runs(root: str | Path) -> pd.DataFrame:
-    """One line per run: planned (row, seed) pairs plus any other seed folders found, with status and metrics."""
+    """One line per run: planned (row, cell, seed) runs plus any other seed folders found, with status and
+    metrics; one column per varied setting (after `label`) when the grid varies settings."""
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"results folder {str(root)!r} does not exist; run `cvgad ablate` first")
     plan = read_plan(root)
+    vary = plan.get("vary") or {}
     lines = []
     for row in plan["rows"]:
-        for seed in sorted(seeds_found(root, row["id"]) | set(plan["seeds"])):
-            status, metrics, error = run_status(seed_dir(root, row["id"], seed))
-            lines.append(
-                {"row": row["id"], "label": row["label"], "seed": seed, "status": status, "error": error}
-                | {k: metrics.get(k) for k in (*METRICS, *COUNTS, "epochs", "device", "wall_seconds")}
-            )
+        for cell in cells(vary):
+            for seed in sorted(seeds_found(root, row["id"], cell) | set(plan["seeds"])):
+                status, metrics, error = run_status(seed_dir(root, row["id"], seed, cell))
+                lines.append(
+                    {"row": row["id"], "label": row["label"], **cell, "seed": seed, "status": status, "error": error}
+                    | {k: metrics.get(k) for k in (*METRICS, *COUNTS, "epochs", "device", "wall_seconds")}
+                )
     if not lines:
         raise ValueError(f"no runs found under {root}; expected <row>/seed<k>/ folders from `cvgad ablate`")
-    return pd.DataFrame(lines, columns=list(RUN_COLUMNS))
+    return pd.DataFrame(lines, columns=[*RUN_COLUMNS[:2], *vary, *RUN_COLUMNS[2:]])
+
+
+def _summarise(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of `keys` (in the order first seen): the label, n finished, not_ok, and the mean and
+    std (ddof=1) of each metric over the finished lines."""
+    by = [runs[key] for key in keys]
+    ok = runs["status"] == "ok"
+    table = pd.DataFrame({"label": runs["label"].groupby(by, sort=False, dropna=False).first()})
+    table["n"] = ok.groupby(by, sort=False, dropna=False).sum().astype(int)
+    table["not_ok"] = (~ok).groupby(by, sort=False, dropna=False).sum().astype(int)
+    for metric in METRICS:
+        values = pd.to_numeric(runs[metric], errors="coerce").where(ok).groupby(by, sort=False, dropna=False)
+        table[f"{metric}_mean"] = values.mean()
+        table[f"{metric}_std"] = values.std(ddof=1)
+    return table
 
 
 def aggregate(
     runs: pd.DataFrame, paper: dict[str, dict[str, float]] | None = None, reference: str = "all"
 ) -> pd.DataFrame:
-    """Per row: n, mean and std (ddof=1) of each metric over finished seeds, the paper and the differences."""
+    """Per row: n, mean and std (ddof=1) of each metric over finished runs, the paper and the differences."""
     paper = paper or {}
-    order = list(dict.fromkeys(runs["row"]))
-    ok = runs[runs["status"] == "ok"]
-    table = pd.DataFrame({"label": runs.groupby("row", sort=False)["label"].first()}).reindex(order)
-    table["n"] = ok.groupby("row")["seed"].count().reindex(order).fillna(0).astype(int)
-    table["not_ok"] = (runs["status"] != "ok").groupby(runs["row"]).sum().reindex(order).astype(int)
-    for metric in METRICS:
-        values = pd.to_numeric(ok[metric], errors="coerce").groupby(ok["row"])
-        table[f"{metric}_mean"] = values.mean().reindex(order)
-        table[f"{metric}_std"] = values.std(ddof=1).reindex(order)
+    table = _summarise(runs, ["row"])
+    order = list(table.index)
     for metric, name in PAPER_NAMES.items():
         table[f"{metric}_paper"] = [paper.get(row, {}).get(name, math.nan) for row in order]
         table[f"{metric}_vs_paper"] = table[f"{metric}_mean"] - table[f"{metric}_paper"]
@@ -153,23 +178,47 @@ def results_table(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def markdown(table: pd.DataFrame, runs: pd.DataFrame, plan: dict, reference: str = "all") -> str:
-    """Table 1 as Markdown: our mean ± std (n), the paper and the difference, then the statements."""
+def _grid_line(plan: dict) -> str:
+    """The grid, the preset and the settings every run shares, as a Markdown sentence."""
     settings = ", ".join(f"{k}={v}" for k, v in plan.get("settings", {}).items() if k not in ("device", "data_root"))
     preset = f"preset `{plan.get('preset')}`" + (
         f" ({plan['preset_description']})" if plan.get("preset_description") else ""
     )
-    lines = [
-        f"# {plan.get('description') or 'Ablation'}",
-        "",
-        f"Grid `{plan.get('grid', '?')}`, {preset}: {settings}.",
-        "",
+    return f"Grid `{plan.get('grid', '?')}`, {preset}: {settings}."
+
+
+def _runs_line(runs: pd.DataFrame) -> str:
+    return (
+        f"Runs: {(runs.status == 'ok').sum()} finished, {(runs.status == 'failed').sum()} failed, "
+        f"{runs.status.isin(['unfinished', 'missing']).sum()} unfinished or missing."
+    )
+
+
+def _failed_lines(runs: pd.DataFrame, vary: Sequence[str] = ()) -> list[str]:
+    failed = runs[runs.status == "failed"]
+    if not len(failed):
+        return []
+    named = [
+        " ".join([f"`{r['row']}`", *(f"{k}={r[k]}" for k in vary), f"seed {r['seed']}"]) for _, r in failed.iterrows()
     ]
+    return ["", "## Failed runs", ""] + [
+        f"- {name}: {error}" for name, error in zip(named, failed["error"], strict=True)
+    ]
+
+
+def markdown(table: pd.DataFrame, runs: pd.DataFrame, plan: dict, reference: str = "all") -> str:
+    """Table 1 as Markdown: our mean ± std (n), the paper and the difference, then the statements."""
+    lines = [f"# {plan.get('description') or 'Ablation'}", "", _grid_line(plan), ""]
+    if plan.get("vary"):
+        lines += [
+            f"Pooled over the varied settings ({', '.join(plan['vary'])}) and the seeds: n counts runs and the "
+            "spread mixes both; `per_cell.md` shows them apart.",
+            "",
+        ]
     if plan.get("paper_note"):
         lines += [plan["paper_note"], ""]
     lines += [
-        f"Runs: {(runs.status == 'ok').sum()} finished, {(runs.status == 'failed').sum()} failed, "
-        f"{runs.status.isin(['unfinished', 'missing']).sum()} unfinished or missing.",
+        _runs_line(runs),
         "",
         "| row | " + " | ".join(TABLE_COLUMNS) + " |",
         "|---" * (1 + len(TABLE_COLUMNS)) + "|",
@@ -189,9 +238,7 @@ def markdown(table: pd.DataFrame, runs: pd.DataFrame, plan: dict, reference: str
         ]
     lines += ["", "## Which differences exceed the spread", "", RULES.format(ref=reference), ""]
     lines += [f"- {s}" for s in statements(table, reference)]
-    failed = runs[runs.status == "failed"]
-    if len(failed):
-        lines += ["", "## Failed runs", ""] + [f"- `{r.row}` seed {r.seed}: {r.error}" for r in failed.itertuples()]
+    lines += _failed_lines(runs, list(plan.get("vary") or {}))
     return "\n".join(lines) + "\n"
 
 
@@ -296,6 +343,211 @@ def _order_against_paper(with_paper: pd.DataFrame, reference: str) -> list[str]:
     return lines
 
 
+# ------------------------------------------------ grids that vary settings (the paper's Figs. 2 and 3)
+#: Varied settings whose values are classes, shown by name where the dataset has names.
+CLASS_KEYS = ("anomaly_class", "normal_class")
+#: The columns of the per-cell and mean-over-cells tables as `cell_markdown` shows them.
+CELL_COLUMNS = (
+    "n",
+    "AUC (chance 0.5)",
+    "F1, best threshold (oracle: picked on the test set)",
+    "F1 at validation threshold",
+    "F1 floor 2p/(1+p)",
+)
+
+
+def value_name(key: str, value: Any, dataset: str | None) -> str:
+    """A varied setting's value as shown: a class by its name where the dataset has names ("deer"), else the value."""
+    names = CLASS_NAMES.get(dataset or "")
+    if key in CLASS_KEYS and names and isinstance(value, numbers.Integral) and 0 <= int(value) < len(names):
+        return names[int(value)]
+    return str(value)
+
+
+def settings_name(vary: Sequence[str]) -> str:
+    """The varied settings as words, e.g. "anomaly class"."""
+    return ", ".join(key.replace("_", " ") for key in vary)
+
+
+def cell_name(cell: dict[str, Any], dataset: str | None, with_values: bool = False) -> str:
+    """A cell (the values of the varied settings) as shown, e.g. "deer" (or "4 (deer)" `with_values`) or "1, 32"."""
+    shown = []
+    for key, value in cell.items():
+        name = value_name(key, value, cell.get("dataset", dataset))
+        shown.append(f"{value} ({name})" if with_values and name != str(value) else name)
+    return ", ".join(shown)
+
+
+def _by_cell(runs: pd.DataFrame, vary: Sequence[str]) -> pd.DataFrame:
+    """`runs` with the lines of each cell together, cells in the order first seen, rows in theirs within."""
+    codes, _ = pd.factorize(pd.Series(list(zip(*(runs[key] for key in vary), strict=True)), dtype=object))
+    return runs.iloc[np.argsort(codes, kind="stable")]
+
+
+def cell_table(runs: pd.DataFrame, vary: Sequence[str]) -> pd.DataFrame:
+    """Per cell of the varied settings and row (`collect_runs`' lines): n finished, not_ok, and the mean
+    and std (ddof=1) over seeds of each metric; one column per varied setting, then row and label."""
+    return _summarise(_by_cell(runs, vary), [*vary, "row"]).reset_index()
+
+
+def mean_over_cells(runs: pd.DataFrame, vary: Sequence[str]) -> pd.DataFrame:
+    """Per row: mean and std (ddof=1) over seeds of each seed's mean over the cells (how many: `cells`).
+    Only seeds with every cell finished count (n); a mean over fewer cells would not be comparable."""
+    n_cells = len(runs[list(vary)].drop_duplicates())
+    by = [runs["row"], runs["seed"]]
+    ok = runs["status"] == "ok"
+    per_seed = pd.DataFrame({"label": runs["label"].groupby(by, sort=False).first()})
+    per_seed["status"] = np.where(ok.groupby(by, sort=False).sum() == n_cells, "ok", "incomplete")
+    for metric in METRICS:
+        per_seed[metric] = pd.to_numeric(runs[metric], errors="coerce").groupby(by, sort=False).mean()
+    return _summarise(per_seed.reset_index(), ["row"]).assign(cells=n_cells).reset_index()
+
+
+def _reference(runs: pd.DataFrame, reference: str | None) -> str:
+    """The row the others are paired with: `reference`, else the first row (e.g. the method itself)."""
+    return reference or str(runs["row"].iloc[0])
+
+
+def paired_differences(
+    runs: pd.DataFrame, vary: Sequence[str], reference: str | None = None, metric: str = "auc"
+) -> pd.DataFrame:
+    """Per row but `reference` (default: the first row): its `metric` minus the reference's in the same
+    cell and seed, over the pairs where both finished: how many pairs, the mean and std of the
+    differences, and in how many the row is ahead."""
+    reference = _reference(runs, reference)
+    ok = runs[runs["status"] == "ok"]
+    values = pd.to_numeric(ok[metric], errors="coerce").set_axis(pd.MultiIndex.from_frame(ok[[*vary, "seed"]]))
+    ref = values[(ok["row"] == reference).to_numpy()]
+    lines = []
+    for row, label in runs.groupby("row", sort=False)["label"].first().items():
+        if row == reference:
+            continue
+        diff = (values[(ok["row"] == row).to_numpy()] - ref).dropna()
+        lines.append(
+            {
+                "row": row,
+                "label": label,
+                "reference": reference,
+                "pairs": len(diff),
+                f"{metric}_diff_mean": diff.mean(),
+                f"{metric}_diff_std": diff.std(ddof=1),
+                "ahead": int((diff > 0).sum()),
+            }
+        )
+    return pd.DataFrame(
+        lines, columns=["row", "label", "reference", "pairs", f"{metric}_diff_mean", f"{metric}_diff_std", "ahead"]
+    )
+
+
+def _summary_cells(r: Any) -> list[str]:
+    """One line of `_summarise` as the text of `CELL_COLUMNS`."""
+    return [
+        str(r.n),
+        _fmt(r.auc_mean, r.auc_std, r.n),
+        _fmt(r.f1_best_mean, r.f1_best_std, r.n),
+        _fmt(r.f1_val_mean, r.f1_val_std, r.n),
+        _num(r.f1_floor_mean),
+    ]
+
+
+def _md_table(header: Sequence[str], lines: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"] + ["| " + " | ".join(x) + " |" for x in lines]
+
+
+def cell_markdown(runs: pd.DataFrame, plan: dict, reference: str | None = None) -> str:
+    """The per-cell report as Markdown: the mean over the cells per row, the paired differences to
+    `reference` (default: the first row), and the table per cell and row."""
+    vary = list(plan["vary"])
+    dataset = plan.get("settings", {}).get("dataset")
+    shown = settings_name(vary)
+    reference = _reference(runs, reference)
+    over, pairs = mean_over_cells(runs, vary), paired_differences(runs, vary, reference)
+    varied = "; ".join(f"{k} over {', '.join(map(str, values))}" for k, values in plan["vary"].items())
+    lines = [
+        f"# {plan.get('description') or 'Ablation'}: per {shown}",
+        "",
+        _grid_line(plan),
+        "",
+        f"Varied: {varied}. {_runs_line(runs)}",
+        "",
+        f"## Mean over the {int(over['cells'].iloc[0])} cells ({shown})",
+        "",
+        "Per seed, the mean over every cell; then mean ± sample std over the seeds (n) that have every cell finished.",
+        "",
+        *_md_table(["row", *CELL_COLUMNS], [[f"{r.label} (`{r.row}`)", *_summary_cells(r)] for r in over.itertuples()]),
+        "",
+        f"## AUC paired with `{reference}`",
+        "",
+        f"Each row's AUC minus `{reference}`'s in the same cell and seed, over the pairs where both finished "
+        "(mean ± sample std), and in how many pairs the row is ahead.",
+        "",
+        *_md_table(
+            ["row", "pairs", f"Δ AUC vs `{reference}`", "ahead"],
+            [
+                [f"{r.label} (`{r.row}`)", str(r.pairs), _fmt(r.auc_diff_mean, r.auc_diff_std, r.pairs), str(r.ahead)]
+                for r in pairs.itertuples()
+            ],
+        ),
+        "",
+        f"## Per {shown}",
+        "",
+        *_md_table(
+            [shown, "row", *CELL_COLUMNS],
+            [
+                [
+                    cell_name({k: getattr(r, k) for k in vary}, dataset, with_values=True),
+                    f"`{r.row}`",
+                    *_summary_cells(r),
+                ]
+                for r in cell_table(runs, vary).itertuples()
+            ],
+        ),
+        "",
+        "Values are mean ± sample std over seeds. The best-threshold F1 is an oracle: its threshold is chosen "
+        "on the test set. F1 at the validation threshold uses a threshold fixed on normal validation images; "
+        "the F1 floor is the F1 of flagging every test image as anomalous.",
+    ]
+    lines += _failed_lines(runs, vary)
+    return "\n".join(lines) + "\n"
+
+
+def cell_bars(runs: pd.DataFrame, vary: Sequence[str], dataset: str | None = None, ax: Axes | None = None) -> Figure:
+    """The paper's Figs. 2 and 3: per cell of the varied settings (x; classes by name where `dataset`
+    has names), one bar per row, the AUC's mean ± std over seeds, and chance (AUC 0.5) dashed.
+    Draws into `ax`, else into a new pyplot figure in the house style."""
+    import seaborn as sns
+
+    from cvgad import plots
+
+    if ax is None:
+        _, ax = plots.new_figure((plots.WIDTH, 3.6))
+    ordered = _by_cell(runs, vary)
+    names = [
+        cell_name(dict(zip(vary, values, strict=True)), dataset)
+        for values in zip(*(ordered[k] for k in vary), strict=True)
+    ]
+    shown = ordered.assign(cell=names, auc=pd.to_numeric(ordered["auc"], errors="coerce"))
+    sns.barplot(
+        shown[shown["status"] == "ok"],
+        x="cell",
+        y="auc",
+        hue="label",
+        order=list(dict.fromkeys(names)),
+        hue_order=list(dict.fromkeys(runs["label"])),
+        errorbar="sd",
+        err_kws={"linewidth": 1},
+        capsize=0.2,
+        ax=ax,
+    )
+    ax.axhline(0.5, color="0.3", ls="--", lw=1, label="chance (AUC 0.5)")
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=min(len(labels), 5), frameon=False)
+    ax.set(xlabel=settings_name(vary), ylabel="AUC (mean ± std over seeds)", ylim=(0, 1.05))
+    if max(map(len, names), default=0) > 3:
+        ax.tick_params(axis="x", labelrotation=30)
+    return plots.root_figure(ax)
+
+
 def styled(frame: pd.DataFrame, precision: int = 3):
     """`frame` as the book shows tables: floats to `precision` decimals, integers as integers and
     "–" where a value is missing (a pandas Styler, shown as HTML)."""
@@ -322,8 +574,6 @@ def bar_chart(table: pd.DataFrame, path: str | Path, title: str) -> None:
     """Our mean ± std beside the paper's value, per row, for AUC and best-threshold F1, with the
     chance level (AUC 0.5) and the F1 floor (`cvgad.plots.ablation_bars`, in the book's house
     style), saved to `path`. Drawn on a bare Figure: no pyplot backend is changed."""
-    from matplotlib.figure import Figure
-
     from cvgad import plots
 
     fig = Figure(figsize=(plots.WIDTH, 5.4), layout="constrained")
@@ -332,20 +582,49 @@ def bar_chart(table: pd.DataFrame, path: str | Path, title: str) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=plots.HOUSE["savefig.dpi"]))
 
 
-def write_report(root: str | Path, out: str | Path | None = None, paper_csv: str | Path | None = None) -> pd.DataFrame:
-    """Write runs.csv, table1.csv, table1.md and table1.png for the results under `root`; return the table."""
+def cell_chart(runs: pd.DataFrame, vary: Sequence[str], dataset: str | None, path: str | Path, title: str) -> None:
+    """`cell_bars` saved to `path`, drawn on a bare Figure: no pyplot backend is changed."""
+    from cvgad import plots
+
+    fig = Figure(figsize=(plots.WIDTH, 3.6), layout="constrained")
+    cell_bars(runs, vary, dataset, ax=fig.subplots())
+    fig.suptitle(title)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=plots.HOUSE["savefig.dpi"]))
+
+
+def _write_csv(path: Path, frame: pd.DataFrame, **options: Any) -> None:
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, **options))
+
+
+def write_report(root: str | Path, out: str | Path | None = None, paper_csv: str | Path | None = None) -> list[Path]:
+    """Write runs.csv, table1.csv, table1.md and table1.png for the results under `root` and, when the grid
+    varies settings, per_cell.csv, mean_over_cells.csv, paired.csv, per_cell.md and per_cell.png; return
+    the paths written."""
     root = Path(root)
     out = Path(out) if out else root
     runs, plan = collect_runs(root), read_plan(root)
     paper = read_paper_csv(paper_csv) if paper_csv else plan.get("paper", {})
     table = aggregate(runs, paper)
-    atomic_write(out / "runs.csv", lambda tmp: runs.to_csv(tmp, index=False))
-    atomic_write(out / "table1.csv", lambda tmp: table.to_csv(tmp, index=False, float_format="%.4f"))
-    atomic_write(out / "table1.md", lambda tmp: tmp.write_text(markdown(table, runs, plan)))
-    seeds = table["n"].max()
-    bar_chart(
-        table,
-        out / "table1.png",
-        f"{plan.get('grid', 'ablation')} / {plan.get('preset')}: ours (up to {seeds} seeds) beside the paper",
-    )
-    return table
+    _write_csv(out / "runs.csv", runs)
+    tables = {"table1.csv": table}
+    texts = {"table1.md": markdown(table, runs, plan)}
+    vary = list(plan.get("vary") or {})
+    if vary:
+        tables |= {
+            "per_cell.csv": cell_table(runs, vary),
+            "mean_over_cells.csv": mean_over_cells(runs, vary),
+            "paired.csv": paired_differences(runs, vary),
+        }
+        texts["per_cell.md"] = cell_markdown(runs, plan)
+    for name, frame in tables.items():
+        _write_csv(out / name, frame, float_format="%.4f")
+    for name, text in texts.items():
+        atomic_write_text(out / name, text)
+    grid = f"{plan.get('grid', 'ablation')} / {plan.get('preset')}"
+    bar_chart(table, out / "table1.png", f"{grid}: ours (up to {table['n'].max()} seeds) beside the paper")
+    charts = ["table1.png"]
+    if vary:
+        dataset = plan.get("settings", {}).get("dataset")
+        cell_chart(runs, vary, dataset, out / "per_cell.png", f"{grid}: AUC per {settings_name(vary)}")
+        charts.append("per_cell.png")
+    return [out / name for name in ("runs.csv", *tables, *texts, *charts)]

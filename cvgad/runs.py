@@ -8,13 +8,15 @@ written last and atomically: a folder with valid metrics is a finished run. Whil
 when the run failed, `error.txt`.
 
 A grid folder (`<out>/<grid>/<preset>/`) holds `plan.json` (the grid as run), `summary.json`
-(the outcomes so far) and one run folder per row and seed: `<row>/seed<k>/`.
+(the outcomes so far) and one run folder per row and seed: `<row>/seed<k>/`; when the grid
+varies settings, per row, cell and seed: `<row>/<setting>-<value>[/<setting2>-<value2>...]/seed<k>/`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,13 +101,18 @@ def write_evaluation(run_dir: PathLike, metrics: dict[str, Any]) -> Path:
 
 
 # ------------------------------------------------------- a run of a grid
-def seed_dir(root: PathLike, row: str, seed: int) -> Path:
-    return Path(root) / row / f"seed{seed}"
+def cell_dir(root: PathLike, row: str, cell: Mapping[str, Any] | None = None) -> Path:
+    """The folder of `row`'s runs in `cell` (the values of the varied settings, in the grid's order)."""
+    return Path(root, row, *(f"{key}-{value}" for key, value in (cell or {}).items()))
 
 
-def seeds_found(root: PathLike, row: str) -> set[int]:
-    """The seeds of `row` that have a folder under `root`."""
-    return {int(p.name[4:]) for p in (Path(root) / row).glob("seed*") if p.name[4:].isdigit()}
+def seed_dir(root: PathLike, row: str, seed: int, cell: Mapping[str, Any] | None = None) -> Path:
+    return cell_dir(root, row, cell) / f"seed{seed}"
+
+
+def seeds_found(root: PathLike, row: str, cell: Mapping[str, Any] | None = None) -> set[int]:
+    """The seeds of `row` (in `cell`) that have a folder under `root`."""
+    return {int(p.name[4:]) for p in cell_dir(root, row, cell).glob("seed*") if p.name[4:].isdigit()}
 
 
 def begin_grid_run(run_dir: PathLike, params: dict[str, Any]) -> None:

@@ -108,7 +108,7 @@ def test_table1_grid_has_the_papers_rows_and_presets():
         (
             "label: without MI,",
             "label: without MI, colour: red,",
-            r"unknown key\(s\) \['colour'\]; valid keys: disabled, id, label",
+            r"row no_mi: unknown key\(s\) \['colour'\]; valid keys: anomaly_class, .*disabled, .*id, label, .*width",
         ),
     ],
 )

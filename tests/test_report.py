@@ -1,4 +1,5 @@
-"""Aggregation of ablation runs: the arithmetic on a hand-made CSV, and the files `cvgad report` writes."""
+"""Aggregation of ablation runs: the arithmetic on a hand-made CSV, and the files `cvgad report` writes;
+for a grid that varies the anomaly class, the per-class tables, paired differences and figure."""
 
 import io
 import json
@@ -8,7 +9,20 @@ import pandas as pd
 import pytest
 
 from cvgad.cli import main
-from cvgad.report import aggregate, agreement, collect_runs, load_runs, results_table, statements
+from cvgad.report import (
+    aggregate,
+    agreement,
+    cell_bars,
+    cell_name,
+    cell_table,
+    collect_runs,
+    load_runs,
+    mean_over_cells,
+    paired_differences,
+    results_table,
+    statements,
+    value_name,
+)
 
 RUNS_CSV = """row,label,seed,status,auc,f1_best,auprc,f1_val,f1_floor
 all,use all losses,0,ok,0.80,0.70,0.6,0.60,0.18
@@ -151,3 +165,139 @@ def test_report_writes_csv_markdown_and_chart(tmp_path, capsys):
 def test_report_of_a_missing_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "does not exist; run `cvgad ablate` first" in capsys.readouterr().err
+
+
+#: AUC per (row, anomaly class, seed) of a grid that varies the anomaly class; ae class 4 seed 1 failed.
+CLASS_AUC = {
+    ("cvgad", 0): (0.90, 0.94),
+    ("cvgad", 1): (0.70, 0.74),
+    ("cvgad", 4): (0.60, 0.64),
+    ("ae", 0): (0.80, 0.96),
+    ("ae", 1): (0.60, 0.70),
+    ("ae", 4): (0.50, None),
+}
+
+
+def make_class_results(root):
+    """A results folder of a grid with `vary: {anomaly_class: [0, 1, 4]}` on CIFAR-10, as the runner leaves it."""
+    rows = [{"id": "cvgad", "label": "CVGAD", "disabled": []}, {"id": "ae", "label": "autoencoder", "disabled": []}]
+    root.mkdir(parents=True, exist_ok=True)
+    plan = {
+        "grid": "classes",
+        "preset": "ci",
+        "description": "Per class",
+        "settings": {"dataset": "cifar10"},
+        "seeds": [0, 1],
+        "vary": {"anomaly_class": [0, 1, 4]},
+        "rows": rows,
+        "paper": {},
+    }
+    (root / "plan.json").write_text(json.dumps(plan))
+    for (row, cls), aucs in CLASS_AUC.items():
+        for seed, auc in enumerate(aucs):
+            run = root / row / f"anomaly_class-{cls}" / f"seed{seed}"
+            run.mkdir(parents=True)
+            if auc is None:
+                (run / "error.txt").write_text("Traceback ...\nRuntimeError: diverged\n")
+                continue
+            metrics = {"auc": auc, "f1_best": auc - 0.1, "auprc": 0.5, "f1_val": 0.5, "f1_floor": 0.18}
+            (run / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_collect_runs_gives_each_varied_setting_a_column(tmp_path):
+    make_class_results(tmp_path)
+    runs = collect_runs(tmp_path)
+    assert list(runs.columns[:5]) == ["row", "label", "anomaly_class", "seed", "status"] and len(runs) == 12
+    assert list(runs.anomaly_class[:6]) == [0, 0, 1, 1, 4, 4]
+    assert runs.set_index(["row", "anomaly_class", "seed"]).loc[("ae", 4, 1), "status"] == "failed"
+
+
+def test_cell_table_per_class_and_row_by_hand(tmp_path):
+    make_class_results(tmp_path)
+    table = cell_table(collect_runs(tmp_path), ["anomaly_class"])
+    assert list(zip(table.anomaly_class, table.row, strict=True)) == [
+        (0, "cvgad"),
+        (0, "ae"),
+        (1, "cvgad"),
+        (1, "ae"),
+        (4, "cvgad"),
+        (4, "ae"),
+    ]
+    line = table.set_index(["anomaly_class", "row"])
+    # ae class 0: AUC 0.80, 0.96 -> mean 0.88, std sqrt(2 * 0.08^2 / 1) = 0.113137
+    assert line.loc[(0, "ae"), "auc_mean"] == pytest.approx(0.88)
+    assert line.loc[(0, "ae"), "auc_std"] == pytest.approx(math.sqrt(2 * 0.08**2))
+    assert line.loc[(0, "ae"), "f1_best_mean"] == pytest.approx(0.78)
+    # ae class 4: one finished seed, one failed
+    assert (line.loc[(4, "ae"), "n"], line.loc[(4, "ae"), "not_ok"]) == (1, 1)
+    assert math.isnan(line.loc[(4, "ae"), "auc_std"])
+
+
+def test_mean_over_cells_counts_only_seeds_with_every_class(tmp_path):
+    make_class_results(tmp_path)
+    table = mean_over_cells(collect_runs(tmp_path), ["anomaly_class"]).set_index("row")
+    # cvgad: seed 0 (0.90 + 0.70 + 0.60) / 3 = 0.7333, seed 1 0.7733 -> mean 0.7533, std sqrt(2 * 0.02^2)
+    assert table.loc["cvgad", "n"] == 2 and table.loc["cvgad", "cells"] == 3
+    assert table.loc["cvgad", "auc_mean"] == pytest.approx(0.75333, abs=1e-5)
+    assert table.loc["cvgad", "auc_std"] == pytest.approx(math.sqrt(2 * 0.02**2))
+    # ae: seed 1 lacks class 4, so only seed 0 counts: (0.80 + 0.60 + 0.50) / 3
+    assert (table.loc["ae", "n"], table.loc["ae", "not_ok"]) == (1, 1)
+    assert table.loc["ae", "auc_mean"] == pytest.approx(1.9 / 3)
+
+
+def test_paired_differences_pair_class_and_seed(tmp_path):
+    make_class_results(tmp_path)
+    [line] = paired_differences(collect_runs(tmp_path), ["anomaly_class"]).itertuples()
+    # ae - cvgad: -0.10, +0.02 (class 0), -0.10, -0.04 (class 1), -0.10 (class 4, seed 0; seed 1 failed)
+    assert (line.row, line.reference, line.pairs, line.ahead) == ("ae", "cvgad", 5, 1)
+    assert line.auc_diff_mean == pytest.approx(-0.064)
+    [back] = paired_differences(collect_runs(tmp_path), ["anomaly_class"], reference="ae").itertuples()
+    assert (back.row, back.pairs, back.ahead) == ("cvgad", 5, 4) and back.auc_diff_mean == pytest.approx(0.064)
+
+
+def test_class_names_where_the_dataset_has_them():
+    assert value_name("anomaly_class", 4, "cifar10") == "deer"
+    assert value_name("normal_class", 0, "fashion_mnist") == "T-shirt/top"
+    assert value_name("anomaly_class", 4, "coil100") == "4"  # no names
+    assert value_name("batch_size", 4, "cifar10") == "4"  # not a class
+    assert cell_name({"anomaly_class": 4, "batch_size": 32}, "cifar10") == "deer, 32"
+    assert cell_name({"anomaly_class": 4, "batch_size": 32}, "cifar10", with_values=True) == "4 (deer), 32"
+
+
+def test_cell_bars_draw_one_bar_per_class_and_row_with_chance(tmp_path):
+    from matplotlib.figure import Figure
+
+    make_class_results(tmp_path)
+    ax = Figure().subplots()
+    cell_bars(collect_runs(tmp_path), ["anomaly_class"], "cifar10", ax=ax)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["airplane", "automobile", "deer"]
+    assert len([p for p in ax.patches if p.get_height() > 0]) == 6
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["CVGAD", "autoencoder", "chance (AUC 0.5)"]
+    [chance] = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert list(chance.get_ydata()) == [0.5, 0.5]
+    assert ax.get_xlabel() == "anomaly class" and "AUC" in ax.get_ylabel()
+
+
+def test_report_of_a_grid_with_vary_writes_the_per_class_files(tmp_path):
+    root = tmp_path / "classes" / "ci"
+    make_class_results(root)
+    assert main(["report", str(root)]) == 0
+    per_cell = pd.read_csv(root / "per_cell.csv")
+    assert list(per_cell.columns[:4]) == ["anomaly_class", "row", "label", "n"] and len(per_cell) == 6
+    assert list(pd.read_csv(root / "mean_over_cells.csv").row) == ["cvgad", "ae"]
+    assert list(pd.read_csv(root / "paired.csv").columns) == [
+        "row",
+        "label",
+        "reference",
+        "pairs",
+        "auc_diff_mean",
+        "auc_diff_std",
+        "ahead",
+    ]
+    md = (root / "per_cell.md").read_text()
+    assert "| 4 (deer) | `ae` | 1 | 0.500 | 0.400 | 0.500 | 0.180 |" in md
+    assert "| CVGAD (`cvgad`) | 2 | 0.753 ± 0.028 |" in md
+    assert "| autoencoder (`ae`) | 5 | -0.064 ± " in md and "F1, best threshold (oracle: picked on the test set)" in md
+    assert "F1 floor 2p/(1+p)" in md and "`ae` anomaly_class=4 seed 1: RuntimeError: diverged" in md
+    assert "Pooled over the varied settings (anomaly_class)" in (root / "table1.md").read_text()
+    assert (root / "per_cell.png").stat().st_size > 10_000
