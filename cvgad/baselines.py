@@ -12,7 +12,9 @@ Each baseline is a trainer (a `cvgad.trainer.Loop`) and a module with `score_ter
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -79,13 +81,20 @@ class AutoencoderTrainer(Loop):
         return log
 
 
+@contextlib.contextmanager
+def _quiet_import() -> Iterator[None]:
+    """Importing anomalib warns about deprecations in its other models; those are not ours to act on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
 class Ganomaly(nn.Module):
     """anomalib's GANomaly (generator E-G-E' and discriminator), sized by the config's width
     (n_features) and latent_dim. It works on images in [-1, 1], its decoder's Tanh range."""
 
     def __init__(self, cfg: ModelConfig) -> None:
-        with warnings.catch_warnings():  # anomalib's package import warns about its other models' deprecations
-            warnings.simplefilter("ignore", FutureWarning)
+        with _quiet_import():
             from anomalib.models.image.ganomaly.torch_model import GanomalyModel
 
         super().__init__()
@@ -107,7 +116,8 @@ class GanomalyTrainer(Loop):
     Both optimisers are Adam with the config's learning rate and betas."""
 
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig) -> None:
-        from anomalib.models.image.ganomaly.loss import DiscriminatorLoss, GeneratorLoss
+        with _quiet_import():
+            from anomalib.models.image.ganomaly.loss import DiscriminatorLoss, GeneratorLoss
 
         super().__init__(cfg)
         self.model = Ganomaly(model_cfg).to(self.device)

@@ -211,6 +211,11 @@ class DataConfig:
             self.outlier_fraction is None or 0 < self.outlier_fraction < 1,
             f"outlier_fraction={self.outlier_fraction} must be None or lie in (0, 1)",
         )
+        _check(
+            self.outlier_fraction is None or self.protocol != "leave_one_out",
+            f"outlier_fraction={self.outlier_fraction} does not apply to protocol leave_one_out (its test set "
+            "holds every anomalous image); use it with one_class or coil100, or leave it unset",
+        )
         _check(0 <= self.fold < 5, f"fold={self.fold} is not valid; use 0 to 4")
         _check(self.n_inliers in (1, 4, 7), f"n_inliers={self.n_inliers} is not valid; use 1, 4 or 7 (III.H)")
         _check(0 <= self.val_fraction < 1, f"val_fraction={self.val_fraction} must lie in [0, 1)")

@@ -77,3 +77,9 @@ def test_configs_are_frozen_and_replace_validates():
         cfg.train.epochs = 3  # type: ignore[misc]
     with pytest.raises(ValueError, match="epochs=-1 is not valid"):
         dataclasses.replace(cfg.train, epochs=-1)
+
+
+def test_an_outlier_fraction_under_leave_one_out_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="outlier_fraction=0.2 does not apply to protocol leave_one_out"):
+        make_config(outlier_fraction=0.2)
+    assert make_config(protocol="one_class", normal_class=3, outlier_fraction=0.2).data.outlier_fraction == 0.2
