@@ -28,7 +28,7 @@ from cvgad.params import ParamType, RunParams, defaults, param_types
 #: Settings a grid may give: every run parameter but `seed` and `disabled` (those come from
 #: the seeds and the rows), with the types its annotation allows.
 SETTINGS: dict[str, ParamType] = {name: t for name, t in param_types().items() if name not in ("seed", "disabled")}
-GRID_KEYS = ("name", "description", "paper", "seeds", "rows", "presets", "vary")
+GRID_KEYS = ("name", "description", "paper", "published", "seeds", "rows", "presets", "vary")
 PRESET_KEYS = ("description", "seeds", "vary")
 #: A row's own keys; it may also give any of the `SETTINGS`.
 ROW_KEYS = ("id", "label", "disabled")
@@ -167,6 +167,9 @@ class Grid:
     paper: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Settings each run over a list of values, e.g. {"anomaly_class": [0, 1, 2]}; may be empty.
     vary: dict[str, list[Any]] = field(default_factory=dict)
+    #: Published values per method and value of one varied setting (Tables 2 and 3), from
+    #: `read_published_csv`: [{"method": "GPND", "dataset": "mnist", "n_inliers": 1, "auc": ..., "f1": ...}].
+    published: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not _ID.match(self.name):
@@ -249,6 +252,7 @@ class Grid:
             "vary": self.vary_for(preset),
             "paper": paper,
             "paper_note": paper_note,
+            "published": [p for p in self.published if p.get("dataset", settings["dataset"]) == settings["dataset"]],
             "rows": [
                 {"id": r.id, "label": r.label, "disabled": list(r.disabled), "settings": r.settings} for r in self.rows
             ],
@@ -281,6 +285,22 @@ def read_paper_csv(path: str | Path) -> dict[str, dict[str, float]]:
     return {str(r.row): {"f1": float(r.f1), "auc": float(r.auc)} for r in table.itertuples()}
 
 
+def read_published_csv(path: str | Path) -> list[dict[str, Any]]:
+    """Published values from a CSV with columns method, auc, f1, one varied setting (e.g.
+    n_inliers) and optionally dataset (a row is then shown only for runs on that dataset)."""
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    missing = {"method", "auc", "f1"} - set(table.columns)
+    keys = [c for c in table.columns if c in SETTINGS and c != "dataset"]
+    if missing or len(keys) != 1:
+        _fail(
+            f"{path}: needs columns method, auc, f1 and exactly one grid setting (e.g. n_inliers); "
+            f"has {list(table.columns)}"
+        )
+    return [{k: v.item() if hasattr(v, "item") else v for k, v in r.items()} for r in table.to_dict("records")]
+
+
 def load_grid(path: str | Path) -> Grid:
     """Read and validate a grid YAML; the grid's name defaults to the file's stem."""
     path = Path(path)
@@ -309,6 +329,7 @@ def load_grid(path: str | Path) -> Grid:
             )
         )
     paper = read_paper_csv(path.parent / data["paper"]) if data.get("paper") else {}
+    published = read_published_csv(path.parent / data["published"]) if data.get("published") else []
     settings = {key: data[key] for key in SETTINGS if key in data}
     return Grid(
         name=str(data.get("name", path.stem)),
@@ -318,5 +339,6 @@ def load_grid(path: str | Path) -> Grid:
         presets=data.get("presets") or {},
         description=str(data.get("description", "")),
         paper=paper,
+        published=published,
         vary=data.get("vary", {}),
     )

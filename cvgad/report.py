@@ -1,16 +1,17 @@
-"""Aggregate an ablation's runs into Table 1: a tidy CSV, Markdown, a bar chart and plain statements.
+"""Aggregate an ablation's runs: tidy CSVs, Markdown, bar charts and plain statements.
 
 `write_report("ablations/results/table1/cpu")` (the `cvgad report` command) reads every
 `<row>/seed<k>/` folder the runner left (and `plan.json`, for the row order, labels and the
-paper's values) and writes `runs.csv` (one line per run), `table1.csv` (one line per row,
-pooled over everything else), `table1.md` and `table1.png`.
+paper's values) and writes `runs.csv` (one line per run), `table1.csv` (one line per row),
+`table1.md` and `table1.png`.
 
 A grid that varies settings (`vary`, e.g. every anomaly class) has one column per varied
-setting in `runs.csv`, and the report adds, as the paper's Figs. 2 and 3 show them:
+setting in `runs.csv`, and the report writes instead, as the paper's Figs. 2 and 3 show them:
 `per_cell.csv` (`cell_table`: per cell and row), `mean_over_cells.csv` (`mean_over_cells`: per
 row, over seeds of the mean over the cells), `paired.csv` (`paired_differences`: per row against
 a reference row, paired over cell and seed), `per_cell.md` (the three as Markdown) and
-`per_cell.png` (`cell_bars`).
+`per_cell.png` (`cell_bars`); with published values (Tables 2 and 3), `published_layout.csv`
+(`published_layout`: the paper's layout, ours beside the published numbers).
 
 The spread of a row is the sample standard deviation (ddof=1) of its seeds. Two rules, stated in
 the output too, decide what counts as a difference; they are rough screens, not significance tests:
@@ -209,12 +210,6 @@ def _failed_lines(runs: pd.DataFrame, vary: Sequence[str] = ()) -> list[str]:
 def markdown(table: pd.DataFrame, runs: pd.DataFrame, plan: dict, reference: str = "all") -> str:
     """Table 1 as Markdown: our mean ± std (n), the paper and the difference, then the statements."""
     lines = [f"# {plan.get('description') or 'Ablation'}", "", _grid_line(plan), ""]
-    if plan.get("vary"):
-        lines += [
-            f"Pooled over the varied settings ({', '.join(plan['vary'])}) and the seeds: n counts runs and the "
-            "spread mixes both; `per_cell.md` shows them apart.",
-            "",
-        ]
     if plan.get("paper_note"):
         lines += [plan["paper_note"], ""]
     lines += [
@@ -507,8 +502,64 @@ def cell_markdown(runs: pd.DataFrame, plan: dict, reference: str | None = None) 
         "on the test set. F1 at the validation threshold uses a threshold fixed on normal validation images; "
         "the F1 floor is the F1 of flagging every test image as anomalous.",
     ]
+    if pairs.empty:  # one row: nothing to pair
+        start = lines.index(f"## AUC paired with `{reference}`")
+        del lines[start : start + 6]
+    layout = published_layout(runs, plan)
+    if layout is not None:
+        lines += [
+            "",
+            f"## In the paper's layout, per {settings_name([layout.columns.name])}",
+            "",
+            "Ours: mean ± sample std over seeds (n) of each seed's mean over the other varied settings. "
+            "Published: one number each, as printed.",
+            "",
+            *_md_table([layout.columns.name, *map(str, layout.columns)], [[i, *r] for i, r in layout.iterrows()]),
+        ]
     lines += _failed_lines(runs, vary)
     return "\n".join(lines) + "\n"
+
+
+#: Our metrics in the published layout, beside the paper's AUC and F1.
+_LAYOUT = (
+    ("auc", "AUC"),
+    ("f1_best", "F1, best threshold (oracle: picked on the test set)"),
+    ("f1_val", "F1 at validation threshold"),
+)
+
+
+def published_layout(runs: pd.DataFrame, plan: dict) -> pd.DataFrame | None:
+    """Tables 2 and 3 as the paper lays them out: one column per value of the setting the published
+    values are given for (outlier share, inlier objects), lines for our rows (mean ± std over seeds
+    of each seed's mean over the other varied settings, n seeds) and for each published method;
+    None when the grid has no published values for this dataset."""
+    published = pd.DataFrame(plan.get("published") or [])
+    if published.empty:
+        return None
+    key = next(k for k in published.columns if k in plan["vary"])
+    ok = runs[runs["status"] == "ok"].assign(
+        **{m: lambda f, m=m: pd.to_numeric(f[m], errors="coerce") for m in METRICS}
+    )
+    values = list(plan["vary"][key])
+    lines: dict[str, dict[Any, str]] = {}
+    for metric, name in _LAYOUT:
+        for _, group in ok.groupby("row", sort=False):
+            per_seed = group.groupby([key, "seed"])[metric].mean().groupby(level=0).agg(["mean", "std", "count"])
+            lines[f"{name}: {group['label'].iloc[0]} (ours)"] = {
+                v: f"{_fmt(r['mean'], r['std'], int(r['count']))} (n={int(r['count'])})" for v, r in per_seed.iterrows()
+            }
+        if metric != "f1_val":
+            column = "auc" if metric == "auc" else "f1"
+            for method, group in published.groupby("method", sort=False):
+                lines[f"{name.split(' (')[0]}: {method} (published)"] = {
+                    r[key]: "–" if pd.isna(r[column]) else f"{r[column]:.3f}" for _, r in group.iterrows()
+                }
+    floor = ok.groupby(key)["f1_floor"].mean()
+    lines["F1 floor 2p/(1+p) (flag everything)"] = {v: f"{floor[v]:.3f}" for v in floor.index}
+    table = pd.DataFrame(lines).T.reindex(columns=values).fillna("–")  # a value nobody ran or published
+    table.columns = [value_name(key, v, plan.get("settings", {}).get("dataset")) for v in values]
+    table.columns.name = key
+    return table
 
 
 def cell_bars(runs: pd.DataFrame, vary: Sequence[str], dataset: str | None = None, ax: Axes | None = None) -> Figure:
@@ -541,7 +592,7 @@ def cell_bars(runs: pd.DataFrame, vary: Sequence[str], dataset: str | None = Non
     )
     ax.axhline(0.5, color="0.3", ls="--", lw=1, label="chance (AUC 0.5)")
     handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=min(len(labels), 5), frameon=False)
+    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=min(len(labels), 3), frameon=False)
     ax.set(xlabel=settings_name(vary), ylabel="AUC (mean ± std over seeds)", ylim=(0, 1.05))
     if max(map(len, names), default=0) > 3:
         ax.tick_params(axis="x", labelrotation=30)
@@ -597,34 +648,37 @@ def _write_csv(path: Path, frame: pd.DataFrame, **options: Any) -> None:
 
 
 def write_report(root: str | Path, out: str | Path | None = None, paper_csv: str | Path | None = None) -> list[Path]:
-    """Write runs.csv, table1.csv, table1.md and table1.png for the results under `root` and, when the grid
-    varies settings, per_cell.csv, mean_over_cells.csv, paired.csv, per_cell.md and per_cell.png; return
-    the paths written."""
+    """Write runs.csv and, for a grid of rows x seeds (Table 1), table1.csv, table1.md and
+    table1.png; for a grid that varies settings (Figs. 2 and 3), per_cell.csv,
+    mean_over_cells.csv, paired.csv, per_cell.md and per_cell.png instead (pooling over classes
+    would mix them). Returns the paths written."""
     root = Path(root)
     out = Path(out) if out else root
     runs, plan = collect_runs(root), read_plan(root)
-    paper = read_paper_csv(paper_csv) if paper_csv else plan.get("paper", {})
-    table = aggregate(runs, paper)
     _write_csv(out / "runs.csv", runs)
-    tables = {"table1.csv": table}
-    texts = {"table1.md": markdown(table, runs, plan)}
+    grid = f"{plan.get('grid', 'ablation')} / {plan.get('preset')}"
     vary = list(plan.get("vary") or {})
     if vary:
-        tables |= {
+        tables = {
             "per_cell.csv": cell_table(runs, vary),
             "mean_over_cells.csv": mean_over_cells(runs, vary),
             "paired.csv": paired_differences(runs, vary),
         }
-        texts["per_cell.md"] = cell_markdown(runs, plan)
+        layout = published_layout(runs, plan)
+        if layout is not None:
+            tables["published_layout.csv"] = layout.rename_axis("line").reset_index()
+        texts = {"per_cell.md": cell_markdown(runs, plan)}
+        dataset = plan.get("settings", {}).get("dataset")
+        cell_chart(runs, vary, dataset, out / "per_cell.png", f"{grid}: AUC per {settings_name(vary)}")
+        charts = ["per_cell.png"]
+    else:
+        paper = read_paper_csv(paper_csv) if paper_csv else plan.get("paper", {})
+        table = aggregate(runs, paper)
+        tables, texts = {"table1.csv": table}, {"table1.md": markdown(table, runs, plan)}
+        bar_chart(table, out / "table1.png", f"{grid}: ours (up to {table['n'].max()} seeds) beside the paper")
+        charts = ["table1.png"]
     for name, frame in tables.items():
         _write_csv(out / name, frame, float_format="%.4f")
     for name, text in texts.items():
         atomic_write_text(out / name, text)
-    grid = f"{plan.get('grid', 'ablation')} / {plan.get('preset')}"
-    bar_chart(table, out / "table1.png", f"{grid}: ours (up to {table['n'].max()} seeds) beside the paper")
-    charts = ["table1.png"]
-    if vary:
-        dataset = plan.get("settings", {}).get("dataset")
-        cell_chart(runs, vary, dataset, out / "per_cell.png", f"{grid}: AUC per {settings_name(vary)}")
-        charts.append("per_cell.png")
     return [out / name for name in ("runs.csv", *tables, *texts, *charts)]

@@ -19,6 +19,7 @@ from cvgad.report import (
     load_runs,
     mean_over_cells,
     paired_differences,
+    published_layout,
     results_table,
     statements,
     value_name,
@@ -299,5 +300,47 @@ def test_report_of_a_grid_with_vary_writes_the_per_class_files(tmp_path):
     assert "| CVGAD (`cvgad`) | 2 | 0.753 ± 0.028 |" in md
     assert "| autoencoder (`ae`) | 5 | -0.064 ± " in md and "F1, best threshold (oracle: picked on the test set)" in md
     assert "F1 floor 2p/(1+p)" in md and "`ae` anomaly_class=4 seed 1: RuntimeError: diverged" in md
-    assert "Pooled over the varied settings (anomaly_class)" in (root / "table1.md").read_text()
     assert (root / "per_cell.png").stat().st_size > 10_000
+
+
+def test_report_of_a_vary_grid_does_not_pool_classes_into_a_table1(tmp_path):
+    make_class_results(tmp_path)
+    assert main(["report", str(tmp_path)]) == 0
+    assert not list(tmp_path.glob("table1.*"))
+
+
+def make_coil_results(root):
+    """Table 3's layout: vary n_inliers over 1 and 4, two seeds, one row; published values for both."""
+    root.mkdir(parents=True, exist_ok=True)
+    plan = {
+        "grid": "coil",
+        "preset": "full",
+        "settings": {"dataset": "coil100"},
+        "seeds": [0, 1],
+        "vary": {"n_inliers": [1, 4]},
+        "rows": [{"id": "cvgad", "label": "CVGAD", "disabled": []}],
+        "published": [
+            {"method": "GPND", "n_inliers": 1, "auc": 0.968, "f1": 0.979},
+            {"method": "GPND", "n_inliers": 4, "auc": 0.945, "f1": float("nan")},
+        ],
+    }
+    (root / "plan.json").write_text(json.dumps(plan))
+    for (k, seed), auc in {(1, 0): 1.0, (1, 1): 0.5, (4, 0): 0.9, (4, 1): 0.7}.items():
+        run = root / "cvgad" / f"n_inliers-{k}" / f"seed{seed}"
+        run.mkdir(parents=True)
+        metrics = {"auc": auc, "f1_best": 1.0, "auprc": 1.0, "f1_val": 0.8, "f1_floor": 2 / 3 if k == 1 else 0.4}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    return plan
+
+
+def test_published_layout_puts_ours_beside_the_published_values_per_setting(tmp_path):
+    plan = make_coil_results(tmp_path)
+    table = published_layout(collect_runs(tmp_path), plan)
+    assert list(table.columns) == ["1", "4"] and table.columns.name == "n_inliers"
+    # n_inliers 1: AUC 1.0 and 0.5 -> 0.750 ± 0.354 over 2 seeds
+    assert table.loc["AUC: CVGAD (ours)"].tolist() == ["0.750 ± 0.354 (n=2)", "0.800 ± 0.141 (n=2)"]
+    assert table.loc["AUC: GPND (published)"].tolist() == ["0.968", "0.945"]
+    assert table.loc["F1, best threshold: GPND (published)"].tolist() == ["0.979", "–"]
+    assert table.loc["F1 floor 2p/(1+p) (flag everything)"].tolist() == ["0.667", "0.400"]
+    assert "oracle" in next(i for i in table.index if i.startswith("F1, best threshold (oracle"))
+    assert published_layout(collect_runs(tmp_path), plan | {"published": []}) is None
