@@ -108,7 +108,8 @@ def aggregate(
     return table.rename_axis("row").reset_index()
 
 
-def _fmt(mean: float, std: float, n: int) -> str:
+def fmt(mean: float, std: float, n: int) -> str:
+    """The text "mean ± std" to 3 decimals; the mean alone for one value; "–" for none."""
     if n == 0 or pd.isna(mean):
         return "–"
     return f"{mean:.3f}" if n < 2 or pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
@@ -160,13 +161,13 @@ def _cells(r) -> list[str]:
     """One row of `aggregate` as the text of `TABLE_COLUMNS`."""
     return [
         str(r.n),
-        _fmt(r.auc_mean, r.auc_std, r.n),
+        fmt(r.auc_mean, r.auc_std, r.n),
         _num(r.auc_paper),
         _num(r.auc_vs_paper, True),
-        _fmt(r.f1_best_mean, r.f1_best_std, r.n),
+        fmt(r.f1_best_mean, r.f1_best_std, r.n),
         _num(r.f1_best_paper),
         _num(r.f1_best_vs_paper, True),
-        _fmt(r.f1_val_mean, r.f1_val_std, r.n),
+        fmt(r.f1_val_mean, r.f1_val_std, r.n),
         _num(r.f1_floor_mean),
     ]
 
@@ -253,9 +254,9 @@ def agreement(table: pd.DataFrame, reference: str = "all") -> str:
         paper_auc = "" if pd.isna(a.auc_paper) else f" against the paper's {a.auc_paper:.3f}"
         paper_f1 = "" if pd.isna(a.f1_best_paper) else f" against the paper's {a.f1_best_paper:.3f}"
         lines.append(
-            f"With all losses our AUC is {_fmt(a.auc_mean, a.auc_std, a.n)} over {a.n} seed(s){paper_auc}, "
-            f"and our best-threshold F1 is {_fmt(a.f1_best_mean, a.f1_best_std, a.n)}{paper_f1} "
-            f"(floor {a.f1_floor_mean:.3f}; at the validation threshold {_fmt(a.f1_val_mean, a.f1_val_std, a.n)})."
+            f"With all losses our AUC is {fmt(a.auc_mean, a.auc_std, a.n)} over {a.n} seed(s){paper_auc}, "
+            f"and our best-threshold F1 is {fmt(a.f1_best_mean, a.f1_best_std, a.n)}{paper_f1} "
+            f"(floor {a.f1_floor_mean:.3f}; at the validation threshold {fmt(a.f1_val_mean, a.f1_val_std, a.n)})."
         )
     rated = t[t["n"] > 0]
     lines.append(
@@ -438,9 +439,9 @@ def _summary_cells(r: Any) -> list[str]:
     """One line of `_summarise` as the text of `CELL_COLUMNS`."""
     return [
         str(r.n),
-        _fmt(r.auc_mean, r.auc_std, r.n),
-        _fmt(r.f1_best_mean, r.f1_best_std, r.n),
-        _fmt(r.f1_val_mean, r.f1_val_std, r.n),
+        fmt(r.auc_mean, r.auc_std, r.n),
+        fmt(r.f1_best_mean, r.f1_best_std, r.n),
+        fmt(r.f1_val_mean, r.f1_val_std, r.n),
         _num(r.f1_floor_mean),
     ]
 
@@ -479,7 +480,7 @@ def cell_markdown(runs: pd.DataFrame, plan: dict, reference: str | None = None) 
         *_md_table(
             ["row", "pairs", f"Δ AUC vs `{reference}`", "ahead"],
             [
-                [f"{r.label} (`{r.row}`)", str(r.pairs), _fmt(r.auc_diff_mean, r.auc_diff_std, r.pairs), str(r.ahead)]
+                [f"{r.label} (`{r.row}`)", str(r.pairs), fmt(r.auc_diff_mean, r.auc_diff_std, r.pairs), str(r.ahead)]
                 for r in pairs.itertuples()
             ],
         ),
@@ -546,7 +547,7 @@ def published_layout(runs: pd.DataFrame, plan: dict) -> pd.DataFrame | None:
         for _, group in ok.groupby("row", sort=False):
             per_seed = group.groupby([key, "seed"])[metric].mean().groupby(level=0).agg(["mean", "std", "count"])
             lines[f"{name}: {group['label'].iloc[0]} (ours)"] = {
-                v: f"{_fmt(r['mean'], r['std'], int(r['count']))} (n={int(r['count'])})" for v, r in per_seed.iterrows()
+                v: f"{fmt(r['mean'], r['std'], int(r['count']))} (n={int(r['count'])})" for v, r in per_seed.iterrows()
             }
         if metric != "f1_val":
             column = "auc" if metric == "auc" else "f1"

@@ -149,3 +149,34 @@ def test_shared_copies_give_the_papers_counts():
     assert coil.images.shape[1:] == (3, 32, 32) and len(np.unique(coil.labels)) == 100
     s = P.coil100(coil.labels, n_inliers=7, seed=0)
     assert len(s.train) == 490 and _disjoint(s.train, s.test)
+
+
+def test_fashion_mnist_from_a_users_data_root_runs_the_one_class_protocol(tmp_path):
+    """Fashion-MNIST cannot be downloaded here; a user's copy in the data root (a stand-in of the
+    same format: uint8 28x28 images x, labels y 0-9) loads and runs Table 2's protocol."""
+    from cvgad.experiment import make_config, run_experiment
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8)
+    np.savez(tmp_path / "fashion_mnist.npz", x=x, y=np.repeat(np.arange(10), 20))
+    ds = D.load_dataset("fashion_mnist", tmp_path)
+    assert ds.images.shape == (200, 1, 32, 32) and ds.class_name(7) == "sneaker"
+    cfg = make_config(
+        dataset="fashion_mnist",
+        protocol="one_class",
+        normal_class=7,
+        outlier_fraction=0.2,
+        data_root=str(tmp_path),
+        epochs=1,
+        width=4,
+        latent_dim=8,
+        batch_size=4,
+    )
+    result = run_experiment(cfg, progress=False)
+    # 20 sneakers in 5 folds of 4: 3 folds train, 1 validates, 1 tests with 1 outlier (20%)
+    assert (result.metrics["n_train"], result.metrics["n_test_normal"], result.metrics["n_test_anomalous"]) == (
+        12,
+        4,
+        1,
+    )
+    assert result.config.model.channels == 1 and result.config.model.n_clusters == 1

@@ -213,3 +213,75 @@ def test_ablate_runs_every_cell_and_resumes_per_cell(tmp_path, fake_runs):
     assert sorted((c["anomaly_class"], c["latent_dim"]) for c in fake_runs) == [(0, 16), (1, 16), (2, 16)]
     summary = json.loads((root / "summary.json").read_text())
     assert {tuple(r["cell"].items()) for r in summary["runs"]} == {(("anomaly_class", a),) for a in (0, 1, 2)}
+
+
+PROTOCOL_GRID = """
+name: protocols
+dataset: digits
+protocol: one_class
+normal_class: 0
+seeds: [0]
+vary: {outlier_fraction: [0.1, 0.5], normal_class: [0, 1]}
+rows:
+  - {id: cvgad, label: CVGAD}
+"""
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        (
+            "protocol: one_class",
+            "protocol: leave_one_out",
+            r"outlier_fraction=0.1 does not apply to protocol leave_one_out",
+        ),
+        ("normal_class: [0, 1]}", "normal_class: [0, 1], fold: [0, 5]}", r"fold=5 is not valid; use 0 to 4"),
+        (
+            "vary: {outlier_fraction: [0.1, 0.5], normal_class: [0, 1]}",
+            "protocol: coil100\nvary: {n_inliers: [1, 8]}",
+            r"n_inliers=8 is not valid; use 1, 4 or 7",
+        ),
+        (
+            "outlier_fraction: [0.1, 0.5]",
+            "outlier_fraction: [0.1, 1.5]",
+            r"outlier_fraction=1.5 must be None or lie in",
+        ),
+    ],
+)
+def test_protocol_settings_in_a_grid_are_checked_before_anything_runs(tmp_path, old, new, message):
+    """Tables 2 and 3 vary the protocols' settings; a value the protocol cannot take fails at load time."""
+    assert old in PROTOCOL_GRID
+    with pytest.raises(ValueError, match=message):
+        load_grid(write_grid(tmp_path, PROTOCOL_GRID.replace(old, new, 1)))
+
+
+def test_published_values_need_method_auc_f1_and_one_setting(tmp_path):
+    (tmp_path / "ok.csv").write_text("method,n_inliers,auc,f1\nGPND,1,0.968,0.979\n")
+    (tmp_path / "bad.csv").write_text("method,auc,f1\nGPND,0.968,0.979\n")
+    text = PROTOCOL_GRID + "published: CSV\n"
+    assert load_grid(write_grid(tmp_path, text.replace("CSV", "ok.csv"))).published == [
+        {"method": "GPND", "n_inliers": 1, "auc": 0.968, "f1": 0.979}
+    ]
+    with pytest.raises(ValueError, match=r"bad.csv: needs columns method, auc, f1 and exactly one grid setting"):
+        load_grid(write_grid(tmp_path, text.replace("CSV", "bad.csv")))
+
+
+def test_published_values_for_another_dataset_are_left_out_of_the_plan():
+    grid = load_grid(Path(__file__).resolve().parents[1] / "ablations" / "table2_oneclass.yaml")
+    methods = {p["method"] for p in grid.plan("cpu", "table2_oneclass.yaml")["published"]}
+    assert methods == {"GPND (its own paper)"}  # the MNIST reference; the paper's Table 2 is Fashion-MNIST
+
+
+@pytest.mark.parametrize(
+    "name, preset, n_runs",
+    [
+        ("fig2_mnist", "cpu", 120),
+        ("fig3_cifar10", "cpu", 120),
+        ("table3_coil100", "full", 60),
+        ("table2_oneclass", "cpu", 150),
+    ],
+)
+def test_the_papers_grids_plan_every_class_model_and_seed(tmp_path, name, preset, n_runs):
+    grid = load_grid(Path(__file__).resolve().parents[1] / "ablations" / f"{name}.yaml")
+    specs = plan_runs(grid, preset, tmp_path)
+    assert len(specs) == n_runs and len({s.run_dir for s in specs}) == n_runs
