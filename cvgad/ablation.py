@@ -421,13 +421,22 @@ def ablate(
     text = load_notebook(notebook)
     root = preset_dir(out, grid, preset)
     runs.write_plan(root, grid.plan(preset, str(grid_file)))
-    start, outcomes = time.time(), []
+    start, outcomes, load = time.time(), [], []
 
     def record(outcome: RunOutcome) -> None:
+        """Rewrites the summary after each run, with the machine's load (timings mean little without it)."""
         outcomes.append(outcome)
-        runs.write_summary(
-            root, {"started": start, "wall_seconds": time.time() - start, "runs": [asdict(o) for o in outcomes]}
-        )
+        load.append(os.getloadavg()[0])
+        summary = {
+            "started": start,
+            "wall_seconds": time.time() - start,
+            "jobs": jobs,
+            "cores": _cores(),
+            "load_1min_mean": sum(load) / len(load),
+            "load_1min_max": max(load),
+            "runs": [asdict(o) for o in outcomes],
+        }
+        runs.write_summary(root, summary)
 
     run_grid(specs, text, jobs=jobs, scheduler=scheduler, on_outcome=record)
     return root, outcomes

@@ -156,6 +156,7 @@ def test_resume_skips_finished_and_redoes_killed_or_changed_runs(tmp_path, fake_
     assert [(c["disabled"], c["seed"]) for c in fake_runs] == [(["mi"], 1)]  # a device change alone keeps results
     summary = json.loads((root / "summary.json").read_text())
     assert sorted(r["status"] for r in summary["runs"]) == ["done", "skipped", "skipped", "skipped"]
+    assert summary["load_1min_max"] >= summary["load_1min_mean"] >= 0 and summary["jobs"] >= 1
     fake_runs.clear()
     write_grid(tmp_path, GRID.replace("epochs: 1,", "epochs: 2,"))  # changed settings: nothing is reused
     assert ablate(grid_file, tmp_path, "--preset", "ci", "--rows", "all") == 0
