@@ -238,7 +238,9 @@ class ExperimentConfig:
                 _set(self, name, cls(**getattr(self, name)))
         model, losses = self.model.model, self.train.losses
         _check(
-            model not in ("ae", "vae") or losses.on("ssim") or losses.on("l1"),
+            model not in ("ae", "vae")
+            or (losses.on("ssim") and losses.ssim > 0)
+            or (losses.on("l1") and losses.l1 > 0),
             f"model {model!r} trains on the reconstruction loss; disabled={list(losses.disabled)} leaves none of it",
         )
         has = MODEL_LOSSES[model]

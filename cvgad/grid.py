@@ -88,13 +88,14 @@ def _check_seeds(where: str, seeds: Any) -> list[int]:
     return list(seeds)
 
 
-def check_settings(where: str, settings: dict[str, Any]) -> None:
-    """Types first (naming key and value), then values through the project's config classes."""
+def check_settings(where: str, settings: dict[str, Any], disabled: tuple[str, ...] = ()) -> None:
+    """Types first (naming key and value), then values through the project's config classes (with
+    the losses a row switches off, which must be losses of the row's model)."""
     _check_keys(where, settings, list(SETTINGS))
     for name, value in settings.items():
         _check_setting(where, name, value)
     try:
-        RunParams(**settings).config()
+        RunParams(**settings | {"disabled": disabled}).config()
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
 
@@ -190,6 +191,12 @@ class Grid:
         run_at: list[str | None] = [*self.presets] or [None]  # a grid with presets runs only at one
         for name in run_at:
             self._check_runs(name)
+        if self.published:
+            key = published_setting(self.published)
+            for name in run_at:
+                if key not in self.vary_for(name):
+                    where = f"preset {name}" if name else "the grid"
+                    _fail(f"grid {self.name}: published values are per {key}, which {where} does not vary")
         unknown = sorted(set(self.paper) - set(ids))
         if unknown:
             _fail(f"grid {self.name}: paper values for unknown row(s) {unknown}; rows are {_valid(ids)}")
@@ -234,7 +241,9 @@ class Grid:
                 )
             for cell in cells(vary):
                 check_settings(
-                    f"preset {preset}, row {row.id}, {_describe(cell)}", self.run_settings(preset, row, cell)
+                    f"preset {preset}, row {row.id}, {_describe(cell)}",
+                    self.run_settings(preset, row, cell),
+                    row.disabled,
                 )
 
     def plan(self, preset: str | None, source: str) -> dict[str, Any]:
@@ -298,7 +307,13 @@ def read_published_csv(path: str | Path) -> list[dict[str, Any]]:
             f"{path}: needs columns method, auc, f1 and exactly one grid setting (e.g. n_inliers); "
             f"has {list(table.columns)}"
         )
+    table = table.astype(object).where(table.notna(), None)  # a value not published: null in plan.json, not NaN
     return [{k: v.item() if hasattr(v, "item") else v for k, v in r.items()} for r in table.to_dict("records")]
+
+
+def published_setting(published: list[dict[str, Any]]) -> str:
+    """The grid setting published values are given for: the one setting column of their CSV."""
+    return next(k for k in published[0] if k in SETTINGS and k != "dataset")
 
 
 def load_grid(path: str | Path) -> Grid:

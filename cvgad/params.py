@@ -35,6 +35,8 @@ from cvgad.config import (
 #: Dataset-dependent defaults: the 8x8 digits need a small network and more epochs per image.
 DEFAULT_EPOCHS = {"digits": 15}
 DEFAULT_WIDTH = {"digits": 32}
+#: Model-dependent default: GANomaly's own learning rate (its paper and anomalib); III.C's 1e-3 otherwise.
+DEFAULT_LR = {"ganomaly": 2e-4}
 GREY = ("digits", "mnist", "fashion_mnist")
 MNIST_LIKE = ("digits", "mnist")  # III.C: latent weight 15 "for the simplest MNIST dataset"
 #: Parameters that say where a run executes, not what it computes: a finished run stays
@@ -63,6 +65,7 @@ class RunParams:
     width: int | None = _p(None, "channels of the first conv stage (None: 32 on digits, else 64)")
     latent_dim: int = _p(256, "latent size (III.C)")
     batch_size: int = _p(64, "batch size (III.C)")
+    lr: float | None = _p(None, "Adam learning rate (None: 1e-3 as in III.C; 2e-4 for ganomaly, as in its paper)")
     n_clusters: int | None = _p(None, "K, the estimated number of normal categories (None: the protocol's)")
     mean_init_scale: float | None = _p(None, "scale of the cluster means' initial N(0, I) draws")
     train_subset: int | None = _p(None, "use at most this many training images (None: all)")
@@ -101,6 +104,8 @@ class RunParams:
         parts["model"].setdefault("n_clusters", clusters)
         parts["model"].setdefault("width", DEFAULT_WIDTH.get(self.dataset, 64))
         parts["train"].setdefault("epochs", DEFAULT_EPOCHS.get(self.dataset, 15))
+        if self.model in DEFAULT_LR:
+            parts["train"].setdefault("lr", DEFAULT_LR[self.model])
         parts["losses"] |= {"latent": 15.0 if self.dataset in MNIST_LIKE else 5.0}
         return ExperimentConfig(
             data=DataConfig(**parts["data"]),

@@ -34,7 +34,7 @@ from matplotlib.figure import Figure
 
 from cvgad.atomic import atomic_write, atomic_write_text
 from cvgad.data import CLASS_NAMES
-from cvgad.grid import cells, read_paper_csv
+from cvgad.grid import cells, published_setting, read_paper_csv
 from cvgad.runs import read_plan, seed_dir, seeds_found
 from cvgad.runs import status as run_status
 
@@ -401,7 +401,10 @@ def mean_over_cells(runs: pd.DataFrame, vary: Sequence[str]) -> pd.DataFrame:
 
 def _reference(runs: pd.DataFrame, reference: str | None) -> str:
     """The row the others are paired with: `reference`, else the first row (e.g. the method itself)."""
-    return reference or str(runs["row"].iloc[0])
+    rows = list(dict.fromkeys(runs["row"]))
+    if reference is not None and reference not in rows:
+        raise ValueError(f"reference row {reference!r} is not in these runs; valid rows: {', '.join(rows)}")
+    return reference or str(rows[0])
 
 
 def paired_differences(
@@ -450,6 +453,24 @@ def _md_table(header: Sequence[str], lines: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"] + ["| " + " | ".join(x) + " |" for x in lines]
 
 
+def _paired_lines(pairs: pd.DataFrame, reference: str) -> list[str]:
+    return [
+        f"## AUC paired with `{reference}`",
+        "",
+        f"Each row's AUC minus `{reference}`'s in the same cell and seed, over the pairs where both finished "
+        "(mean ± sample std), and in how many pairs the row is ahead.",
+        "",
+        *_md_table(
+            ["row", "pairs", f"Δ AUC vs `{reference}`", "ahead"],
+            [
+                [f"{r.label} (`{r.row}`)", str(r.pairs), fmt(r.auc_diff_mean, r.auc_diff_std, r.pairs), str(r.ahead)]
+                for r in pairs.itertuples()
+            ],
+        ),
+        "",
+    ]
+
+
 def cell_markdown(runs: pd.DataFrame, plan: dict, reference: str | None = None) -> str:
     """The per-cell report as Markdown: the mean over the cells per row, the paired differences to
     `reference` (default: the first row), and the table per cell and row."""
@@ -472,19 +493,7 @@ def cell_markdown(runs: pd.DataFrame, plan: dict, reference: str | None = None) 
         "",
         *_md_table(["row", *CELL_COLUMNS], [[f"{r.label} (`{r.row}`)", *_summary_cells(r)] for r in over.itertuples()]),
         "",
-        f"## AUC paired with `{reference}`",
-        "",
-        f"Each row's AUC minus `{reference}`'s in the same cell and seed, over the pairs where both finished "
-        "(mean ± sample std), and in how many pairs the row is ahead.",
-        "",
-        *_md_table(
-            ["row", "pairs", f"Δ AUC vs `{reference}`", "ahead"],
-            [
-                [f"{r.label} (`{r.row}`)", str(r.pairs), fmt(r.auc_diff_mean, r.auc_diff_std, r.pairs), str(r.ahead)]
-                for r in pairs.itertuples()
-            ],
-        ),
-        "",
+        *(_paired_lines(pairs, reference) if len(pairs) else []),
         f"## Per {shown}",
         "",
         *_md_table(
@@ -503,9 +512,6 @@ def cell_markdown(runs: pd.DataFrame, plan: dict, reference: str | None = None) 
         "on the test set. F1 at the validation threshold uses a threshold fixed on normal validation images; "
         "the F1 floor is the F1 of flagging every test image as anomalous.",
     ]
-    if pairs.empty:  # one row: nothing to pair
-        start = lines.index(f"## AUC paired with `{reference}`")
-        del lines[start : start + 6]
     layout = published_layout(runs, plan)
     if layout is not None:
         lines += [
@@ -531,28 +537,31 @@ _LAYOUT = (
 
 def published_layout(runs: pd.DataFrame, plan: dict) -> pd.DataFrame | None:
     """Tables 2 and 3 as the paper lays them out: one column per value of the setting the published
-    values are given for (outlier share, inlier objects), lines for our rows (mean ± std over seeds
-    of each seed's mean over the other varied settings, n seeds) and for each published method;
-    None when the grid has no published values for this dataset."""
-    published = pd.DataFrame(plan.get("published") or [])
-    if published.empty:
+    values are given for (outlier share, inlier objects), lines for our rows and for each published
+    method; None when the grid has no published values for this dataset. Ours is the mean ± std
+    over seeds of each seed's mean over the other varied settings, counting only seeds with every
+    one of those finished (as `mean_over_cells`), with n the number of such seeds."""
+    if not plan.get("published"):
         return None
-    key = next(k for k in published.columns if k in plan["vary"])
-    ok = runs[runs["status"] == "ok"].assign(
-        **{m: lambda f, m=m: pd.to_numeric(f[m], errors="coerce") for m in METRICS}
-    )
+    published = pd.DataFrame(plan["published"])
+    key = published_setting(plan["published"])
+    others = [k for k in plan["vary"] if k != key]
+    n_others = math.prod(len(plan["vary"][k]) for k in others)
+    ok = runs[runs["status"] == "ok"].assign(**{m: pd.to_numeric(runs[m], errors="coerce") for m in METRICS})
     values = list(plan["vary"][key])
     lines: dict[str, dict[Any, str]] = {}
     for metric, name in _LAYOUT:
         for _, group in ok.groupby("row", sort=False):
-            per_seed = group.groupby([key, "seed"])[metric].mean().groupby(level=0).agg(["mean", "std", "count"])
+            per_seed = group.groupby([key, "seed"])[metric].agg(["mean", "count"])
+            per_seed = per_seed[per_seed["count"] == n_others]["mean"]
+            summary = per_seed.groupby(level=0).agg(["mean", "std", "count"])
             lines[f"{name}: {group['label'].iloc[0]} (ours)"] = {
-                v: f"{fmt(r['mean'], r['std'], int(r['count']))} (n={int(r['count'])})" for v, r in per_seed.iterrows()
+                v: f"{fmt(r['mean'], r['std'], int(r['count']))} (n={int(r['count'])})" for v, r in summary.iterrows()
             }
         if metric != "f1_val":
-            column = "auc" if metric == "auc" else "f1"
+            column, shown = ("auc", "AUC") if metric == "auc" else ("f1", "F1 at the method's own threshold")
             for method, group in published.groupby("method", sort=False):
-                lines[f"{name.split(' (')[0]}: {method} (published)"] = {
+                lines[f"{shown}: {method} (published)"] = {
                     r[key]: "–" if pd.isna(r[column]) else f"{r[column]:.3f}" for _, r in group.iterrows()
                 }
     floor = ok.groupby(key)["f1_floor"].mean()
@@ -659,6 +668,10 @@ def write_report(root: str | Path, out: str | Path | None = None, paper_csv: str
     _write_csv(out / "runs.csv", runs)
     grid = f"{plan.get('grid', 'ablation')} / {plan.get('preset')}"
     vary = list(plan.get("vary") or {})
+    if vary and paper_csv:
+        raise ValueError(
+            "--paper gives Table 1's values per row; this grid varies settings (its published values are in the grid)"
+        )
     if vary:
         tables = {
             "per_cell.csv": cell_table(runs, vary),

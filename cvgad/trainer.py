@@ -4,6 +4,9 @@ Counter values 0-3: a critic update, then separate CVAE updates by reconstructio
 (+ categorical) loss, negative training (only while the latent loss is below T), mutual
 information, and reconstruction again. Counter 4: a critic update. Counter 5: a generator
 update. One CVAE optimiser and one critic optimiser (Adam, lr 1e-3, betas 0.5/0.999).
+
+`Loop` is what every model's training shares (the baselines of `cvgad.baselines` too): epochs
+of shuffled batches, the loss history checked for NaN, and the resumable state.
 """
 
 from __future__ import annotations
@@ -155,8 +158,8 @@ class Loop:
             for b in range(n_batches):
                 log = self.step(data[order[b * bs : (b + 1) * bs]])
                 if b % 10 == 0 and log:
-                    name, value = next(iter(log.items()))
-                    bar.set_postfix({"epoch": epoch, name: f"{float(value):.3f}"})
+                    name = "recon" if "recon" in log else next(iter(log))
+                    bar.set_postfix({"epoch": epoch, name: f"{float(log[name]):.3f}"})
                 bar.update()
             self._flush()
             if resume is not None:
@@ -221,6 +224,10 @@ class Trainer(Loop):
         return self.cvae
 
     @property
+    def loss_cfg(self) -> LossConfig:
+        return self.cfg.losses
+
+    @property
     def count(self) -> int:
         """Algorithm 1's counter: which of the six kinds of step comes next."""
         return self.steps % CYCLE
@@ -234,7 +241,6 @@ class Trainer(Loop):
     def set_losses(self, losses: LossConfig) -> None:
         """Trains on with other losses (weights, switches, choices), re-deriving what depends on them."""
         self.cfg = dataclasses.replace(self.cfg, losses=losses)
-        self.loss_cfg = losses
         self.radius = L.negative_radius(self.model_cfg.latent_dim, losses.negative_radius, losses.negative_quantile)
         # T of Algorithm 1, on the scale of the logged latent loss
         per_dim = losses.latent_reduction == "mean"

@@ -118,3 +118,9 @@ def test_ganomaly_without_anomalib_says_what_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "anomalib" else real(name, *a))
     with pytest.raises(ImportError, match=r"pip install 'cvgad\[peers\]'"):
         make_config(model="ganomaly")
+
+
+def test_ganomaly_trains_at_its_own_learning_rate_unless_told_otherwise():
+    assert make_config(model="ganomaly").train.lr == 2e-4  # GANomaly's paper and anomalib
+    assert make_config(model="ae").train.lr == make_config().train.lr == 1e-3  # III.C
+    assert make_config(model="ganomaly", lr=1e-3).train.lr == 1e-3

@@ -161,6 +161,11 @@ def test_without_vary_the_layout_is_row_then_seed(tmp_path):
         ),
         ("model: ae,", "model: ae, anomaly_class: 3,", r"row ae: \['anomaly_class'\] also in vary \(preset ci\)"),
         ("model: ae,", "model: svm,", r"row ae: model='svm' is not valid; choose one of ae, cvgad, ganomaly, vae"),
+        (
+            "model: ae,",
+            "model: ae, disabled: [mi],",
+            r"row ae, anomaly_class=3: model 'ae' has no loss 'mi' to disable",
+        ),
         ("latent_dim: 8}", "latent_dim: eight}", r"row ae: latent_dim='eight' has type str; expected int"),
         (
             "model: ae,",
@@ -256,12 +261,15 @@ def test_protocol_settings_in_a_grid_are_checked_before_anything_runs(tmp_path, 
 
 
 def test_published_values_need_method_auc_f1_and_one_setting(tmp_path):
-    (tmp_path / "ok.csv").write_text("method,n_inliers,auc,f1\nGPND,1,0.968,0.979\n")
+    (tmp_path / "ok.csv").write_text("method,outlier_fraction,auc,f1\nGPND,0.1,0.928,0.968\n")
+    (tmp_path / "unvaried.csv").write_text("method,n_inliers,auc,f1\nGPND,1,0.968,0.979\n")
     (tmp_path / "bad.csv").write_text("method,auc,f1\nGPND,0.968,0.979\n")
     text = PROTOCOL_GRID + "published: CSV\n"
     assert load_grid(write_grid(tmp_path, text.replace("CSV", "ok.csv"))).published == [
-        {"method": "GPND", "n_inliers": 1, "auc": 0.968, "f1": 0.979}
+        {"method": "GPND", "outlier_fraction": 0.1, "auc": 0.928, "f1": 0.968}
     ]
+    with pytest.raises(ValueError, match=r"published values are per n_inliers, which the grid does not vary"):
+        load_grid(write_grid(tmp_path, text.replace("CSV", "unvaried.csv")))
     with pytest.raises(ValueError, match=r"bad.csv: needs columns method, auc, f1 and exactly one grid setting"):
         load_grid(write_grid(tmp_path, text.replace("CSV", "bad.csv")))
 

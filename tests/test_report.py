@@ -340,7 +340,36 @@ def test_published_layout_puts_ours_beside_the_published_values_per_setting(tmp_
     # n_inliers 1: AUC 1.0 and 0.5 -> 0.750 ± 0.354 over 2 seeds
     assert table.loc["AUC: CVGAD (ours)"].tolist() == ["0.750 ± 0.354 (n=2)", "0.800 ± 0.141 (n=2)"]
     assert table.loc["AUC: GPND (published)"].tolist() == ["0.968", "0.945"]
-    assert table.loc["F1, best threshold: GPND (published)"].tolist() == ["0.979", "–"]
+    assert table.loc["F1 at the method's own threshold: GPND (published)"].tolist() == ["0.979", "–"]
     assert table.loc["F1 floor 2p/(1+p) (flag everything)"].tolist() == ["0.667", "0.400"]
-    assert "oracle" in next(i for i in table.index if i.startswith("F1, best threshold (oracle"))
+    assert (
+        table.loc["F1, best threshold (oracle: picked on the test set): CVGAD (ours)"].tolist()
+        == ["1.000 ± 0.000 (n=2)"] * 2
+    )
+    assert table.loc["F1 at validation threshold: CVGAD (ours)"].tolist() == ["0.800 ± 0.000 (n=2)"] * 2
     assert published_layout(collect_runs(tmp_path), plan | {"published": []}) is None
+
+
+def test_published_layout_counts_a_seed_only_when_every_other_cell_finished(tmp_path):
+    """With two varied settings, a seed's mean over the other one is comparable only when complete."""
+    plan = make_coil_results(tmp_path)
+    plan["vary"] = {"n_inliers": [1, 4], "fold": [0, 1]}
+    for k in (1, 4):
+        for seed in (0, 1):
+            old = tmp_path / "cvgad" / f"n_inliers-{k}" / f"seed{seed}"
+            for fold, auc in ((0, 0.6), (1, 0.8)):
+                run = tmp_path / "cvgad" / f"n_inliers-{k}" / f"fold-{fold}" / f"seed{seed}"
+                run.mkdir(parents=True)
+                metrics = json.loads((old / "metrics.json").read_text()) | {"auc": auc + 0.1 * seed}
+                (run / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "cvgad" / "n_inliers-4" / "fold-1" / "seed1" / "metrics.json").unlink()  # seed 1 incomplete at 4
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    table = published_layout(collect_runs(tmp_path), plan)
+    # n_inliers 1: seed 0 (0.6 + 0.8) / 2 = 0.7, seed 1 0.8 -> 0.750 ± 0.071; n_inliers 4: only seed 0
+    assert table.loc["AUC: CVGAD (ours)"].tolist() == ["0.750 ± 0.071 (n=2)", "0.700 (n=1)"]
+
+
+def test_an_unknown_reference_row_is_an_error_not_an_empty_table(tmp_path):
+    make_class_results(tmp_path)
+    with pytest.raises(ValueError, match="reference row 'CVGAD' is not in these runs; valid rows: cvgad, ae"):
+        paired_differences(collect_runs(tmp_path), ["anomaly_class"], reference="CVGAD")
