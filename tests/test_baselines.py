@@ -10,7 +10,7 @@ import torch
 from cvgad import baselines as B
 from cvgad import losses as L
 from cvgad.config import LossConfig, ModelConfig, TrainConfig
-from cvgad.experiment import load_run, make_config, run_experiment
+from cvgad.experiment import load_run, make_config, prepare, run_experiment
 from cvgad.scoring import model_errors
 
 TINY = dict(channels=1, latent_dim=8, n_clusters=2, width=4)
@@ -82,15 +82,37 @@ def test_each_baseline_trains_scores_and_reloads_on_tiny_data(model, tmp_path):
             assert torch.equal(value, result.trainer.modules[name].state_dict()[key])
 
 
-def test_the_models_see_identical_splits_for_the_same_seed(tmp_path):
+def test_the_models_see_identical_splits_for_the_same_seed():
     splits = {
-        model: run_experiment(make_config(model=model, seed=3, **TINY_RUN), progress=False).split
-        for model in ("cvgad", "ae", "vae", "ganomaly")
+        model: prepare(make_config(model=model, seed=3, **TINY_RUN))[1] for model in ("cvgad", "ae", "vae", "ganomaly")
     }
     ref = splits["cvgad"]
+    assert len(ref.train) == 64 and len(ref.test) == 60
     for split in splits.values():
         for part in ("train", "val", "test", "test_labels"):
             assert np.array_equal(getattr(split, part), getattr(ref, part))
+    assert not np.array_equal(prepare(make_config(seed=4, **TINY_RUN))[1].train, ref.train)  # the seed decides
+
+
+def test_a_ganomaly_step_updates_the_generator_on_its_loss_then_the_discriminator():
+    from anomalib.models.image.ganomaly.loss import GeneratorLoss
+
+    t = _trainer("ganomaly")
+    gen, disc = t.model.net.generator, t.model.net.discriminator
+    x = _batch() * 2 - 1
+    with torch.no_grad():  # the generator loss on the weights before the step (batchnorm in train mode, as in the step)
+        t.model.train()
+        fake, latent_i, latent_o = gen(x)
+        expected = GeneratorLoss(1, 50, 1)(latent_i, latent_o, x, fake, disc(x)[0], disc(fake)[0])
+    gen_before = [p.clone() for p in gen.parameters()]
+    disc_before = [p.clone() for p in disc.parameters()]
+    log = t.step(_batch())
+    assert log["generator"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(gen_before, gen.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(disc_before, disc.parameters(), strict=True))
+    # the discriminator's update leaves the generator alone: one Adam step moves a weight by at most lr
+    step = max((a - b).abs().max().item() for a, b in zip(gen_before, gen.parameters(), strict=True))
+    assert 0 < step <= t.cfg.lr * 1.01
 
 
 def test_a_killed_baseline_run_resumes_with_the_same_result(tmp_path):
