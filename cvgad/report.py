@@ -559,9 +559,9 @@ def published_layout(runs: pd.DataFrame, plan: dict) -> pd.DataFrame | None:
                 v: f"{fmt(r['mean'], r['std'], int(r['count']))} (n={int(r['count'])})" for v, r in summary.iterrows()
             }
         if metric != "f1_val":
-            column, shown = ("auc", "AUC") if metric == "auc" else ("f1", "F1 at the method's own threshold")
+            column, shown = ("auc", "AUC") if metric == "auc" else ("f1", "F1 as published (its own threshold rule)")
             for method, group in published.groupby("method", sort=False):
-                lines[f"{shown}: {method} (published)"] = {
+                lines[f"{shown}: {method}, published"] = {
                     r[key]: "–" if pd.isna(r[column]) else f"{r[column]:.3f}" for _, r in group.iterrows()
                 }
     floor = ok.groupby(key)["f1_floor"].mean()
@@ -602,7 +602,7 @@ def cell_bars(runs: pd.DataFrame, vary: Sequence[str], dataset: str | None = Non
     )
     ax.axhline(0.5, color="0.3", ls="--", lw=1, label="chance (AUC 0.5)")
     handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=min(len(labels), 3), frameon=False)
+    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=2, frameon=False)
     ax.set(xlabel=settings_name(vary), ylabel="AUC (mean ± std over seeds)", ylim=(0, 1.05))
     if max(map(len, names), default=0) > 3:
         ax.tick_params(axis="x", labelrotation=30)
