@@ -339,8 +339,8 @@ def test_published_layout_puts_ours_beside_the_published_values_per_setting(tmp_
     assert list(table.columns) == ["1", "4"] and table.columns.name == "n_inliers"
     # n_inliers 1: AUC 1.0 and 0.5 -> 0.750 ± 0.354 over 2 seeds
     assert table.loc["AUC: CVGAD (ours)"].tolist() == ["0.750 ± 0.354 (n=2)", "0.800 ± 0.141 (n=2)"]
-    assert table.loc["AUC: GPND (published)"].tolist() == ["0.968", "0.945"]
-    assert table.loc["F1 at the method's own threshold: GPND (published)"].tolist() == ["0.979", "–"]
+    assert table.loc["AUC: GPND, published"].tolist() == ["0.968", "0.945"]
+    assert table.loc["F1 as published (its own threshold rule): GPND, published"].tolist() == ["0.979", "–"]
     assert table.loc["F1 floor 2p/(1+p) (flag everything)"].tolist() == ["0.667", "0.400"]
     assert (
         table.loc["F1, best threshold (oracle: picked on the test set): CVGAD (ours)"].tolist()
