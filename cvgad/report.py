@@ -64,12 +64,13 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
             for seed in sorted(seeds_found(root, row["id"], cell) | set(plan["seeds"])):
                 status, metrics, error = run_status(seed_dir(root, row["id"], seed, cell))
                 lines.append(
-                    {"row": row["id"], "label": row["label"], **cell, "seed": seed, "status": status, "error": error}
+                    {"row": row["id"], "label": row["label"], "seed": seed, "status": status, "error": error}
                     | {k: metrics.get(k) for k in (*METRICS, *COUNTS, "epochs", "device", "wall_seconds")}
+                    | cell  # a varied setting (e.g. epochs) is the cell's, even where a run recorded none
                 )
     if not lines:
         raise ValueError(f"no runs found under {root}; expected <row>/seed<k>/ folders from `cvgad ablate`")
-    return pd.DataFrame(lines, columns=[*RUN_COLUMNS[:2], *vary, *RUN_COLUMNS[2:]])
+    return pd.DataFrame(lines, columns=[*RUN_COLUMNS[:2], *vary, *(c for c in RUN_COLUMNS[2:] if c not in vary)])
 
 
 def _summarise(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

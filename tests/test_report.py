@@ -373,3 +373,17 @@ def test_an_unknown_reference_row_is_an_error_not_an_empty_table(tmp_path):
     make_class_results(tmp_path)
     with pytest.raises(ValueError, match="reference row 'CVGAD' is not in these runs; valid rows: cvgad, ae"):
         paired_differences(collect_runs(tmp_path), ["anomaly_class"], reference="CVGAD")
+
+
+def test_a_varied_setting_that_metrics_also_record_is_one_column(tmp_path):
+    """metrics.json records `epochs`; a grid that varies epochs must still give one epochs column."""
+    plan = {"grid": "g", "preset": "p", "settings": {}, "seeds": [0], "vary": {"epochs": [10, 30]},
+            "rows": [{"id": "cvgad", "label": "CVGAD", "disabled": []}]}  # fmt: skip
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    for epochs in (10, 30):
+        run = tmp_path / "cvgad" / f"epochs-{epochs}" / "seed0"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"auc": 0.9, "f1_best": 0.8, "epochs": epochs}))
+    runs = collect_runs(tmp_path)
+    assert list(runs.columns).count("epochs") == 1 and list(runs["epochs"]) == [10, 30]
+    assert list(cell_table(runs, ["epochs"])["epochs"]) == [10, 30]
