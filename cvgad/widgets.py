@@ -121,8 +121,9 @@ def load_ablation_results(
     results: str | Path | None = None, metric: str = "auc", paper: str | Path | None = None
 ) -> tuple[pd.DataFrame, str]:
     """Table 1's rows with the mean `metric` (auc or f1_best) over finished seeds, by
-    `cvgad.report.aggregate`: from a recorded `runs.csv` (`results`, else the newest under
-    `find_ablations()`/results/) holding two rows or more, else the paper's values (`paper`, else
+    `cvgad.report.aggregate`: from a recorded `runs.csv` (`results`, else the newest of Table 1's
+    grid, under `find_ablations()`/results/table1/; other grids have other rows) holding two rows
+    or more, else the paper's values (`paper`, else
     `find_ablations()`/paper_table1.csv). Returns (table indexed by row with label, value, n)
     and a sentence saying where it came from."""
     if metric not in report.PAPER_NAMES:
@@ -130,7 +131,7 @@ def load_ablation_results(
     files = (
         [Path(results)]
         if results
-        else sorted((find_ablations() / "results").rglob("runs.csv"), key=lambda p: -p.stat().st_mtime)
+        else sorted((find_ablations() / "results" / "table1").rglob("runs.csv"), key=lambda p: -p.stat().st_mtime)
     )
     for path in (p for p in files if p.is_file()):
         table = report.aggregate(pd.read_csv(path).reindex(columns=report.RUN_COLUMNS)).set_index("row")
