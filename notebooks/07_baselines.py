@@ -64,6 +64,12 @@ plots.use_house_style()
 MODELS = ("cvgad", "ae", "vae", "ganomaly")
 
 
+def number(name: str, value: float) -> None:
+    """Glues a number for the prose as a plain Python number (myst-nb cannot format numpy's repr)."""
+    glue(name, value.item() if hasattr(value, "item") else value, display=False)
+
+
+
 def load(results: str) -> tuple[pd.DataFrame, dict]:
     """The runs and the plan of a recorded grid."""
     runs, _ = report.load_runs(results)
@@ -149,7 +155,7 @@ def summary(runs: pd.DataFrame, vary: list[str], name: str) -> pd.DataFrame:
                 "AUC, mean over classes": report.fmt(r["auc_mean"], r["auc_std"], int(r["n"])),
                 "F1 at validation threshold": report.fmt(r["f1_val_mean"], r["f1_val_std"], int(r["n"])),
                 "F1 floor": f"{r['f1_floor_mean']:.3f}"}
-        glue(f"{name}_{row}_auc", r["auc_mean"], display=False)
+        number(f"{name}_{row}_auc", r["auc_mean"])
         if row in pairs.index:
             d = pairs.loc[row]
             p = p_values[row] = float(wilcoxon(per_class[row] - per_class["cvgad"]).pvalue)
@@ -157,7 +163,7 @@ def summary(runs: pd.DataFrame, vary: list[str], name: str) -> pd.DataFrame:
                      "pairs ahead of CVGAD": f"{int(d['ahead'])} of {int(d['pairs'])}", "Wilcoxon p (10 classes)": f"{p:.2g}"}
             for key, value in (("diff", d["auc_diff_mean"]), ("ahead", int(d["ahead"])), ("pairs", int(d["pairs"])),
                                ("p", p)):
-                glue(f"{name}_{row}_{key}", value, display=False)
+                number(f"{name}_{row}_{key}", value)
         lines[row] = line
     glue(f"{name}_verdict", Markdown(verdict(pairs.loc["ae"], p_values["ae"])), display=False)
     return pd.DataFrame(lines).T.fillna("–")
@@ -247,9 +253,9 @@ table3_runs, table3_plan = load(table3)
 cvgad3 = table3_runs[(table3_runs["status"] == "ok") & (table3_runs["row"] == "cvgad")]
 auc3 = pd.to_numeric(cvgad3["auc"]).groupby(cvgad3["n_inliers"]).agg(["mean", "std", "count"])
 for k, r in auc3.iterrows():
-    glue(f"t3_auc_{k}", r["mean"], display=False)
-    glue(f"t3_se_{k}", r["std"] / np.sqrt(r["count"]), display=False)
-glue("t3_draws", int(auc3["count"].min()), display=False)
+    number(f"t3_auc_{k}", r["mean"])
+    number(f"t3_se_{k}", r["std"] / np.sqrt(r["count"]))
+number("t3_draws", int(auc3["count"].min()))
 report.published_layout(table3_runs, table3_plan)
 
 # %% [markdown]
@@ -266,7 +272,7 @@ report.published_layout(table3_runs, table3_plan)
 nn = pd.read_csv("../benchmarks/results/coil100_nearest_neighbour.csv", comment="#")
 nn_summary = nn.groupby("n_inliers")[["auc_nearest_neighbour", "auc_shuffled_labels"]].agg(["mean", "std"])
 for k, r in nn_summary.iterrows():
-    glue(f"t3_nn_{k}", r[("auc_nearest_neighbour", "mean")], display=False)
+    number(f"t3_nn_{k}", r[("auc_nearest_neighbour", "mean")])
 nn_summary.round(3)
 
 # %% [markdown]
@@ -293,7 +299,7 @@ sizing = pd.DataFrame({"n": by["auc"].count(), "AUC": [report.fmt(m, sd, n) for 
                        "wall time of a run (s)": by["wall_seconds"].mean().round(0)})
 for key in ("batch_size", "epochs"):
     for value, auc in ok.groupby(key)["auc"].mean().items():
-        glue(f"sizing_{key}_{value}", auc, display=False)
+        number(f"sizing_{key}_{value}", auc)
 sizing.rename_axis([report.settings_name([k]) for k in sizing_vary])
 
 # %% [markdown]
@@ -316,9 +322,9 @@ sizing.rename_axis([report.settings_name([k]) for k in sizing_vary])
 table2_runs, table2_plan = load(table2)
 ok2 = table2_runs[table2_runs["status"] == "ok"]
 for metric in ("auc", "f1_best", "f1_val"):
-    glue(f"t2_{metric}", pd.to_numeric(ok2[metric]).mean(), display=False)
+    number(f"t2_{metric}", pd.to_numeric(ok2[metric]).mean())
 gpnd = [p["f1"] for p in table2_plan["published"]]
-glue("t2_gpnd_f1", float(np.mean(gpnd)), display=False)
+number("t2_gpnd_f1", float(np.mean(gpnd)))
 report.published_layout(table2_runs, table2_plan)
 
 # %% [markdown]
@@ -335,9 +341,9 @@ shares = np.array(table2_plan["vary"]["outlier_fraction"])
 floors = pd.DataFrame({"outlier share p": shares, "flag everything (anomalies positive, ours)": 2 * shares / (1 + shares),
                        "accept everything (inliers positive, GPND)": 2 * (1 - shares) / (2 - shares)}).set_index("outlier share p")
 gpnd_10 = next(p["f1"] for p in table2_plan["published"] if p["outlier_fraction"] == 0.1)
-glue("t2_gpnd_10", gpnd_10, display=False)
-glue("t2_gpnd_margin_10", gpnd_10 - floors.loc[0.1].iloc[1], display=False)
-glue("t2_floor_10", floors.loc[0.1].iloc[0], display=False)
+number("t2_gpnd_10", gpnd_10)
+number("t2_gpnd_margin_10", gpnd_10 - floors.loc[0.1].iloc[1])
+number("t2_floor_10", floors.loc[0.1].iloc[0])
 floors.round(3)
 
 # %% [markdown]
