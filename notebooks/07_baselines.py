@@ -131,7 +131,7 @@ print("same train, validation and test indices for all four models:",
 # %% tags=["hide-input"]
 fig2_runs, _ = load(fig2)
 fig = report.cell_bars(fig2_runs, ["anomaly_class"], "mnist")
-_ = fig.axes[0].set_title("MNIST (cpu preset): AUC per anomalous digit")
+_ = fig.suptitle("MNIST (cpu preset): AUC per anomalous digit")
 
 
 # %% [markdown]
@@ -212,7 +212,7 @@ report.styled(per_class(fig2_runs, ["anomaly_class"], "mnist").rename_axis("AUC,
 # %% tags=["hide-input"]
 fig3_runs, _ = load(fig3)
 fig = report.cell_bars(fig3_runs, ["anomaly_class"], "cifar10")
-_ = fig.axes[0].set_title("CIFAR-10 (cpu preset): AUC per anomalous class")
+_ = fig.suptitle("CIFAR-10 (cpu preset): AUC per anomalous class")
 
 # %% tags=["hide-input"]
 fig3_summary = summary(fig3_runs, ["anomaly_class"], "fig3")
