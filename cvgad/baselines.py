@@ -25,7 +25,7 @@ from cvgad import losses as L
 from cvgad.config import ModelConfig, TrainConfig
 from cvgad.data import as_float_images
 from cvgad.networks import Decoder, Encoder, reparameterize
-from cvgad.trainer import Loop
+from cvgad.trainer import Loop, Trainer
 
 
 class Autoencoder(nn.Module):
@@ -155,8 +155,6 @@ class GanomalyTrainer(Loop):
 
 def trainer_for(model_cfg: ModelConfig, cfg: TrainConfig) -> Loop:
     """The trainer of the configured model: CVGAD's Algorithm 1 or a baseline's."""
-    from cvgad.trainer import Trainer
-
     if model_cfg.model == "cvgad":
         return Trainer(model_cfg, cfg)
     if model_cfg.model == "ganomaly":
