@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint test unit nbval run benchmark clean book book-vendor book-clean book-distclean screenshots chromium
+.PHONY: install lint test unit nbval run benchmark gpu-check clean book book-vendor book-clean book-distclean screenshots chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ run: install
 
 benchmark: install
 	$(BIN)/python benchmarks/throughput.py
+
+# The one prepared GPU run (parity, throughput, packed paper preset); on a machine without CUDA
+# it runs the CPU parts and says so. JSON into GPU_CHECK_OUT.
+GPU_CHECK_OUT ?= benchmarks/results/gpu_check
+gpu-check: install
+	$(BIN)/python benchmarks/gpu_check.py --out $(GPU_CHECK_OUT) $(if $(CVGAD_DATA),--data-root $(CVGAD_DATA))
 
 clean:
 	rm -rf runs book/_build

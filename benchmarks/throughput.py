@@ -5,14 +5,21 @@ Measures, at batch 64 on 32x32x3 images with the DCGAN-width model (latent 256, 
   step and a generator step), and of a plain VAE step (one forward/backward/Adam update of
   encoder + decoder with L1 + Gaussian KL) for scale;
 - the FLOPs per image of each (counted by torch.utils.flop_counter on one cycle);
-- the device's measured matmul peak and the fraction of it that the training reaches.
+- the device's measured matmul peak and the fraction of it that the training reaches;
+- Algorithm 1 in both memory layouts (contiguous NCHW and channels_last), and which one
+  `TrainConfig.memory_format="auto"` picks on this device.
 
     python benchmarks/throughput.py [--device auto] [--width 64] [--cycles 3]
+    python benchmarks/throughput.py --cycle-only   # one JSON line: Algorithm 1 images/s
+
+`--cycle-only` uses no option newer than the first trainer, so `side_by_side.py` can time
+an older commit's code with it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import torch
@@ -22,6 +29,27 @@ from torch.utils.flop_counter import flop_registry
 from cvgad.config import LossConfig, ModelConfig, TrainConfig
 from cvgad.networks import CVAE
 from cvgad.trainer import CYCLE, Trainer, resolve_device
+
+
+def cycle_rate(
+    width: int, batch_size: int, cycles: int, device: torch.device, amp: bool, compile: bool = False, **train
+) -> float:
+    """Images per second of full Algorithm 1 cycles (gate open, so every update runs); with
+    `compile`, the CVAE is compiled (torch.compile) and the critic stays eager."""
+    model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
+    cfg = TrainConfig(
+        batch_size=batch_size, device=str(device), amp=amp, losses=LossConfig(negative_threshold=1e9), **train
+    )
+    trainer = Trainer(model_cfg, cfg)
+    if compile:
+        trainer.cvae.compile()
+    x = torch.rand(batch_size, 3, 32, 32, device=device)
+
+    def cycle() -> None:
+        for _ in range(CYCLE):
+            trainer.step(x)
+
+    return CYCLE * batch_size / time_it(cycle, device, cycles)
 
 
 def _sync(device: torch.device) -> None:
@@ -84,8 +112,13 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--cycles", type=int, default=3, help="Algorithm 1 cycles (of 6 batches) to time")
     p.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
+    p.add_argument("--cycle-only", action="store_true", help="print one JSON line: Algorithm 1 images/s")
     args = p.parse_args()
     device = resolve_device(args.device)
+    if args.cycle_only:
+        rate = cycle_rate(args.width, args.batch_size, args.cycles, device, not args.no_amp)
+        print(json.dumps({"images_per_s": rate, "threads": torch.get_num_threads()}))
+        return
     model_cfg = ModelConfig(channels=3, width=args.width, latent_dim=256, n_clusters=9)
     # negative_threshold high: the gate is open, so every update of Algorithm 1 is timed
     cfg = TrainConfig(
@@ -134,6 +167,16 @@ def main() -> None:
             f"{label:>18}: {rate:9.1f} images/s | {flops / 1e6:8.1f} MFLOP/image | "
             f"{rate * flops / 1e12:.4f} TFLOP/s = {100 * rate * flops / peak:.1f}% of peak"
         )
+    rates = {
+        fmt: cycle_rate(args.width, args.batch_size, args.cycles, device, trainer.use_amp, memory_format=fmt)
+        for fmt in ("contiguous", "channels_last")
+    }
+    print("Algorithm 1 by memory layout: " + ", ".join(f"{fmt} {r:.1f} images/s" for fmt, r in rates.items()))
+    from cvgad.trainer import resolve_memory_format  # not at the top: --cycle-only runs older code too
+
+    chosen = "channels_last" if resolve_memory_format("auto") == torch.channels_last else "contiguous"
+    faster = max(rates, key=lambda k: rates[k])
+    print(f"memory_format='auto' uses {chosen} on {device.type}; {faster} measured faster here")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from torch import Tensor, nn
 
 from cvgad import losses as L
 from cvgad.config import ModelConfig, TrainConfig
-from cvgad.data import as_float_images
 from cvgad.networks import Decoder, Encoder, reparameterize
 from cvgad.trainer import Loop, Trainer
 
@@ -60,7 +59,7 @@ class AutoencoderTrainer(Loop):
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig) -> None:
         super().__init__(cfg)
         self.variational = model_cfg.model == "vae"
-        self.ae = Autoencoder(model_cfg).to(self.device)
+        self.ae = self._place(Autoencoder(model_cfg))
         self.opt = self._adam(self.ae)
         self.modules, self.optimizers = {"ae": self.ae}, {"opt_ae": self.opt}
 
@@ -70,7 +69,7 @@ class AutoencoderTrainer(Loop):
 
     def step(self, x: Tensor) -> dict[str, Tensor]:
         lc, log = self.cfg.losses, dict[str, Tensor]()
-        x = as_float_images(x.to(self.device, non_blocking=True))
+        x = self._batch(x)
         self.ae.train()
         recon, mu, logvar = self.ae(x, sample=self.variational)
         loss = log["recon"] = self._recon_loss(x, recon)
@@ -123,7 +122,7 @@ class GanomalyTrainer(Loop):
             from anomalib.models.image.ganomaly.loss import DiscriminatorLoss, GeneratorLoss
 
         super().__init__(cfg)
-        self.model = Ganomaly(model_cfg).to(self.device)
+        self.model = self._place(Ganomaly(model_cfg))
         self.generator_loss, self.discriminator_loss = GeneratorLoss(wadv=1, wcon=50, wenc=1), DiscriminatorLoss()
         self.opt_g, self.opt_d = self._adam(self.model.net.generator), self._adam(self.model.net.discriminator)
         self.modules = {"ganomaly": self.model}
@@ -134,7 +133,7 @@ class GanomalyTrainer(Loop):
         return self.model
 
     def step(self, x: Tensor) -> dict[str, Tensor]:
-        x = as_float_images(x.to(self.device, non_blocking=True)) * 2 - 1
+        x = self._batch(x) * 2 - 1
         self.model.train()
         generator, discriminator = self.model.net.generator, self.model.net.discriminator
         fake, latent_i, latent_o = generator(x)

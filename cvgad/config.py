@@ -17,6 +17,7 @@ LossName = Literal["mi", "latent", "ssim", "l1", "wasserstein", "negative"]
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "coil100"]
 ProtocolName = Literal["leave_one_out", "one_class", "coil100"]
 CategoricalForm = Literal["marginal", "per_sample"]
+MemoryFormat = Literal["auto", "channels_last", "contiguous"]
 LatentReduction = Literal["mean", "sum"]
 NegativeRadius = Literal["chi", "literal"]
 FakeSource = Literal["reconstruction", "prior"]
@@ -154,12 +155,15 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto": CUDA when present, else CPU
     amp: bool = True  # bfloat16 autocast, used on CUDA only
+    #: Layout of images and conv weights; "auto": what measured faster on the device (trainer.resolve_memory_format)
+    memory_format: MemoryFormat = "auto"
     losses: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.losses, dict):
             _set(self, "losses", LossConfig(**self.losses))
         _set(self, "betas", tuple(self.betas))
+        check_choice("memory_format", self.memory_format, MemoryFormat)
         _check(self.epochs >= 0, f"epochs={self.epochs} is not valid; use 0 or more")
         _check(
             self.batch_size >= 2,

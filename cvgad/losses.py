@@ -121,7 +121,8 @@ def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, t: Tensor | 
 def critic_loss(critic: nn.Module, real: Tensor, fake: Tensor, gp_weight: float = 10.0) -> tuple[Tensor, Tensor]:
     """Eq. (15): L_D = -E[D(x)] + E[D(G(z))] + lambda GP. Returns (L_D, Wasserstein estimate
     E[D(x)] - E[D(G(z))], the quantity plotted in Fig. 8b)."""
-    wasserstein = critic(real).mean() - critic(fake).mean()
+    scores = critic(torch.cat([real, fake])).chunk(2)  # one pass: the critic has no batchnorm
+    wasserstein = scores[0].mean() - scores[1].mean()
     return -wasserstein + gp_weight * gradient_penalty(critic, real, fake), wasserstein.detach()
 
 
@@ -151,30 +152,30 @@ def sample_negative_codes(
     radius: float,
     rule: str = "chi",
     generator: torch.Generator | None = None,
-    max_tries: int = 100,
-) -> Tensor:
+    candidates: int = 4,
+) -> tuple[Tensor, Tensor]:
     """Potential anomalies in latent space (II.E): codes farther than `radius` from every mean.
 
     Both rules start at a random mean mu_y. "literal" draws z ~ N(mu_y, I), as the paper
     describes; "chi" draws a random direction and a distance uniform in [radius, 1.5 radius]
-    (just outside the normal shell). Draws within `radius` of any mean are redrawn.
+    (just outside the normal shell). Of `candidates` x n draws, the first n beyond `radius`
+    from every mean are returned, with the number of returned codes that are not (0 unless
+    fewer than n candidates qualified). Nothing here waits for the device: the caller checks
+    that count when it reads its losses.
     """
     means = means.detach()
-    out = torch.empty(0, means.shape[1], device=means.device, dtype=means.dtype)
-    for _ in range(max_tries):
-        y = torch.randint(means.shape[0], (n,), device=means.device, generator=generator)
-        eps = torch.randn(n, means.shape[1], device=means.device, dtype=means.dtype, generator=generator)
-        if rule == "chi":
-            r = radius * (1 + 0.5 * torch.rand(n, 1, device=means.device, dtype=means.dtype, generator=generator))
-            eps = eps / eps.norm(dim=1, keepdim=True) * r
-        z = means[y] + eps
-        out = torch.cat([out, z[torch.cdist(z, means).min(dim=1).values > radius]])
-        if len(out) >= n:
-            return out[:n]
-    raise RuntimeError(
-        f"could not draw {n} codes farther than radius {radius:.2f} from all "
-        f"{means.shape[0]} means in {max_tries} tries; lower the radius"
-    )
+    m = candidates * n
+    y = torch.randint(means.shape[0], (m,), device=means.device, generator=generator)
+    eps = torch.randn(m, means.shape[1], device=means.device, dtype=means.dtype, generator=generator)
+    if rule == "chi":
+        r = radius * (1 + 0.5 * torch.rand(m, 1, device=means.device, dtype=means.dtype, generator=generator))
+        eps = eps / eps.norm(dim=1, keepdim=True) * r
+    elif rule != "literal":
+        raise ValueError(f"rule={rule!r} is not valid; choose 'chi' or 'literal'")
+    z = means[y] + eps
+    inside = torch.cdist(z, means).min(dim=1).values <= radius
+    first = torch.sort(inside.to(torch.uint8), stable=True).indices[:n]  # qualifying draws first, in draw order
+    return z[first], inside[first].sum()
 
 
 def negative_loss(x_neg: Tensor, recon_neg: Tensor, ceiling: float = 0.5) -> Tensor:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cvgad import losses as L
@@ -47,6 +49,24 @@ def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
+class CodeToMap(nn.ConvTranspose2d):
+    """The decoder's first layer: a 4x4 transposed convolution of z seen as a 1x1 map (DCGAN).
+
+    On a 1x1 input that convolution is exactly a matrix product, z @ W with W reshaped to
+    (latent, channels * 16), which this computes instead: on the CPU the convolution kernel
+    takes about ten times as long. Same parameter, same name, so checkpoints are unchanged."""
+
+    def __init__(self, latent_dim: int, channels: int) -> None:
+        super().__init__(latent_dim, channels, 4, 1, 0, bias=False)
+
+    def forward(self, z: Tensor) -> Tensor:  # type: ignore[override]
+        # in channels_last, the weight's memory is (latent, 4, 4, channels): read it without a copy
+        channels_last = not self.weight.is_contiguous()
+        w = self.weight.permute(0, 2, 3, 1) if channels_last else self.weight
+        out = z.flatten(1) @ w.flatten(1)
+        return out.view(len(z), 4, 4, -1).permute(0, 3, 1, 2) if channels_last else out.view(len(z), -1, 4, 4)
+
+
 class Decoder(nn.Module):
     """q(x|z): a DCGAN generator from z to a 32x32 image in [0, 1]."""
 
@@ -54,7 +74,7 @@ class Decoder(nn.Module):
         super().__init__()
         w = cfg.width
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(cfg.latent_dim, 4 * w, 4, 1, 0, bias=False),  # 1 -> 4
+            CodeToMap(cfg.latent_dim, 4 * w),  # 1 -> 4
             nn.BatchNorm2d(4 * w),
             nn.ReLU(inplace=True),
             nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1, bias=False),  # 4 -> 8
@@ -104,9 +124,16 @@ class FeatureDiscriminator(nn.Module):
         )
 
     def forward(self, features: Tensor, z: Tensor) -> Tensor:
-        """Logit that (features, z) is a mismatched pair, averaged over the map: shape (B,)."""
-        zmap = z[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
-        return self.net(torch.cat([features, zmap], dim=1)).mean(dim=(1, 2, 3))
+        """Logit that (features, z) is a mismatched pair, averaged over the map: shape (B,).
+
+        The first 1x1 convolution of [features, z copied to every position] is computed as
+        its two halves: the features' convolution plus z's projection, added at every position
+        (the same sum, without convolving 16 copies of z)."""
+        first = cast(nn.Conv2d, self.net[0])
+        c = features.shape[1]
+        z_part = F.linear(z, first.weight[:, c:, 0, 0])[:, :, None, None]
+        h = F.conv2d(features, first.weight[:, :c], first.bias) + z_part
+        return self.net[1:](h).mean(dim=(1, 2, 3))
 
 
 class Critic(nn.Module):

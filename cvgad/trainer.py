@@ -5,6 +5,10 @@ Counter values 0-3: a critic update, then separate CVAE updates by reconstructio
 information, and reconstruction again. Counter 4: a critic update. Counter 5: a generator
 update. One CVAE optimiser and one critic optimiser (Adam, lr 1e-3, betas 0.5/0.999).
 
+A step never waits for the device: the gate T is decided on the device (a closed gate skips
+the negative update inside the fused Adam step), and losses reach the host every
+FINITE_CHECK_EVERY steps, when they are checked.
+
 `Loop` is what every model's training shares (the baselines of `cvgad.baselines` too): epochs
 of shuffled batches, the loss history checked for NaN, and the resumable state.
 """
@@ -17,6 +21,7 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 import torch
@@ -29,6 +34,8 @@ from cvgad.data import as_float_images
 from cvgad.networks import CVAE, Critic, reparameterize
 from cvgad.runs import save_torch
 
+M = TypeVar("M", bound=nn.Module)
+
 #: Every update Algorithm 1 can make, in the order it makes them within one step.
 UPDATES = ("critic", "recon", "latent", "negative", "mi", "recon_2", "generator")
 CYCLE = 6
@@ -36,8 +43,24 @@ CYCLE = 6
 FINITE_CHECK_EVERY = 25
 
 
+def applied(log: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A step's log less an update its gate skipped (the negative update while the latent loss
+    was at or above T) and less the gate itself. Reading the gate waits for the device."""
+    gate = log.get("gate")
+    return {k: v for k, v in log.items() if k != "gate" and (k != "negative" or gate is None or bool(gate))}
+
+
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; the message names the loss and the step."""
+
+
+def resolve_memory_format(memory_format: str) -> torch.memory_format:
+    """ "auto" is channels_last: on the CPU a whole Algorithm 1 cycle measured about 8% faster in
+    it (benchmarks/throughput.py prints both); on CUDA it is the layout of tensor-core
+    convolutions (benchmarks/gpu_check.py measures both where a GPU is lent)."""
+    if memory_format == "auto":
+        memory_format = "channels_last"
+    return torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
 
 
 def resolve_device(device: str) -> torch.device:
@@ -77,7 +100,10 @@ class Loop:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
+        self.memory_format = resolve_memory_format(cfg.memory_format)
         torch.manual_seed(cfg.seed)
+        #: Random streams of the model's own, saved with the resumable state (by name).
+        self.generators: dict[str, torch.Generator] = {}
         self.steps = 0
         self.history: list[dict[str, float]] = []
         self._pending: list[tuple[int, dict[str, Tensor]]] = []
@@ -90,10 +116,22 @@ class Loop:
         """One batch; returns the loss of every update made, as detached tensors."""
         raise NotImplementedError
 
-    def _update(self, opt: torch.optim.Optimizer, loss: Tensor) -> Tensor:
+    def _update(self, opt: torch.optim.Optimizer, loss: Tensor, apply: Tensor | None = None) -> Tensor:
+        """One optimiser step on `loss`. With `apply` (a boolean on the device), the step is taken
+        only where it is true, decided on the device: fused Adam skips a step whose `found_inf`
+        is 1, leaving weights and moments as they were (the mechanism of torch.amp.GradScaler)."""
         opt.zero_grad(set_to_none=True)  # parameters a loss does not touch keep grad None: Adam skips them
         loss.backward()
-        opt.step()
+        if apply is None:
+            opt.step()
+        elif opt.defaults.get("fused"):
+            opt.found_inf = (~apply).float()  # type: ignore[attr-defined]
+            try:
+                opt.step()
+            finally:
+                del opt.found_inf  # type: ignore[attr-defined]
+        elif apply:  # no fused Adam on this device: the host decides
+            opt.step()
         return loss.detach()
 
     def _recon_loss(self, x: Tensor, recon: Tensor) -> Tensor:
@@ -101,8 +139,19 @@ class Loop:
         lc = self.cfg.losses
         return L.reconstruction_loss(x, recon, lc.ssim if lc.on("ssim") else 0.0, lc.l1 if lc.on("l1") else 0.0)
 
+    def _place(self, module: M) -> M:
+        """A module on the device, its weights in the configured memory layout."""
+        return module.to(self.device).to(memory_format=self.memory_format)
+
+    def _batch(self, x: Tensor) -> Tensor:
+        """A batch on the device as float images in [0, 1], in the configured memory layout."""
+        return as_float_images(x.to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)
+
     def _adam(self, module: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(module.parameters(), lr=self.cfg.lr, betas=self.cfg.betas)
+        """Adam with the config's learning rate and betas; fused (one kernel for all parameters,
+        about 10% of a CPU training step saved) where torch has it."""
+        fused = self.device.type in ("cpu", "cuda")
+        return torch.optim.Adam(module.parameters(), lr=self.cfg.lr, betas=self.cfg.betas, fused=fused)
 
     def _log(self, log: dict[str, Tensor]) -> None:
         """Keeps a step's losses on the device; every FINITE_CHECK_EVERY steps they go to the history."""
@@ -115,11 +164,15 @@ class Loop:
         """The columns of the history besides the losses."""
         return {"step": step}
 
+    def _values(self, log: dict[str, Tensor]) -> dict[str, float]:
+        """A step's log as history columns, read on the host."""
+        return {k: float(v) for k, v in log.items()}
+
     # ----------------------------------------------------------------- history
     def _flush(self) -> None:
         """Moves pending losses to the host (one synchronisation) and stops on NaN/inf."""
         for step, log in self._pending:
-            row = {**self._row(step), **{k: float(v) for k, v in log.items()}}
+            row = {**self._row(step), **self._values(log)}
             bad = [k for k, v in row.items() if not math.isfinite(v)]
             if bad:
                 self._pending = []
@@ -129,6 +182,12 @@ class Loop:
 
     def _where(self, row: dict[str, float]) -> str:
         return f"model {type(self).__name__}"
+
+    def _progress(self, epoch: int) -> dict[str, str]:
+        """The progress bar's postfix: the epoch and the newest logged loss."""
+        last = self.history[-1] if self.history else {}
+        name = "recon" if "recon" in last else next((k for k in last if k not in self._row(0)), None)
+        return {"epoch": str(epoch), **({name: f"{last[name]:.3f}"} if name else {})}
 
     def history_frame(self) -> pd.DataFrame:
         self._flush()
@@ -148,7 +207,7 @@ class Loop:
             raise ValueError(f"need at least 2 training images, got {len(images)}")
         generator = torch.Generator().manual_seed(self.cfg.seed)
         start = self._load_resume(Path(resume), generator) if resume is not None and Path(resume).exists() else 0
-        data = images.to(self.device)
+        data = images.to(self.device, memory_format=self.memory_format)  # on the device once, not per batch
         n_batches = len(images) // bs
         bar = tqdm(
             total=epochs * n_batches, initial=start * n_batches, disable=not progress, desc="train", unit="batch"
@@ -156,10 +215,9 @@ class Loop:
         for epoch in range(start, epochs):
             order = torch.randperm(len(images), generator=generator).to(self.device)
             for b in range(n_batches):
-                log = self.step(data[order[b * bs : (b + 1) * bs]])
-                if b % 10 == 0 and log:
-                    name = "recon" if "recon" in log else next(iter(log))
-                    bar.set_postfix({"epoch": epoch, name: f"{float(log[name]):.3f}"})
+                self.step(data[order[b * bs : (b + 1) * bs]])
+                if self.steps % FINITE_CHECK_EVERY == 0:  # just read on the host: no extra wait
+                    bar.set_postfix(self._progress(epoch))
                 bar.update()
             self._flush()
             if resume is not None:
@@ -185,6 +243,7 @@ class Loop:
             "history": self.history,
             "batch_order_rng": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            **{f"{name}_rng": g.get_state() for name, g in self.generators.items()},
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -198,6 +257,8 @@ class Loop:
         self.steps, self.history = state["steps"], list(state["history"])
         generator.set_state(state["batch_order_rng"])
         torch.set_rng_state(state["torch_rng"].cpu())
+        for name, g in self.generators.items():
+            g.set_state(state[f"{name}_rng"].cpu())
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
         return int(state["epoch"])
@@ -211,8 +272,11 @@ class Trainer(Loop):
     ) -> None:
         super().__init__(cfg)
         self.model_cfg = model_cfg
-        self.cvae = (cvae or CVAE(model_cfg)).to(self.device)
-        self.critic = (critic or Critic(model_cfg)).to(self.device)
+        self.cvae = self._place(cvae or CVAE(model_cfg))
+        self.critic = self._place(critic or Critic(model_cfg))
+        # negative codes from their own stream, so a closed gate leaves the others unchanged
+        self.generators = {"negative": torch.Generator(self.device).manual_seed(cfg.seed)}
+        self._negative_short: Tensor | None = None  # codes drawn within the radius, summed on the device
         self.opt_cvae, self.opt_critic = self._adam(self.cvae), self._adam(self.critic)
         self.modules = {"cvae": self.cvae, "critic": self.critic}
         self.optimizers = {"opt_cvae": self.opt_cvae, "opt_critic": self.opt_critic}
@@ -237,6 +301,16 @@ class Trainer(Loop):
 
     def _where(self, row: dict[str, float]) -> str:
         return f"Algorithm 1 counter {int(row['count'])}"
+
+    def _values(self, log: dict[str, Tensor]) -> dict[str, float]:
+        """The negative update is in the history only where the gate was open, as Algorithm 1
+        makes it; negative codes that could not be drawn beyond the radius are an error here."""
+        if self._negative_short is not None and int(self._negative_short) > 0:
+            raise RuntimeError(
+                f"could not draw negative codes farther than radius {self.radius:.2f} from all "
+                f"{self.model_cfg.n_clusters} means; lower the radius (LossConfig.negative_quantile or negative_radius)"
+            )
+        return super()._values(applied(log))
 
     def set_losses(self, losses: LossConfig) -> None:
         """Trains on with other losses (weights, switches, choices), re-deriving what depends on them."""
@@ -280,14 +354,18 @@ class Trainer(Loop):
             L.categorical_loss(logits, self.loss_cfg.categorical_form),
         )
 
-    def _negative_update(self, n: int) -> Tensor:
-        z = L.sample_negative_codes(self.cvae.means, n, self.radius, self.loss_cfg.negative_radius)
+    def _negative_update(self, n: int, gate: Tensor, log: dict[str, Tensor]) -> None:
+        """II.E's negative training, applied where `gate` (T of Algorithm 1) is open."""
+        z, short = L.sample_negative_codes(
+            self.cvae.means, n, self.radius, self.loss_cfg.negative_radius, self.generators["negative"]
+        )
+        self._negative_short = short if self._negative_short is None else self._negative_short + short
         with frozen_batchnorm_stats(self.cvae), self._autocast():
             with torch.no_grad():
                 x_neg = self.cvae.decoder(z).float()
             recon_neg = self.cvae(x_neg)["recon"].float()
         loss = self.loss_cfg.negative * L.negative_loss(x_neg, recon_neg, self.loss_cfg.negative_ssim_ceiling)
-        return self._update(self.opt_cvae, loss)
+        log["negative"], log["gate"] = self._update(self.opt_cvae, loss, apply=gate), gate
 
     def _mi_update(self, x: Tensor) -> Tensor:
         with self._autocast():
@@ -298,9 +376,10 @@ class Trainer(Loop):
 
     def step(self, x: Tensor) -> dict[str, Tensor]:
         """One batch of Algorithm 1. Returns the loss of every update made, in order (keys
-        from UPDATES, plus "wasserstein" after a critic update), as detached tensors."""
+        from UPDATES, plus "wasserstein" after a critic update), as detached tensors. The
+        negative update comes with "gate", true where it was applied (latent loss below T)."""
         lc, log = self.loss_cfg, dict[str, Tensor]()
-        x = as_float_images(x.to(self.device, non_blocking=True))
+        x = self._batch(x)
         wasserstein_on = lc.on("wasserstein")
         recon_on = (lc.on("ssim") and lc.ssim > 0) or (lc.on("l1") and lc.l1 > 0)
         self.cvae.train()
@@ -319,8 +398,8 @@ class Trainer(Loop):
             elif lc.on("negative"):
                 with torch.no_grad():
                     latent, _ = self._latent_terms(x)  # the gate still needs the value
-            if lc.on("negative") and latent.item() < self.threshold:  # T of Algorithm 1
-                log["negative"] = self._negative_update(len(x))
+            if lc.on("negative"):
+                self._negative_update(len(x), latent.detach() < self.threshold, log)  # T of Algorithm 1
             if lc.on("mi"):
                 log["mi"] = self._mi_update(x)
             if recon_on:

@@ -112,7 +112,7 @@ from cvgad import losses as L
 from cvgad import plots
 from cvgad.experiment import make_config, prepare
 from cvgad.networks import reparameterize
-from cvgad.trainer import UPDATES, Trainer, frozen_batchnorm_stats
+from cvgad.trainer import UPDATES, Trainer, applied, frozen_batchnorm_stats
 
 pd.set_option("display.precision", 4)
 cfg = make_config(dataset=dataset, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,
@@ -153,8 +153,8 @@ cvae.train()
 critic.train()
 order = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(seed))
 x = train_images[order[:cfg.train.batch_size]].to(trainer.device).float() / 255
-z_neg = L.sample_negative_codes(cvae.means, len(x), trainer.radius, lc.negative_radius,
-                                generator=torch.Generator(trainer.device).manual_seed(seed))
+z_neg, _ = L.sample_negative_codes(cvae.means, len(x), trainer.radius, lc.negative_radius,
+                                   generator=torch.Generator(trainer.device).manual_seed(seed))
 
 
 def latent_terms(x):
@@ -329,7 +329,7 @@ for b in range(12):
     count = stepper.count
     log = stepper.step(train_images[order[b * bs:(b + 1) * bs]])
     schedule.append({"batch": b, "counter": count,
-                     "updates": ", ".join(k for k in log if k in UPDATES),
+                     "updates": ", ".join(k for k in applied(log) if k in UPDATES),
                      "latent/dim": round(float(log["latent"]), 3) if "latent" in log else None})
 schedule = pd.DataFrame(schedule)
 

@@ -248,8 +248,8 @@ plt.show()
 # "potential anomalies" whose reconstruction the CVAE learns to make worse:
 
 # %%
-z_neg = L.sample_negative_codes(cvae.means.detach(), 30, trainer.radius, cfg.train.losses.negative_radius,
-                                generator=torch.Generator(trainer.device).manual_seed(seed))
+z_neg, _ = L.sample_negative_codes(cvae.means.detach(), 30, trainer.radius, cfg.train.losses.negative_radius,
+                                   generator=torch.Generator(trainer.device).manual_seed(seed))
 with torch.no_grad():
     x_neg = cvae.decoder(z_neg).float()
     recon_neg = cvae.reconstruct(x_neg).float()

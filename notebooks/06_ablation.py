@@ -63,7 +63,7 @@ from cvgad.config import LossConfig, ModelConfig, TrainConfig
 from cvgad.grid import load_grid
 from cvgad.params import PLACE, make_config
 from cvgad.runs import read_plan
-from cvgad.trainer import CYCLE, UPDATES, Trainer
+from cvgad.trainer import CYCLE, UPDATES, Trainer, applied
 
 pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 20)
@@ -133,7 +133,7 @@ for grid_row in grid.rows:
     trainer = Trainer(tiny, TrainConfig(batch_size=2, device="cpu", amp=False, seed=0, losses=losses))
     made = dict.fromkeys(UPDATES, 0)
     for _ in range(CYCLE):
-        for update in trainer.step(images):
+        for update in applied(trainer.step(images)):
             if update in made:
                 made[update] += 1
     terms = [name.upper() if name == "ssim" else "L1" for name in ("ssim", "l1") if losses.on(name)]

@@ -59,6 +59,7 @@ from cvgad.data import load_dataset
 from cvgad.params import make_config
 from cvgad.protocols import make_split
 from cvgad.runs import read_plan
+from cvgad.trainer import applied
 
 plots.use_house_style()
 MODELS = ("cvgad", "ae", "vae", "ganomaly")
@@ -107,7 +108,7 @@ batch = torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(0))
 for model in MODELS:
     trainer = trainer_for(ModelConfig(model=model, **tiny), TrainConfig(batch_size=8, device="cpu", seed=0,
                                                                           losses=LossConfig(negative_threshold=1e6)))
-    logged = trainer.step(batch)
+    logged = applied(trainer.step(batch))
     params = sum(p.numel() for m in trainer.modules.values() for p in m.parameters())
     print(f"{model:9s} logs {', '.join(logged):52s} {params:7d} parameters in {', '.join(trainer.modules)}")
 encoders = {m: sum(p.numel() for p in trainer_for(ModelConfig(model=m, **tiny), TrainConfig(device="cpu"))

@@ -114,15 +114,24 @@ def test_negative_codes_lie_farther_than_the_radius_from_every_mean(rule):
     torch.manual_seed(0)
     means = torch.randn(5, 16) * 3
     radius = L.negative_radius(16, rule)
-    z = L.sample_negative_codes(means, 500, radius, rule)
-    assert z.shape == (500, 16)
+    z, short = L.sample_negative_codes(means, 500, radius, rule)
+    assert z.shape == (500, 16) and short.item() == 0
     assert (torch.cdist(z, means).min(dim=1).values > radius).all()
 
 
-def test_negative_sampling_fails_clearly_when_no_code_fits():
+def test_negative_sampling_counts_codes_that_could_not_be_placed_beyond_the_radius():
     means = torch.zeros(1, 4)
-    with pytest.raises(RuntimeError, match="radius"):
-        L.sample_negative_codes(means, 10, radius=1e6, rule="literal", max_tries=3)
+    z, short = L.sample_negative_codes(means, 10, radius=1e6, rule="literal")
+    assert z.shape == (10, 4) and short.item() == 10
+
+
+def test_negative_sampling_replaces_draws_that_land_near_another_mean():
+    # a draw 2-3 away from one mean often lands within 2 of the other mean, 3 away
+    means = torch.tensor([[0.0, 0.0], [3.0, 0.0]])
+    z, short = L.sample_negative_codes(means, 50, radius=2.0, rule="chi", generator=torch.Generator().manual_seed(0))
+    same, _ = L.sample_negative_codes(means, 50, radius=2.0, rule="chi", generator=torch.Generator().manual_seed(0))
+    assert short.item() == 0 and torch.equal(z, same)
+    assert (torch.cdist(z, means).min(dim=1).values > 2.0).all()
 
 
 def test_negative_loss_is_a_hinge_that_stops_below_the_ceiling():

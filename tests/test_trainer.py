@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from cvgad.config import LossConfig, ModelConfig, TrainConfig
-from cvgad.trainer import CYCLE, NonFiniteLossError, Trainer
+from cvgad.networks import CodeToMap
+from cvgad.trainer import CYCLE, UPDATES, NonFiniteLossError, Trainer, applied
 
 TINY = ModelConfig(channels=1, latent_dim=8, n_clusters=2, width=4)
 
@@ -16,7 +17,8 @@ def _trainer(**losses) -> Trainer:
 
 
 def _updates(log: dict) -> list[str]:
-    return [k for k in log if k not in ("wasserstein", "categorical")]
+    """The updates a step made: the negative one only where its gate was open."""
+    return [k for k in applied(log) if k in UPDATES]
 
 
 def _batch(seed: int = 0) -> torch.Tensor:
@@ -37,6 +39,46 @@ def test_twelve_steps_follow_algorithm_1_in_order():
 def test_negative_training_waits_for_the_latent_loss_to_fall_below_t():
     t = _trainer(negative_threshold=1e-9)  # gate never opens
     assert _updates(t.step(_batch())) == ["critic", "recon", "latent", "mi", "recon_2"]
+    assert "negative" not in t.history_frame()  # the history keeps applied updates only
+
+
+def test_the_gate_applies_the_negative_update_exactly_when_the_latent_loss_is_below_t():
+    t = _trainer(negative_threshold=0.17)  # per dimension; this tiny model's latent loss crosses it
+    cvae, seen = t.cvae, []
+    update = t._negative_update
+
+    def watched(n, gate, log):
+        before = [p.detach().clone() for p in cvae.parameters()]
+        update(n, gate, log)
+        seen.append(any(not torch.equal(a, p) for a, p in zip(before, cvae.parameters(), strict=True)))
+
+    t._negative_update = watched
+    logs = [t.step(_batch(i)) for i in range(24)]
+    below = [bool(log["latent"] < t.threshold) for log in logs if "latent" in log]
+    assert seen == below and True in below and False in below  # both sides of T were met
+    # the encoder's Adam steps: 4 updates per counter-0-3 batch, 1 per generator batch, and the
+    # applied negative updates; a skipped one leaves no step behind
+    steps = t.opt_cvae.state[cvae.encoder.mu.weight]["step"]
+    assert steps.item() == 4 * len(below) + 24 // CYCLE + sum(below)
+
+
+def test_a_training_step_never_waits_for_the_device():
+    """.item(), float() or bool() of a tensor is the op _local_scalar_dense: a host synchronisation on CUDA."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Syncs(TorchDispatchMode):
+        found: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default):
+                self.found.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    t = _trainer(negative_threshold=0.5)
+    with Syncs() as mode:
+        for i in range(2 * CYCLE):  # fewer steps than FINITE_CHECK_EVERY: no flush of the losses
+            t.step(_batch(i))
+    assert mode.found == []
 
 
 @pytest.mark.parametrize(
@@ -125,3 +167,50 @@ def test_a_run_stopped_after_an_epoch_resumes_to_the_same_result(tmp_path):
     resumed = _trainer()
     history = resumed.fit(images, epochs=3, progress=False, resume=tmp_path / "resume.pt")
     assert history.equals(whole)
+
+
+# ------------------------------------------------------------- speed that keeps the maths
+def test_the_decoders_first_layer_is_the_transposed_convolution_it_computes_as_a_matmul():
+    layer = CodeToMap(8, 5)
+    z = torch.randn(3, 8, 1, 1)
+    expected = torch.nn.functional.conv_transpose2d(z, layer.weight)
+    assert torch.allclose(layer(z), expected, atol=1e-6)
+    layer.to(memory_format=torch.channels_last)
+    assert torch.allclose(layer(z), expected, atol=1e-6)
+    assert isinstance(layer, torch.nn.ConvTranspose2d)  # same parameter and name: old checkpoints load
+
+
+def test_channels_last_changes_the_layout_not_the_losses():
+    runs = {}
+    for fmt in ("contiguous", "channels_last"):
+        t = Trainer(TINY, TrainConfig(batch_size=8, device="cpu", seed=0, memory_format=fmt))
+        runs[fmt] = [t.step(_batch(i)) for i in range(CYCLE)]
+    assert t.cvae.encoder.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(runs["contiguous"], runs["channels_last"], strict=True):
+        assert a.keys() == b.keys()
+        # the layouts use different convolution kernels: equal up to float32 rounding
+        assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-4) for k in a)
+
+
+def test_fused_adam_takes_the_steps_of_adam():
+    torch.manual_seed(0)
+    a = torch.nn.Parameter(torch.randn(4, 3))
+    b = torch.nn.Parameter(a.detach().clone())
+    opt_a = torch.optim.Adam([a], lr=1e-3, betas=(0.5, 0.999))
+    opt_b = _trainer()._adam(torch.nn.Linear(1, 1))  # the trainer's kind of Adam, given b below
+    opt_b = type(opt_b)([b], **opt_b.defaults)
+    assert opt_b.defaults["fused"]
+    for step in range(5):
+        grad = torch.randn(4, 3, generator=torch.Generator().manual_seed(step))
+        a.grad, b.grad = grad.clone(), grad.clone()
+        opt_a.step()
+        opt_b.step()
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_negative_codes_that_cannot_be_drawn_beyond_the_radius_stop_training_clearly():
+    t = _trainer(negative_threshold=1e9, negative_radius="literal")  # draws z ~ N(mu_y, I)
+    t.radius = 1e6  # no such draw lies this far from every mean
+    t.step(_batch())
+    with pytest.raises(RuntimeError, match="could not draw negative codes farther than radius"):
+        t.history_frame()

@@ -1,0 +1,335 @@
+"""The GPU path checked in one prepared run of about 8 minutes on a CUDA machine.
+
+    python benchmarks/gpu_check.py --out OUT [--data-root DIR] [--budget-s 420]
+    python benchmarks/gpu_check.py --out OUT --quick     # the CPU test's sizes
+
+Each part writes OUT/<part>.json; OUT/summary.json holds them all and a summary is printed.
+1. parity: digits, anomaly class 1, seed 0, the digits defaults and 5 epochs, trained on the
+   CPU and on CUDA in float32 and in bfloat16 autocast: the first steps' losses, the AUC, and
+   whether any loss was NaN. Tolerances (PARITY_TOLERANCE) are stated with their reasons.
+2. throughput: Algorithm 1 images/s at batch 64 and 256, float32 and bfloat16, eager and with
+   the CVAE compiled (torch.compile; the critic stays eager, since its gradient penalty needs a
+   double backward that compiled graphs do not support), contiguous and channels_last, each as
+   a fraction of the device's measured matmul peak in that dtype.
+3. packed: Table 1's `paper` preset (width 64, 15 epochs, every CIFAR-10 training normal) needs
+   7 rows x 3 seeds runs. K training processes share the GPU at once (K = 1, 2, 4, 7); their
+   summed images/s gives the time of the full preset at the best K. With CIFAR-10 under
+   --data-root, the preset's seed-0 grid then runs at that K for the rest of the budget, and the
+   finished runs' metrics are recorded.
+
+Without CUDA it says so, runs the throughput part on the CPU (batch 64, float32, eager; bf16
+is slower there and compiling takes minutes), records parity and packing as skipped with the
+reason, and exits 0: that is the path CI tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import count_flops, cycle_rate, matmul_peak  # noqa: E402
+
+from cvgad.atomic import atomic_write_text  # noqa: E402
+from cvgad.config import LossConfig, ModelConfig, TrainConfig  # noqa: E402
+from cvgad.experiment import run_experiment  # noqa: E402
+from cvgad.params import make_config  # noqa: E402
+from cvgad.trainer import CYCLE, NonFiniteLossError, Trainer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Table 1's `paper` preset: CIFAR-10's training normals (ablations/table1.yaml), epochs, rows,
+#: and the seeds this check projects for.
+PAPER = {"train_images": 43_200, "epochs": 15, "rows": 7, "seeds": 3, "width": 64}
+#: How closely CUDA must match the CPU. First-step losses: relative, float32 0.01 (cuDNN runs
+#: float32 convolutions in TF32 by default, a 10-bit mantissa: ~1e-3 per operation), bfloat16
+#: 0.05 (an 8-bit mantissa). AUC after 5 epochs: trajectories diverge as rounding differences
+#: grow, so CUDA must land within the seed-to-seed spread of this configuration on the CPU,
+#: AUC std 0.04 over 5 seeds (benchmarks/results/side_by_side_metrics.csv), taken twice.
+PARITY_TOLERANCE = {"first_losses_fp32": 0.01, "first_losses_bf16": 0.05, "auc": 0.08}
+PARITY_STEPS = 6  # one Algorithm 1 cycle
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def environment() -> dict[str, Any]:
+    cuda = torch.cuda.is_available()
+    return {
+        "torch": torch.__version__,
+        "cuda": cuda,
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "cpu_threads": torch.get_num_threads(),
+        "load_1min": os.getloadavg()[0],
+    }
+
+
+# ------------------------------------------------------------------------------------- parity
+def _train(device: str, amp: bool, epochs: int) -> dict[str, Any]:
+    cfg = make_config(dataset="digits", anomaly_class=1, seed=0, epochs=epochs, device=device)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, amp=amp))
+    start = time.perf_counter()
+    try:
+        result = run_experiment(cfg, progress=False)
+    except NonFiniteLossError as error:  # training stops at a NaN or infinite loss
+        return {"error": str(error), "seconds": time.perf_counter() - start}
+    first = result.history[result.history["step"] < PARITY_STEPS]
+    return {
+        "auc": result.metrics["auc"],
+        "first_losses": {k: first[k].dropna().tolist() for k in ("recon", "latent", "critic") if k in first},
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _max_relative(a: dict[str, list[float]], b: dict[str, list[float]]) -> float:
+    return max(abs(x - y) / max(abs(x), 1e-8) for k in a for x, y in zip(a[k], b[k], strict=True))
+
+
+def parity(epochs: int = 5) -> dict[str, Any]:
+    if not torch.cuda.is_available():
+        return {"skipped": "no CUDA device: parity compares the CPU with CUDA"}
+    runs = {
+        "cpu": _train("cpu", False, epochs),
+        "cuda_fp32": _train("cuda", False, epochs),
+        "cuda_bf16": _train("cuda", True, epochs),
+    }
+    checks: dict[str, Any] = {}
+    for name, key in (("cuda_fp32", "first_losses_fp32"), ("cuda_bf16", "first_losses_bf16")):
+        if "error" in runs[name] or "error" in runs["cpu"]:
+            checks[name] = {"finite": False}
+            continue
+        rel = _max_relative(runs["cpu"]["first_losses"], runs[name]["first_losses"])
+        auc_gap = abs(runs[name]["auc"] - runs["cpu"]["auc"])
+        checks[name] = {
+            "first_losses_max_relative_difference": rel,
+            "first_losses_ok": rel <= PARITY_TOLERANCE[key],
+            "auc_difference": auc_gap,
+            "auc_ok": auc_gap <= PARITY_TOLERANCE["auc"],
+            "finite": True,
+        }
+    return {
+        "config": {"dataset": "digits", "anomaly_class": 1, "seed": 0, "epochs": epochs},
+        "tolerance": PARITY_TOLERANCE,
+        "runs": runs,
+        "checks": checks,
+    }
+
+
+# --------------------------------------------------------------------------------- throughput
+def _flops_per_image(width: int, device: torch.device) -> float:
+    """FLOPs of one Algorithm 1 cycle per image (batch 8: the count does not depend on batch size)."""
+    model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
+    cfg = TrainConfig(batch_size=8, device=str(device), amp=False, losses=LossConfig(negative_threshold=1e9))
+    trainer, x = Trainer(model_cfg, cfg), torch.rand(8, 3, 32, 32, device=device)
+    return count_flops(lambda: [trainer.step(x) for _ in range(CYCLE)]) / (CYCLE * 8)
+
+
+def throughput(device: torch.device, width: int, cycles: int, quick: bool) -> dict[str, Any]:
+    cuda = device.type == "cuda"
+    batches = (16,) if quick else (64, 256) if cuda else (64,)
+    dtypes = ("float32", "bfloat16") if cuda else ("float32",)
+    compiles = (False, True) if cuda else (False,)
+    flops = _flops_per_image(width, device)
+    peaks = {d: matmul_peak(device, getattr(torch, d), 8192 if cuda else 1024) for d in dtypes}
+    rows = []
+    for batch in batches:
+        for dtype in dtypes:
+            for compiled in compiles:
+                for fmt in ("contiguous", "channels_last"):
+                    row: dict[str, Any] = {"batch": batch, "dtype": dtype, "compiled": compiled, "memory_format": fmt}
+                    try:
+                        start = time.perf_counter()
+                        rate = cycle_rate(
+                            width, batch, cycles, device, dtype == "bfloat16", compile=compiled, memory_format=fmt
+                        )
+                        row.update(
+                            images_per_s=rate,
+                            fraction_of_peak=rate * flops / peaks[dtype],
+                            seconds=time.perf_counter() - start,
+                        )
+                    except Exception as error:  # a failed variant is a result, not the end of the check
+                        row["error"] = f"{type(error).__name__}: {str(error)[:300]}"
+                    rows.append(row)
+                    print("  throughput", row, flush=True)
+    ok = [r for r in rows if "images_per_s" in r]
+    best = max(ok, key=lambda r: r["images_per_s"]) if ok else None
+    return {"width": width, "flops_per_image": flops, "matmul_peak_flops": peaks, "rows": rows, "best": best}
+
+
+# ------------------------------------------------------------------------------------- packed
+def _worker(seconds: float, width: int, batch: int, amp: bool) -> None:
+    """One packed training process: Algorithm 1 on CIFAR-shaped images held on the device."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
+    trainer = Trainer(model_cfg, TrainConfig(batch_size=batch, device=str(device), amp=amp))
+    data = torch.randint(0, 256, (batch * 8, 3, 32, 32), dtype=torch.uint8, device=device)
+    for b in range(CYCLE):  # warm-up
+        trainer.step(data[b * batch : (b + 1) * batch])
+    _sync(device)
+    start, images = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        for b in range(CYCLE):
+            trainer.step(data[b * batch : (b + 1) * batch])
+        images += CYCLE * batch
+        _sync(device)
+    print(json.dumps({"images_per_s": images / (time.perf_counter() - start)}))
+
+
+def _packed_rate(k: int, seconds: float, width: int, batch: int, amp: bool) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--worker", str(seconds), "--width", str(width), "--batch", str(batch)]
+    procs = [subprocess.Popen([*cmd, *(["--amp"] if amp else [])], stdout=subprocess.PIPE, text=True) for _ in range(k)]
+    rates = [json.loads(p.communicate()[0].strip().splitlines()[-1])["images_per_s"] for p in procs]
+    return {"processes": k, "images_per_s_each": rates, "images_per_s_total": sum(rates)}
+
+
+def packed(
+    device: torch.device,
+    seconds: float,
+    width: int,
+    batch: int,
+    ks: tuple[int, ...],
+    data_root: str | None,
+    budget_s: float,
+    out: Path,
+) -> dict[str, Any]:
+    """Packing throughput, the full preset's projected time, and as much of the seed-0 grid as fits."""
+    amp = device.type == "cuda"
+    rows = [_packed_rate(k, seconds, width, batch, amp) for k in ks]
+    best = max(rows, key=lambda r: r["images_per_s_total"])
+    images = PAPER["train_images"] * PAPER["epochs"] * PAPER["rows"] * PAPER["seeds"]
+    result: dict[str, Any] = {
+        "images": "random uint8 images of CIFAR-10's shape, on the device (throughput does not depend on content)",
+        "width": width,
+        "batch": batch,
+        "bf16_autocast": amp,
+        "rows": rows,
+        "best_processes": best["processes"],
+        "paper_preset": PAPER,
+        "projected_hours_full_preset": images / best["images_per_s_total"] / 3600,
+        "projection_note": "training only; scoring the 10,000 test images adds seconds per run",
+    }
+    cifar = data_root is not None and (Path(data_root) / "cifar10_train_jpegq75.npz").exists()
+    if not cifar:
+        result["grid"] = {"skipped": f"no CIFAR-10 under --data-root {data_root!r}"}
+    elif budget_s < 60:
+        result["grid"] = {"skipped": f"{budget_s:.0f} s of the budget left, too little for a run"}
+    else:
+        result["grid"] = _paper_grid(best["processes"], data_root, budget_s, out / "table1_paper")
+    return result
+
+
+def _paper_grid(jobs: int, data_root: str, budget_s: float, out: Path) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "cvgad",
+        "ablate",
+        str(ROOT / "ablations/table1.yaml"),
+        "--preset",
+        "paper",
+        "--seeds",
+        "0",
+        "--jobs",
+        str(jobs),
+        "--data-root",
+        data_root,
+        "--out",
+        str(out),
+    ]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(cmd, timeout=budget_s, check=False, capture_output=True, text=True)
+        ended = {"returncode": done.returncode, "stderr_tail": done.stderr[-1000:]}
+    except subprocess.TimeoutExpired:
+        ended = {"returncode": None, "stopped_at_budget_s": budget_s}
+    metrics = {p.parent.parent.name: json.loads(p.read_text()) for p in out.rglob("metrics.json")}
+    return {
+        "jobs": jobs,
+        "seconds": time.perf_counter() - start,
+        **ended,
+        "finished_runs": {
+            row: {k: m[k] for k in ("auc", "f1_best", "f1_val", "wall_seconds")} for row, m in metrics.items()
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, help="folder for the JSON files")
+    p.add_argument("--data-root", help="folder with cifar10_train_jpegq75.npz, for the packed grid")
+    p.add_argument("--budget-s", type=float, default=420, help="seconds for the whole check (default 420)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: the CPU test")
+    p.add_argument("--worker", type=float, help=argparse.SUPPRESS)  # seconds; one packed process
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--amp", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker is not None:
+        _worker(args.worker, args.width, args.batch, args.amp)
+        return {}
+    if args.out is None:
+        p.error("--out is required")
+    start = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    device = torch.device("cuda" if env["cuda"] else "cpu")
+    print(f"gpu_check: {env['device']}, torch {env['torch']}" + ("" if env["cuda"] else "; no CUDA, CPU parts only"))
+    width = 8 if args.quick else args.width
+    summary: dict[str, Any] = {"environment": env}
+    summary["parity"] = parity(epochs=1 if args.quick else 5)
+    summary["throughput"] = throughput(device, width, 1 if args.quick else 3, args.quick)
+    if env["cuda"]:
+        left = args.budget_s - (time.perf_counter() - start)
+        summary["packed"] = packed(device, 20, PAPER["width"], 64, (1, 2, 4, 7), args.data_root, left - 90, args.out)
+    else:
+        summary["packed"] = {"skipped": "no CUDA device: packing runs share one GPU"}
+    summary["seconds"] = time.perf_counter() - start
+    for part, value in summary.items():
+        atomic_write_text(args.out / f"{part}.json", json.dumps(value, indent=1))
+    atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=1))
+    _print_summary(summary)
+    return summary
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    print(f"\n== gpu_check on {s['environment']['device']} in {s['seconds']:.0f} s")
+    par = s["parity"]
+    for name, c in par.get("checks", {}).items():
+        if not c["finite"]:
+            print(f"parity {name}: a loss became NaN or infinite ({par['runs']})")
+            continue
+        print(
+            f"parity {name}: first losses rel. diff {c['first_losses_max_relative_difference']:.2g} "
+            f"(ok {c['first_losses_ok']}), AUC diff {c['auc_difference']:.3f} (ok {c['auc_ok']}), finite {c['finite']}"
+        )
+    if "skipped" in par:
+        print(f"parity: skipped ({par['skipped']})")
+    best = s["throughput"]["best"]
+    if best:
+        print(
+            f"throughput best: {best['images_per_s']:.0f} images/s at batch {best['batch']}, {best['dtype']}, "
+            f"compiled {best['compiled']}, {best['memory_format']} ({100 * best['fraction_of_peak']:.1f}% of peak)"
+        )
+    pk = s["packed"]
+    if "skipped" in pk:
+        print(f"packed: skipped ({pk['skipped']})")
+    else:
+        print(
+            f"packed: best {pk['best_processes']} processes, full paper preset (7 rows x 3 seeds) "
+            f"~{pk['projected_hours_full_preset']:.2f} h; grid: {pk['grid']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
