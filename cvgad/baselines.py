@@ -41,9 +41,9 @@ class Autoencoder(nn.Module):
         return self.decoder(reparameterize(mu, logvar) if sample else mu), mu, logvar
 
     @torch.no_grad()
-    def score_terms(self, x: Tensor) -> dict[str, Tensor]:
-        """II.F's per-image errors of the reconstruction from the posterior mean, as for CVGAD."""
-        return L.anomaly_terms(x, self(x, sample=False)[0].float())
+    def score_terms(self, x: Tensor, terms: tuple[str, ...] = ("ssim", "l1")) -> dict[str, Tensor]:
+        """II.F's per-image errors (of `terms`) of the reconstruction from the posterior mean, as for CVGAD."""
+        return L.anomaly_terms(x, self(x, sample=False)[0].float(), terms)
 
 
 def standard_normal_kl(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -104,8 +104,8 @@ class Ganomaly(nn.Module):
         )
 
     @torch.no_grad()
-    def score_terms(self, x: Tensor) -> dict[str, Tensor]:
-        """GANomaly's anomaly score: the mean squared distance of the two encoders' codes."""
+    def score_terms(self, x: Tensor, terms: tuple[str, ...] = ()) -> dict[str, Tensor]:
+        """GANomaly's anomaly score: the mean squared distance of the two encoders' codes (its only term)."""
         _, latent_i, latent_o = self.net.generator(x * 2 - 1)
         return {"latent": (latent_i - latent_o).pow(2).flatten(1).mean(dim=1)}
 

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvgad.params import RunParams, defaults, param_help, param_types
+from cvgad.params import EVAL_PARAMS, RunParams, defaults, param_help, param_types
 
 OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
 
@@ -31,10 +31,13 @@ def _none_or(kind: type) -> type:
     return parse  # type: ignore[return-value]
 
 
-def add_param_arguments(p: argparse.ArgumentParser) -> None:
-    """One flag per RunParams field: `--latent-dim 32`, `--disable mi` (repeatable), `--epochs none`."""
+def add_param_arguments(p: argparse.ArgumentParser, names: Sequence[str] | None = None, keep: bool = False) -> None:
+    """One flag per RunParams field (or per field in `names`): `--latent-dim 32`, `--disable mi`
+    (repeatable), `--epochs none`. With `keep`, a flag left out is None (keep what is saved)."""
     for name, t in param_types().items():
-        default = defaults()[name]
+        if names is not None and name not in names:
+            continue
+        default = None if keep else defaults()[name]
         kind = _none_or(t.base) if t.optional else t.base
         shown = f" (default: {default})" if default not in (None, ()) else ""
         if t.many:
@@ -78,7 +81,8 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from cvgad.experiment import evaluate_run, summary_line
 
-    metrics = evaluate_run(args.run_dir, device=args.device, data_root=args.data_root)
+    evaluation = {name: getattr(args, name) for name in EVAL_PARAMS}
+    metrics = evaluate_run(args.run_dir, device=args.device, data_root=args.data_root, **evaluation)
     print(summary_line(metrics))
     print(json.dumps(metrics, indent=2))
     return OK
@@ -153,11 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "evaluate",
         help="score a saved run again",
-        description="Re-score a run directory written by `cvgad train --out`.",
+        description="Re-score a run directory written by `cvgad train --out`, without retraining. The evaluation "
+        "flags replace the run's own settings; the metrics go to evaluation.json in the run folder, or to a file "
+        "named after the changed settings. Example: cvgad evaluate RUN --bn-at-test train --test-order normals_first",
     )
     ev.add_argument("run_dir", help="run directory with config.json and checkpoint.pt")
     ev.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     ev.add_argument("--data-root", default=None, help="override the data root saved in the run's config")
+    add_param_arguments(ev, EVAL_PARAMS, keep=True)
     ev.set_defaults(func=_evaluate)
 
     ab = sub.add_parser(

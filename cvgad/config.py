@@ -23,6 +23,11 @@ NegativeRadius = Literal["chi", "literal"]
 FakeSource = Literal["reconstruction", "prior"]
 #: CVGAD, or a baseline trained and scored through the same data, split and run folders (issue 10).
 ModelName = Literal["cvgad", "ae", "vae", "ganomaly"]
+BnAtTest = Literal["eval", "train"]
+TestOrder = Literal["shuffled", "normals_first"]
+#: Terms an anomaly score can add up (II.F and the released code's), each min-max normalised.
+ScoreTerm = Literal["ssim", "logssim", "l1", "mi", "cluster", "complexity"]
+PAPER_SCORE = "ssim+l1"
 
 #: Losses that an ablation can switch off (the rows of the paper's Table 1).
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
@@ -34,6 +39,13 @@ MODEL_LOSSES: dict[str, tuple[str, ...]] = {
     "cvgad": LOSS_NAMES,
     "ae": ("ssim", "l1"),
     "vae": ("ssim", "l1", "latent"),
+    "ganomaly": (),
+}
+#: The score terms each model can compute (GANomaly scores by its own latent distance only).
+MODEL_SCORE_TERMS: dict[str, tuple[str, ...]] = {
+    "cvgad": get_args(ScoreTerm),
+    "ae": ("ssim", "logssim", "l1", "complexity"),
+    "vae": ("ssim", "logssim", "l1", "complexity"),
     "ganomaly": (),
 }
 
@@ -229,15 +241,56 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """How a trained model is scored. The defaults are this project's: batchnorm with its running
+    statistics, II.F's terms. The authors' released code scores with batch statistics
+    (`bn_at_test="train"`) over a test set ordered normals first, in batches of 64, and adds
+    the feature discriminator's term (`score="ssim+l1+mi"`): switches, to measure what each does."""
+
+    #: "eval": batchnorm uses its running statistics; "train": each scoring batch its own
+    #: (running statistics and weights stay unchanged)
+    bn_at_test: BnAtTest = "eval"
+    #: order of the test images in the scoring batches (matters with bn_at_test="train" only)
+    test_order: TestOrder = "shuffled"
+    score_batch_size: int = 64
+    #: terms joined by "+": ssim (1 - SSIM), logssim (-log SSIM), l1, mi (the feature
+    #: discriminator's mismatch logit for (features, mu)), cluster (distance of mu to the nearest
+    #: cluster mean), complexity (PNG bits per dimension of the input, subtracted: Serra et al. 2020)
+    score: str = "ssim+l1"  # PAPER_SCORE
+
+    def __post_init__(self) -> None:
+        check_choice("bn_at_test", self.bn_at_test, BnAtTest)
+        check_choice("test_order", self.test_order, TestOrder)
+        _check(self.score_batch_size >= 2, f"score_batch_size={self.score_batch_size} is not valid; use 2 or more")
+        terms = self.terms
+        for term in terms:
+            _check(
+                term in get_args(ScoreTerm),
+                f"score={self.score!r}: term {term!r} is not valid; join terms of "
+                f"{', '.join(get_args(ScoreTerm))} with '+'",
+            )
+        _check(len(set(terms)) == len(terms), f"score={self.score!r} names a term twice")
+        _check(
+            set(terms) != {"complexity"}, f"score={self.score!r}: complexity is subtracted from other terms; add one"
+        )
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        return tuple(self.score.split("+"))
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
-    """A whole run: data, model and training."""
+    """A whole run: data, model, training and evaluation."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
-        for name, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
+        sections = (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig), ("evaluation", EvalConfig))
+        for name, cls in sections:
             if isinstance(getattr(self, name), dict):
                 _set(self, name, cls(**getattr(self, name)))
         model, losses = self.model.model, self.train.losses
@@ -247,6 +300,13 @@ class ExperimentConfig:
             or (losses.on("l1") and losses.l1 > 0),
             f"model {model!r} trains on the reconstruction loss; disabled={list(losses.disabled)} leaves none of it",
         )
+        if self.evaluation.score != PAPER_SCORE:  # a model's own score (GANomaly's) stands for II.F's
+            scorable = MODEL_SCORE_TERMS[model]
+            _check(
+                set(self.evaluation.terms) <= set(scorable),
+                f"model {model!r} cannot score with {self.evaluation.score!r}; "
+                + (f"its terms: {', '.join(scorable)}" if scorable else "it scores by its own latent distance only"),
+            )
         has = MODEL_LOSSES[model]
         for loss in losses.disabled:
             _check(
@@ -260,6 +320,6 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
-        unknown = set(d) - {"data", "model", "train"}
-        _check(not unknown, f"unknown config sections {sorted(unknown)}; valid: data, model, train")
+        unknown = set(d) - {"data", "model", "train", "evaluation"}
+        _check(not unknown, f"unknown config sections {sorted(unknown)}; valid: data, model, train, evaluation")
         return cls(**d)

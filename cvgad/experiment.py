@@ -47,10 +47,12 @@ def prepare(cfg: ExperimentConfig, dataset: Dataset | None = None) -> tuple[Data
     return dataset, make_split(dataset.labels, cfg.data, cfg.train.seed)
 
 
-def _evaluate(trainer: Loop, dataset: Dataset, split: Split) -> Evaluation:
-    """Scores the test set; the deployable threshold comes from the validation normals (else the training ones)."""
+def _evaluate(trainer: Loop, dataset: Dataset, split: Split, cfg: ExperimentConfig) -> Evaluation:
+    """Scores the test set as cfg.evaluation says; the deployable threshold comes from the
+    validation normals (else the training ones)."""
+    reference = split.val if len(split.val) else split.train
     return evaluate_model(
-        trainer.scorer, dataset.images, split.test, split.test_labels, split.val if len(split.val) else split.train
+        trainer.scorer, dataset.images, split.test, split.test_labels, reference, cfg.evaluation, cfg.train.seed
     )
 
 
@@ -68,7 +70,7 @@ def run_experiment(
     trainer = trainer_for(cfg.model, cfg.train)
     resume = runs.resume_path(out_dir) if out_dir is not None else None
     trainer.fit(dataset.images[torch.as_tensor(split.train)], progress=progress, resume=resume)
-    evaluation = _evaluate(trainer, dataset, split)
+    evaluation = _evaluate(trainer, dataset, split, cfg)
     task = (
         {"normal_class": cfg.data.normal_class}
         if cfg.data.protocol == "one_class"
@@ -103,14 +105,25 @@ def load_run(run_dir: str | os.PathLike, device: str = "auto") -> tuple[Experime
     return cfg, trainer
 
 
-def evaluate_run(run_dir: str | os.PathLike, device: str = "auto", data_root: str | None = None) -> dict[str, Any]:
-    """Scores a saved run again (same data, split and weights) and writes `evaluation.json`."""
+def evaluate_run(
+    run_dir: str | os.PathLike, device: str = "auto", data_root: str | None = None, **evaluation: Any
+) -> dict[str, Any]:
+    """Scores a saved run again (same data, split and weights), with EvalConfig fields given in
+    `evaluation` replacing the run's own, and writes the metrics to the run folder
+    (`evaluation.json` for the run's own settings, else a file named after the changed ones)."""
     cfg, trainer = load_run(run_dir, device)
     if data_root is not None:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_root=data_root))
+    changed = {k: v for k, v in evaluation.items() if v is not None and getattr(cfg.evaluation, k) != v}
+    cfg = dataclasses.replace(cfg, evaluation=dataclasses.replace(cfg.evaluation, **changed))
     dataset, split = prepare(cfg)
-    metrics = {**_evaluate(trainer, dataset, split).metrics, **split.counts(), "device": str(trainer.device)}
-    runs.write_evaluation(run_dir, metrics)
+    metrics = {
+        **_evaluate(trainer, dataset, split, cfg).metrics,
+        **split.counts(),
+        "evaluation": dataclasses.asdict(cfg.evaluation),
+        "device": str(trainer.device),
+    }
+    runs.write_evaluation(run_dir, metrics, changed)
     return metrics
 
 

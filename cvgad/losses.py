@@ -43,9 +43,20 @@ def ssim_per_sample(x: Tensor, recon: Tensor) -> Tensor:
     )
 
 
-def anomaly_terms(x: Tensor, recon: Tensor) -> dict[str, Tensor]:
-    """II.F: the per-image errors the anomaly score adds up, SSIM loss (1 - SSIM) and L1."""
-    return {"ssim_loss": 1 - ssim_per_sample(x, recon), "l1": l1_per_sample(x, recon)}
+def anomaly_terms(x: Tensor, recon: Tensor, terms: tuple[str, ...] = ("ssim", "l1")) -> dict[str, Tensor]:
+    """II.F: the per-image reconstruction errors the anomaly score adds up, of `terms`: the SSIM
+    loss as scoring.py has always used it (ssim: 1 - SSIM), as II.C's loss writes it (logssim:
+    -log SSIM, SSIM clamped at SSIM_FLOOR), and L1. Other terms are skipped."""
+    out = {}
+    if {"ssim", "logssim"} & set(terms):
+        ssim = ssim_per_sample(x, recon)
+        if "ssim" in terms:
+            out["ssim_loss"] = 1 - ssim
+        if "logssim" in terms:
+            out["log_ssim_loss"] = -torch.log(ssim.clamp_min(SSIM_FLOOR))
+    if "l1" in terms:
+        out["l1"] = l1_per_sample(x, recon)
+    return out
 
 
 def reconstruction_loss(x: Tensor, recon: Tensor, w_ssim: float = 50.0, w_l1: float = 10.0) -> Tensor:

@@ -187,15 +187,40 @@ class CVAE(nn.Module):
         return self.decoder(mu)
 
     @torch.no_grad()
-    def score_terms(self, x: Tensor) -> dict[str, Tensor]:
-        """The per-image terms of the anomaly score (II.F), from the deterministic reconstruction."""
-        return L.anomaly_terms(x, self.reconstruct(x).float())
+    def score_terms(self, x: Tensor, terms: tuple[str, ...] = ("ssim", "l1")) -> dict[str, Tensor]:
+        """The per-image terms of the anomaly score from one pass through the posterior mean mu:
+        II.F's reconstruction errors, and where asked the feature discriminator's mismatch logit
+        for (features, mu) (mi, the released code's third term) and the distance of mu to the
+        nearest cluster mean (cluster)."""
+        mu, _, features = self.encoder(x)
+        out = L.anomaly_terms(x, self.decoder(mu).float(), terms)
+        if "mi" in terms:
+            out["mi"] = self.fd(features, mu).float()
+        if "cluster" in terms:
+            out["cluster"] = torch.cdist(mu.float(), self.means.float()).min(dim=1).values
+        return out
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior mean codes and p(y|z=mu) probabilities."""
         mu, _, _ = self.encoder(x)
         return mu, self.classifier(mu).softmax(dim=1)
+
+
+@contextlib.contextmanager
+def batch_statistics(module: nn.Module) -> Iterator[nn.Module]:
+    """`module` in train mode for the `with` block, so batchnorm normalises each batch by its own
+    statistics (the released code's scoring), with every buffer (running statistics, batch
+    counts) restored afterwards: scoring leaves the model as it was."""
+    was_training = module.training
+    saved = [(buffer, buffer.clone()) for buffer in module.buffers()]
+    module.train()
+    try:
+        yield module
+    finally:
+        for buffer, value in saved:
+            buffer.copy_(value)
+        module.train(was_training)
 
 
 @contextlib.contextmanager

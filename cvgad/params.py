@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
 from cvgad.config import (
+    BnAtTest,
     CategoricalForm,
     DataConfig,
     DatasetName,
+    EvalConfig,
     ExperimentConfig,
     FakeSource,
     LatentReduction,
@@ -29,6 +31,7 @@ from cvgad.config import (
     ModelName,
     NegativeRadius,
     ProtocolName,
+    TestOrder,
     TrainConfig,
 )
 
@@ -42,6 +45,8 @@ MNIST_LIKE = ("digits", "mnist")  # III.C: latent weight 15 "for the simplest MN
 #: Parameters that say where a run executes, not what it computes: a finished run stays
 #: finished when only these change (another machine, another data folder).
 PLACE = ("device", "data_root")
+#: Parameters of how a trained model is scored: `cvgad evaluate` can change them without retraining.
+EVAL_PARAMS = tuple(f.name for f in dataclasses.fields(EvalConfig))
 
 
 def _p(default: Any, help: str) -> Any:
@@ -78,6 +83,12 @@ class RunParams:
     latent_reduction: LatentReduction | None = _p(None, "latent loss per dimension or summed (LossConfig)")
     negative_radius: NegativeRadius | None = _p(None, "rule for the negative codes' radius (LossConfig)")
     fake_source: FakeSource | None = _p(None, "what the critic sees as generated images (LossConfig)")
+    bn_at_test: BnAtTest = _p("eval", "batchnorm while scoring: eval (running statistics) or train (batch statistics)")
+    test_order: TestOrder = _p(
+        "shuffled", "test order in the scoring batches: shuffled or normals_first (released code)"
+    )
+    score_batch_size: int = _p(64, "scoring batch size (matters with --bn-at-test train)")
+    score: str = _p("ssim+l1", "anomaly score terms joined by '+': ssim, logssim, l1, mi, cluster, complexity")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "disabled", tuple(self.disabled))
@@ -111,11 +122,18 @@ class RunParams:
             data=DataConfig(**parts["data"]),
             model=ModelConfig(**parts["model"]),
             train=TrainConfig(**parts["train"], losses=LossConfig(**parts["losses"])),
+            evaluation=EvalConfig(**parts["evaluation"]),
         )
 
 
 #: Where RunParams' fields go, by name: every field names a field of exactly one of these.
-SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "losses": LossConfig}
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "losses": LossConfig,
+    "evaluation": EvalConfig,
+}
 
 
 def _fields(cls: type) -> set[str]:

@@ -94,8 +94,17 @@ def load(run_dir: PathLike, device: str) -> tuple[ExperimentConfig, dict]:
     return cfg, torch.load(run / CHECKPOINT, map_location=device, weights_only=True)
 
 
-def write_evaluation(run_dir: PathLike, metrics: dict[str, Any]) -> Path:
-    path = Path(run_dir) / EVALUATION
+def evaluation_path(run_dir: PathLike, changed: Mapping[str, Any] | None = None) -> Path:
+    """`evaluation.json` for a rescoring with the run's own settings; with `changed` settings,
+    `evaluation-<name>-<value>_<name>-<value>.json` in the order given."""
+    if not changed:
+        return Path(run_dir) / EVALUATION
+    tag = "_".join(f"{k}-{str(v).replace('+', 'p')}" for k, v in changed.items())
+    return Path(run_dir) / f"evaluation-{tag}.json"
+
+
+def write_evaluation(run_dir: PathLike, metrics: dict[str, Any], changed: Mapping[str, Any] | None = None) -> Path:
+    path = evaluation_path(run_dir, changed)
     write_json(path, metrics)
     return path
 

@@ -6,17 +6,22 @@ uses the test set itself, the paper's best-F1 threshold is also picked on the te
 report it as the paper's metric, and next to it the F1 at a threshold a user could deploy,
 fixed on normal validation images alone (their `VAL_QUANTILE` quantile, with the components
 normalised by the validation set's own minimum and maximum).
+
+How a model is scored is an `EvalConfig`: batchnorm with running or batch statistics, the
+order of the test images in the scoring batches, and the score's terms (see the config).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
 import torch
+from PIL import Image
 from sklearn.metrics import (
     adjusted_rand_score,
     average_precision_score,
@@ -27,8 +32,9 @@ from sklearn.metrics import (
 )
 from torch import nn
 
+from cvgad.config import EvalConfig
 from cvgad.data import as_float_images
-from cvgad.networks import eval_mode
+from cvgad.networks import batch_statistics, eval_mode
 
 #: A deployable threshold flags the top 5% of normal validation scores.
 VAL_QUANTILE = 0.95
@@ -42,6 +48,10 @@ class Errors:
     ssim_loss: np.ndarray | None = None  # 1 - SSIM
     l1: np.ndarray | None = None
     latent: np.ndarray | None = None  # GANomaly: mean squared distance of E(x) and E'(G(x))
+    log_ssim_loss: np.ndarray | None = None  # -log SSIM
+    mi: np.ndarray | None = None  # the feature discriminator's mismatch logit for (features, mu)
+    cluster: np.ndarray | None = None  # distance of mu to the nearest cluster mean
+    complexity: np.ndarray | None = None  # PNG bits per dimension of the input (subtracted)
 
     def terms(self) -> dict[str, np.ndarray]:
         return {f.name: v for f in dataclasses.fields(self) if (v := getattr(self, f.name)) is not None}
@@ -50,18 +60,59 @@ class Errors:
         return len(next(iter(self.terms().values())))
 
 
+#: This project's scoring (the EvalConfig defaults): running statistics, II.F's terms.
+PAPER_EVALUATION = EvalConfig()
+#: Terms subtracted from the score rather than added (Serra et al., ICLR 2020).
+SUBTRACTED = ("complexity",)
+
+
+def png_bits_per_dimension(images: torch.Tensor) -> np.ndarray:
+    """Input complexity (Serra et al., ICLR 2020): each image's losslessly compressed (PNG)
+    size in bits per dimension. Images are uint8 (N, C, H, W)."""
+    if images.dtype != torch.uint8:
+        images = (as_float_images(images) * 255).round().to(torch.uint8)
+    out = []
+    for image in images.cpu().numpy():
+        buffer = io.BytesIO()
+        Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)).save(buffer, format="PNG")
+        out.append(8 * buffer.getbuffer().nbytes / image.size)
+    return np.asarray(out)
+
+
+def scoring_order(labels: np.ndarray, order: str, seed: int = 0) -> np.ndarray:
+    """The order of the test images in the scoring batches: `normals_first` as the released code
+    (every normal image, then every anomaly, each in index order) or `shuffled` (by `seed`)."""
+    if order == "normals_first":
+        return np.argsort(np.asarray(labels), kind="stable")
+    return np.random.default_rng(seed).permutation(len(labels))
+
+
 @torch.no_grad()
-def model_errors(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> Errors:
-    """The score terms (`model.score_terms`) of every image, with the model in eval mode
-    (batchnorm uses its running statistics); its training mode is restored afterwards."""
+def model_errors(
+    model: nn.Module,
+    images: torch.Tensor,
+    cfg: EvalConfig = PAPER_EVALUATION,
+    order: np.ndarray | None = None,
+) -> Errors:
+    """The score terms of `cfg` of every image: `model.score_terms` in batches of
+    cfg.score_batch_size taken in `order` (default: as given), batchnorm as cfg.bn_at_test says,
+    plus the model-free complexity term. Rows come back in the images' own order; the model's
+    mode and buffers are as before."""
     device = next(model.parameters()).device
-    score_terms = cast(Callable[[torch.Tensor], dict[str, torch.Tensor]], model.score_terms)
+    score_terms = cast(Callable[..., dict[str, torch.Tensor]], model.score_terms)
+    order = np.arange(len(images)) if order is None else np.asarray(order)
     terms: dict[str, list[torch.Tensor]] = {}
-    with eval_mode(model):
-        for chunk in images.split(batch_size):
-            for name, value in score_terms(as_float_images(chunk.to(device))).items():
+    with batch_statistics(model) if cfg.bn_at_test == "train" else eval_mode(model):
+        for start in range(0, len(order), cfg.score_batch_size):
+            chunk = images[torch.as_tensor(order[start : start + cfg.score_batch_size])]
+            for name, value in score_terms(as_float_images(chunk.to(device)), cfg.terms).items():
                 terms.setdefault(name, []).append(value.float().cpu())
-    return Errors(**{name: torch.cat(values).numpy() for name, values in terms.items()})
+    unordered = np.empty(len(order), dtype=np.int64)
+    unordered[order] = np.arange(len(order))
+    errors = {name: torch.cat(values).numpy()[unordered] for name, values in terms.items()}
+    if "complexity" in cfg.terms:
+        errors["complexity"] = png_bits_per_dimension(images)
+    return Errors(**errors)
 
 
 def _minmax(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -70,10 +121,13 @@ def _minmax(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def anomaly_score(errors: Errors, reference: Errors | None = None) -> np.ndarray:
-    """II.F: the sum of the min-max normalised terms (SSIM loss plus L1, equal weights). The
-    normalisation uses `reference` (default: the evaluated set itself, as the paper does)."""
+    """II.F: the sum of the min-max normalised terms (SSIM loss plus L1, equal weights), less
+    those in SUBTRACTED. The normalisation uses `reference` (default: the evaluated set itself,
+    as the paper does)."""
     ref = (reference or errors).terms()
-    return np.sum([_minmax(values, ref[name]) for name, values in errors.terms().items()], axis=0)
+    return np.sum(
+        [(-1 if name in SUBTRACTED else 1) * _minmax(v, ref[name]) for name, v in errors.terms().items()], axis=0
+    )
 
 
 def f1_floor(labels: np.ndarray) -> float:
@@ -163,12 +217,20 @@ def evaluate(test: Errors, labels: np.ndarray, val: Errors) -> Evaluation:
 
 
 def evaluate_model(
-    model: nn.Module, images: torch.Tensor, test_idx: np.ndarray, test_labels: np.ndarray, val_idx: np.ndarray
+    model: nn.Module,
+    images: torch.Tensor,
+    test_idx: np.ndarray,
+    test_labels: np.ndarray,
+    val_idx: np.ndarray,
+    cfg: EvalConfig = PAPER_EVALUATION,
+    seed: int = 0,
 ) -> Evaluation:
-    """Scores `images[test_idx]` and `images[val_idx]` with `model` (a CVAE or a baseline's
-    scoring module) and computes the metrics."""
-    test = model_errors(model, images[torch.as_tensor(test_idx)])
-    val = model_errors(model, images[torch.as_tensor(val_idx)])
+    """Scores `images[test_idx]` (in the order of cfg.test_order, shuffled by `seed`) and
+    `images[val_idx]` with `model` (a CVAE or a baseline's scoring module) as `cfg` says, and
+    computes the metrics."""
+    order = scoring_order(test_labels, cfg.test_order, seed)
+    test = model_errors(model, images[torch.as_tensor(test_idx)], cfg, order)
+    val = model_errors(model, images[torch.as_tensor(val_idx)], cfg)
     return evaluate(test, test_labels, val)
 
 

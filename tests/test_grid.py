@@ -167,6 +167,9 @@ def test_without_vary_the_layout_is_row_then_seed(tmp_path):
             r"row ae, anomaly_class=3: model 'ae' has no loss 'mi' to disable",
         ),
         ("latent_dim: 8}", "latent_dim: eight}", r"row ae: latent_dim='eight' has type str; expected int"),
+        ("model: ae,", "model: ae, bn_at_test: batch,", r"row ae: bn_at_test='batch' is not valid; choose one of eval"),
+        ("model: ae,", "model: ae, test_order: sorted,", r"row ae: test_order='sorted' is not valid; choose one of"),
+        ("model: ae,", "model: ae, score: ssim+psnr,", r"row ae, anomaly_class=3: score='ssim\+psnr': term 'psnr'"),
         (
             "model: ae,",
             "modle: ae,",

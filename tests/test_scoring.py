@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cvgad import scoring as S
-from cvgad.config import ModelConfig
+from cvgad.config import EvalConfig, ModelConfig
 from cvgad.data import as_float_images
 from cvgad.networks import CVAE, eval_mode
 
@@ -69,8 +69,8 @@ def test_model_errors_use_eval_mode_and_restore_training_mode():
     torch.manual_seed(0)
     cvae = CVAE(ModelConfig(channels=1, latent_dim=8, n_clusters=2, width=4)).train()
     images = (torch.rand(5, 1, 32, 32) * 255).to(torch.uint8)
-    a = S.model_errors(cvae, images, batch_size=2)
-    b = S.model_errors(cvae, images, batch_size=5)
+    a = S.model_errors(cvae, images, EvalConfig(score_batch_size=2))
+    b = S.model_errors(cvae, images, EvalConfig(score_batch_size=5))
     assert cvae.training and len(a) == 5
     assert np.allclose(a.l1, b.l1, atol=1e-6)  # eval-mode batchnorm: independent of batching
     assert ((a.ssim_loss >= 0) & (a.ssim_loss <= 2)).all()
