@@ -52,9 +52,9 @@ PAPER = {"train_images": 43_200, "epochs": 15, "rows": 7, "seeds": 3, "width": 6
 #: How closely CUDA must match the CPU. First-step losses: relative, float32 0.01 (cuDNN runs
 #: float32 convolutions in TF32 by default, a 10-bit mantissa: ~1e-3 per operation), bfloat16
 #: 0.05 (an 8-bit mantissa). AUC after 5 epochs: trajectories diverge as rounding differences
-#: grow, so CUDA must land within the seed-to-seed spread of this configuration on the CPU,
-#: AUC std 0.04 over 5 seeds (benchmarks/results/side_by_side_metrics.csv), taken twice.
-PARITY_TOLERANCE = {"first_losses_fp32": 0.01, "first_losses_bf16": 0.05, "auc": 0.08}
+#: grow, so CUDA must land within the seed-to-seed spread of this configuration on the CPU:
+#: AUC 0.757 +- 0.075 over 5 seeds (benchmarks/results/side_by_side_metrics.csv), taken twice.
+PARITY_TOLERANCE = {"first_losses_fp32": 0.01, "first_losses_bf16": 0.05, "auc": 0.15}
 PARITY_STEPS = 6  # one Algorithm 1 cycle
 
 
