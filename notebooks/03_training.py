@@ -317,9 +317,11 @@ matrix
 #
 # `Trainer.step(x)` runs one batch of Algorithm 1 and returns the loss of every update it made,
 # in order. Its keys come from `cvgad.trainer.UPDATES`, plus `wasserstein` (the critic's
-# Wasserstein estimate) and `categorical` (logged with the latent update). `Trainer.count` is
-# the algorithm's counter. A fresh, seeded trainer over the first twelve batches of an epoch
-# shows the six-step cycle twice:
+# Wasserstein estimate) and `categorical` (logged with the latent update). The negative update
+# comes with `gate`, whether the latent loss was below $T$: the step decides that on the device
+# without waiting for it, and `cvgad.trainer.applied(log)` drops a skipped update when the log is
+# read. `Trainer.count` is the algorithm's counter. A fresh, seeded trainer over the first twelve
+# batches of an epoch shows the six-step cycle twice:
 
 # %%
 stepper = Trainer(cfg.model, cfg.train)
