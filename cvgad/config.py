@@ -28,6 +28,7 @@ TestOrder = Literal["shuffled", "normals_first"]
 #: Terms an anomaly score can add up (II.F and the released code's), each min-max normalised.
 ScoreTerm = Literal["ssim", "logssim", "l1", "mi", "cluster", "complexity"]
 PAPER_SCORE = "ssim+l1"
+SelectRule = Literal["last", "val", "best_test"]
 
 #: Losses that an ablation can switch off (the rows of the paper's Table 1).
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
@@ -169,6 +170,9 @@ class TrainConfig:
     amp: bool = True  # bfloat16 autocast, used on CUDA only
     #: Layout of images and conv weights; "auto": what measured faster on the device (trainer.resolve_memory_format)
     memory_format: MemoryFormat = "auto"
+    #: which epoch's model the run reports: last, val (lowest validation error, normal data
+    #: only) or best_test (highest test AUC: an oracle, the released code's); cvgad.selection
+    select: SelectRule = "last"
     losses: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
@@ -176,6 +180,7 @@ class TrainConfig:
             _set(self, "losses", LossConfig(**self.losses))
         _set(self, "betas", tuple(self.betas))
         check_choice("memory_format", self.memory_format, MemoryFormat)
+        check_choice("select", self.select, SelectRule)
         _check(self.epochs >= 0, f"epochs={self.epochs} is not valid; use 0 or more")
         _check(
             self.batch_size >= 2,

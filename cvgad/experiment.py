@@ -22,6 +22,7 @@ from cvgad.data import Dataset, load_dataset
 from cvgad.params import make_config
 from cvgad.protocols import Split, make_split
 from cvgad.scoring import Evaluation, evaluate_model
+from cvgad.selection import EpochSelector
 from cvgad.trainer import Loop
 
 
@@ -69,7 +70,34 @@ def run_experiment(
         runs.start(out_dir, cfg)
     trainer = trainer_for(cfg.model, cfg.train)
     resume = runs.resume_path(out_dir) if out_dir is not None else None
-    trainer.fit(dataset.images[torch.as_tensor(split.train)], progress=progress, resume=resume)
+    selector = EpochSelector(out_dir) if cfg.train.select != "last" else None
+    last_end = [time.perf_counter()]
+
+    def score_epoch(epoch: int) -> None:
+        """After each epoch: score the model, and keep its weights where a selection rule picks it."""
+        assert selector is not None
+        scoring = time.perf_counter()
+        evaluation = _evaluate(trainer, dataset, split, cfg)
+        last_end.append(time.perf_counter())
+        selector.record(epoch, evaluation, trainer.state_dict(), scoring - last_end[-2], last_end[-1] - scoring)
+
+    trainer.fit(
+        dataset.images[torch.as_tensor(split.train)],
+        progress=progress,
+        resume=resume,
+        on_epoch=score_epoch if selector is not None else None,
+    )
+    selection: dict[str, Any] = {}
+    if selector is not None:
+        trainer.load_state_dict(selector.state(cfg.train.select))
+        summary = selector.summary()
+        picked = "best_test_oracle" if cfg.train.select == "best_test" else cfg.train.select
+        selection = {
+            "select": cfg.train.select,
+            "selected_epoch": summary[picked]["epoch"],
+            "selection": summary,
+            "scoring_share_of_training": selector.scoring_share(),
+        }
     evaluation = _evaluate(trainer, dataset, split, cfg)
     task = (
         {"normal_class": cfg.data.normal_class}
@@ -89,6 +117,7 @@ def run_experiment(
         "disabled": list(cfg.train.losses.disabled),
         "device": str(trainer.device),
         "data_source": dataset.source,
+        **selection,
         "wall_seconds": time.perf_counter() - start,
     }
     if out_dir is not None:

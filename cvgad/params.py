@@ -31,6 +31,7 @@ from cvgad.config import (
     ModelName,
     NegativeRadius,
     ProtocolName,
+    SelectRule,
     TestOrder,
     TrainConfig,
 )
@@ -89,6 +90,7 @@ class RunParams:
     )
     score_batch_size: int = _p(64, "scoring batch size (matters with --bn-at-test train)")
     score: str = _p("ssim+l1", "anomaly score terms joined by '+': ssim, logssim, l1, mi, cluster, complexity")
+    select: SelectRule = _p("last", "epoch reported: last, val (lowest validation error) or best_test (an oracle)")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "disabled", tuple(self.disabled))

@@ -30,6 +30,7 @@ PathLike = str | os.PathLike[str]
 
 CONFIG, HISTORY, CHECKPOINT, METRICS = "config.json", "history.csv", "checkpoint.pt", "metrics.json"
 RESUME, EVALUATION = "resume.pt", "evaluation.json"
+CURVES, SELECTED = "curves.csv", "select.pt"  # per-epoch metrics and the kept weights (cvgad.selection)
 PARAMS, EXECUTED, ERROR = "params.json", "executed.ipynb", "error.txt"
 PLAN, SUMMARY = "plan.json", "summary.json"
 #: Metrics a finished run must have, as numbers.

@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -194,13 +194,19 @@ class Loop:
         return pd.DataFrame(self.history)
 
     def fit(
-        self, images: Tensor, epochs: int | None = None, progress: bool = True, resume: str | os.PathLike | None = None
+        self,
+        images: Tensor,
+        epochs: int | None = None,
+        progress: bool = True,
+        resume: str | os.PathLike | None = None,
+        on_epoch: Callable[[int], None] | None = None,
     ) -> pd.DataFrame:
         """Runs `epochs` (default: the config's) over `images` (N, C, 32, 32), uint8 or float in
         [0, 1], shuffled by the config's seed; the last incomplete batch is dropped.
 
         With `resume`, the whole training state is saved to that file after every epoch, and a
-        run stopped midway continues from its last finished epoch with the same result."""
+        run stopped midway continues from its last finished epoch with the same result.
+        `on_epoch(n)` is called after the n-th epoch (e.g. to score the model, cvgad.selection)."""
         epochs = self.cfg.epochs if epochs is None else epochs
         bs = min(self.cfg.batch_size, len(images))
         if bs < 2:
@@ -220,6 +226,8 @@ class Loop:
                     bar.set_postfix(self._progress(epoch))
                 bar.update()
             self._flush()
+            if on_epoch is not None:
+                on_epoch(epoch + 1)
             if resume is not None:
                 self._save_resume(Path(resume), epoch + 1, generator)
         bar.close()

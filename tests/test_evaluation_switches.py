@@ -5,6 +5,7 @@ import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -12,7 +13,7 @@ from PIL import Image
 from cvgad import losses as L
 from cvgad import scoring as S
 from cvgad.cli import main
-from cvgad.config import EvalConfig, ExperimentConfig, ModelConfig
+from cvgad.config import EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
 from cvgad.networks import CVAE, eval_mode
 
 TINY = ModelConfig(channels=1, latent_dim=8, n_clusters=3, width=4)
@@ -125,3 +126,66 @@ def test_train_with_the_released_codes_evaluation_then_rescore_without_retrainin
     with pytest.raises(SystemExit) as exit_:  # argparse refuses a value outside the choices
         main(["train", *tiny, "--bn-at-test", "batch", "--quiet"])
     assert exit_.value.code == 2 and "invalid choice: 'batch' (choose from 'eval', 'train')" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- which epoch is reported
+def _run_with(select: str, out):
+    from cvgad.experiment import run_experiment
+    from cvgad.params import make_config
+
+    cfg = make_config(dataset="digits", epochs=3, width=8, latent_dim=16, train_subset=200, select=select)
+    return run_experiment(cfg, out_dir=out, progress=False)
+
+
+def test_best_on_test_is_the_maximum_of_the_recorded_curve_and_is_labelled_an_oracle(tmp_path):
+    result = _run_with("best_test", tmp_path)
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert curves["epoch"].tolist() == [1, 2, 3]
+    best = curves.loc[curves["auc"].idxmax()]
+    assert result.metrics["selected_epoch"] == best["epoch"]
+    assert result.metrics["auc"] == pytest.approx(best["auc"], abs=1e-9)  # the kept weights, scored again
+    selection = result.metrics["selection"]
+    assert set(selection) == {"last", "val", "best_test_oracle"}
+    assert selection["last"]["auc"] == pytest.approx(curves["auc"].iloc[-1])
+    assert selection["best_test_oracle"]["auc"] == curves["auc"].max()
+    assert 0 < result.metrics["scoring_share_of_training"] < 1
+
+
+def test_validation_selection_picks_the_lowest_validation_error_without_the_test_labels(tmp_path):
+    result = _run_with("val", tmp_path)
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    picked = curves.loc[curves["val_error"].idxmin()]
+    assert result.metrics["selected_epoch"] == picked["epoch"]
+    assert result.metrics["auc"] == pytest.approx(picked["auc"], abs=1e-9)
+
+
+def test_the_last_epoch_is_the_default_and_costs_no_scoring_per_epoch(tmp_path):
+    result = _run_with("last", tmp_path)
+    assert "selection" not in result.metrics and not (tmp_path / "curves.csv").exists()
+    with pytest.raises(ValueError, match="select='best' is not valid; choose one of 'last', 'val', 'best_test'"):
+        TrainConfig(select="best")
+
+
+def test_a_killed_run_resumes_with_its_curve_and_the_weights_each_rule_kept(tmp_path, monkeypatch):
+    from cvgad.trainer import Trainer
+
+    whole = _run_with("best_test", tmp_path / "whole")
+    per_epoch, step = len(whole.history) // 3, Trainer.step
+
+    def dies_in_epoch_3(self, x):
+        if self.steps == 2 * per_epoch + 1:
+            raise KeyboardInterrupt
+        return step(self, x)
+
+    monkeypatch.setattr(Trainer, "step", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        _run_with("best_test", tmp_path / "killed")
+    assert pd.read_csv(tmp_path / "killed" / "curves.csv")["epoch"].tolist() == [1, 2]
+    monkeypatch.setattr(Trainer, "step", step)
+    resumed = _run_with("best_test", tmp_path / "killed")
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "killed" / "curves.csv").drop(columns=["train_seconds", "score_seconds"]),
+        pd.read_csv(tmp_path / "whole" / "curves.csv").drop(columns=["train_seconds", "score_seconds"]),
+    )
+    assert resumed.metrics["selected_epoch"] == whole.metrics["selected_epoch"]
+    assert resumed.metrics["auc"] == pytest.approx(whole.metrics["auc"], abs=1e-9)
