@@ -84,6 +84,8 @@ class RunParams:
     latent_reduction: LatentReduction | None = _p(None, "latent loss per dimension or summed (LossConfig)")
     negative_radius: NegativeRadius | None = _p(None, "rule for the negative codes' radius (LossConfig)")
     fake_source: FakeSource | None = _p(None, "what the critic sees as generated images (LossConfig)")
+    l1: float | None = _p(None, "weight of the L1 reconstruction term (III.C: 10; the released code: 50)")
+    negative_threshold: float | None = _p(None, "T of Algorithm 1, nats per latent dimension (inf: no gate)")
     bn_at_test: BnAtTest = _p("eval", "batchnorm while scoring: eval (running statistics) or train (batch statistics)")
     test_order: TestOrder = _p(
         "shuffled", "test order in the scoring batches: shuffled or normals_first (released code)"

@@ -153,7 +153,12 @@ print(updates.to_string())
 # The grid has three sizes. `ci` is a smoke test on the small digits set (anomaly 1), so its
 # numbers cannot be compared with the paper's at all. `cpu` keeps the paper's task (CIFAR-10,
 # deer) but trains on a subset for a few epochs, so that one run takes minutes on two CPU cores.
-# `paper` is the full protocol, for a GPU. Settings left at `None` take the defaults for the dataset
+# `paper` is the full protocol, for a GPU. Two more, `released` (for a GPU) and `released_cpu`
+# (at the `cpu` size), set what the authors' released code sets and this project can express:
+# latent 300, learning rate 2e-4, $-\log$ SSIM : L1 = 50 : 50, no gate $T$, scoring with batch
+# statistics over a normals-first test set with the feature discriminator's term, and the best
+# test AUC over epochs (an oracle); their descriptions below say what they leave out. No results
+# are recorded for them yet. Settings left at `None` take the defaults for the dataset
 # (`cvgad.params.RunParams.config`); the lines marked "(resolved)" show the values a run actually
 # gets. The table shows the settings that size the task and the model; every other run parameter
 # stays at its default in this grid.

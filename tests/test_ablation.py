@@ -79,7 +79,7 @@ def test_table1_grid_has_the_papers_rows_and_presets():
     assert sorted(d for r in grid.rows for d in r.disabled) == sorted(LOSS_NAMES)
     assert grid.paper["all"] == {"f1": 0.845, "auc": 0.853}
     assert grid.paper["no_wasserstein"] == {"f1": 0.705, "auc": 0.718}
-    assert set(grid.presets) == {"ci", "cpu", "paper"}
+    assert set(grid.presets) == {"ci", "cpu", "paper", "released", "released_cpu"}
     settings, seeds = grid.resolve("ci")
     assert settings["dataset"] == "digits" and settings["anomaly_class"] == 1 and seeds == [0, 1]
     settings, seeds = grid.resolve("paper")
@@ -108,7 +108,7 @@ def test_table1_grid_has_the_papers_rows_and_presets():
         (
             "label: without MI,",
             "label: without MI, colour: red,",
-            r"row no_mi: unknown key\(s\) \['colour'\]; valid keys: anomaly_class, .*disabled, .*id, label, .*width",
+            r"row no_mi: unknown key\(s\) \['colour'\]; valid keys: anomaly_class, .*disabled, .*id, .*label, .*width",
         ),
     ],
 )

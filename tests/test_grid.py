@@ -13,6 +13,7 @@ from cvgad import ablation, runs
 from cvgad.ablation import plan_runs
 from cvgad.cli import main
 from cvgad.grid import load_grid
+from cvgad.params import make_config
 
 GRID = """
 name: classes
@@ -173,7 +174,7 @@ def test_without_vary_the_layout_is_row_then_seed(tmp_path):
         (
             "model: ae,",
             "modle: ae,",
-            r"row ae: unknown key\(s\) \['modle'\]; valid keys: .*disabled, .*id, label, .*model",
+            r"row ae: unknown key\(s\) \['modle'\]; valid keys: .*disabled, .*id, .*label, .*model",
         ),
     ],
 )
@@ -290,9 +291,22 @@ def test_published_values_for_another_dataset_are_left_out_of_the_plan():
         ("fig3_cifar10", "cpu", 120),
         ("table3_coil100", "full", 60),
         ("table2_oneclass", "cpu", 150),
+        ("table1", "released", 21),
+        ("table1", "released_cpu", 21),
     ],
 )
 def test_the_papers_grids_plan_every_class_model_and_seed(tmp_path, name, preset, n_runs):
     grid = load_grid(Path(__file__).resolve().parents[1] / "ablations" / f"{name}.yaml")
     specs = plan_runs(grid, preset, tmp_path)
     assert len(specs) == n_runs and len({s.run_dir for s in specs}) == n_runs
+
+
+def test_the_released_preset_sets_what_the_released_code_does():
+    grid = load_grid(Path(__file__).resolve().parents[1] / "ablations" / "table1.yaml")
+    settings, _ = grid.resolve("released_cpu")
+    cfg = make_config(**{k: v for k, v in settings.items() if k != "model"}, model=settings["model"])
+    assert (cfg.model.latent_dim, cfg.train.lr, cfg.train.losses.ssim, cfg.train.losses.l1) == (300, 2e-4, 50, 50)
+    assert cfg.train.losses.negative_threshold == float("inf") and cfg.train.select == "best_test"
+    assert (cfg.evaluation.bn_at_test, cfg.evaluation.test_order) == ("train", "normals_first")
+    assert cfg.evaluation.score == "logssim+l1+mi" and cfg.evaluation.score_batch_size == 64
+    assert "Not modelled" in grid.presets["released"]["description"]
