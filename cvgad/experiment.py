@@ -70,7 +70,8 @@ def run_experiment(
         runs.start(out_dir, cfg)
     trainer = trainer_for(cfg.model, cfg.train)
     resume = runs.resume_path(out_dir) if out_dir is not None else None
-    selector = EpochSelector(out_dir) if cfg.train.select != "last" else None
+    resuming = resume is not None and resume.exists()
+    selector = EpochSelector(out_dir, resuming) if cfg.train.select != "last" else None
     last_end = [time.perf_counter()]
 
     def score_epoch(epoch: int) -> None:

@@ -171,8 +171,9 @@ def sample_negative_codes(
     describes; "chi" draws a random direction and a distance uniform in [radius, 1.5 radius]
     (just outside the normal shell). Of `candidates` x n draws, the first n beyond `radius`
     from every mean are returned, with the number of returned codes that are not (0 unless
-    fewer than n candidates qualified). Nothing here waits for the device: the caller checks
-    that count when it reads its losses.
+    fewer than n candidates qualified: a rule and radius under which fewer than 1 draw in
+    `candidates` qualifies fail, e.g. "literal" in 2 or 3 latent dimensions). Nothing here
+    waits for the device: the caller checks that count when it reads its losses.
     """
     means = means.detach()
     m = candidates * n

@@ -68,12 +68,14 @@ def resume_path(run_dir: PathLike) -> Path:
 
 
 def finish(run_dir: PathLike, history: pd.DataFrame, state: dict, metrics: dict[str, Any]) -> None:
-    """Writes the history, the weights and, last, the metrics; drops the resume state."""
+    """Writes the history, the weights and, last, the metrics; drops the resume state (and the
+    weights kept for model selection, which only a resumed run needs)."""
     run = Path(run_dir)
     atomic_write_text(run / HISTORY, history.to_csv(index=False))
     save_torch(state, run / CHECKPOINT)
     write_json(run / METRICS, metrics)
     resume_path(run).unlink(missing_ok=True)
+    (run / SELECTED).unlink(missing_ok=True)
 
 
 def read_metrics(run_dir: PathLike) -> dict[str, Any] | None:

@@ -39,14 +39,20 @@ def validation_error(evaluation: Evaluation) -> float:
 class EpochSelector:
     """Records each epoch's metrics and keeps the weights of the epochs "val" and "best_test" pick."""
 
-    def __init__(self, run_dir: str | os.PathLike | None = None) -> None:
+    def __init__(self, run_dir: str | os.PathLike | None = None, resuming: bool = False) -> None:
+        """With `resuming`, the curve and kept weights in `run_dir` continue; otherwise any left
+        there by an earlier run are removed."""
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.rows: list[dict[str, float]] = []
         self.kept: dict[str, dict[str, Any]] = {}  # rule -> {"epoch": e, "state": state dict}
-        if self.run_dir is not None and (self.run_dir / CURVES).exists():  # a resumed run
+        if self.run_dir is None:
+            return
+        if resuming and (self.run_dir / CURVES).exists() and (self.run_dir / SELECTED).exists():
             self.rows = pd.read_csv(self.run_dir / CURVES).to_dict("records")
-            if (self.run_dir / SELECTED).exists():
-                self.kept = torch.load(self.run_dir / SELECTED, weights_only=True)
+            self.kept = torch.load(self.run_dir / SELECTED, map_location="cpu", weights_only=True)
+        else:
+            (self.run_dir / CURVES).unlink(missing_ok=True)
+            (self.run_dir / SELECTED).unlink(missing_ok=True)
 
     def record(
         self, epoch: int, evaluation: Evaluation, state: dict, train_seconds: float, score_seconds: float

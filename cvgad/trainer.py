@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -252,6 +253,7 @@ class Loop:
             "batch_order_rng": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             **{f"{name}_rng": g.get_state() for name, g in self.generators.items()},
+            **{f"{name}_rng_device": g.device.type for name, g in self.generators.items()},
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -266,7 +268,13 @@ class Loop:
         generator.set_state(state["batch_order_rng"])
         torch.set_rng_state(state["torch_rng"].cpu())
         for name, g in self.generators.items():
-            g.set_state(state[f"{name}_rng"].cpu())
+            if state.get(f"{name}_rng_device") == g.device.type:
+                g.set_state(state[f"{name}_rng"].cpu())
+            else:  # an older resume file, or one from another device type
+                warnings.warn(
+                    f"{path} holds no {name} random state for {g.device.type}; that stream restarts from its seed",
+                    stacklevel=2,
+                )
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
         return int(state["epoch"])
@@ -367,6 +375,7 @@ class Trainer(Loop):
         z, short = L.sample_negative_codes(
             self.cvae.means, n, self.radius, self.loss_cfg.negative_radius, self.generators["negative"]
         )
+        short = short * gate  # codes a closed gate does not use cannot fail
         self._negative_short = short if self._negative_short is None else self._negative_short + short
         with frozen_batchnorm_stats(self.cvae), self._autocast():
             with torch.no_grad():

@@ -189,3 +189,14 @@ def test_a_killed_run_resumes_with_its_curve_and_the_weights_each_rule_kept(tmp_
     )
     assert resumed.metrics["selected_epoch"] == whole.metrics["selected_epoch"]
     assert resumed.metrics["auc"] == pytest.approx(whole.metrics["auc"], abs=1e-9)
+
+
+def test_a_new_run_in_an_old_run_folder_starts_its_selection_afresh(tmp_path):
+    from cvgad.experiment import run_experiment
+    from cvgad.params import make_config
+
+    _run_with("best_test", tmp_path)
+    cfg = make_config(dataset="digits", epochs=2, width=8, latent_dim=16, train_subset=200, select="best_test")
+    again = run_experiment(cfg, out_dir=tmp_path, progress=False)
+    assert pd.read_csv(tmp_path / "curves.csv")["epoch"].tolist() == [1, 2]
+    assert again.metrics["selection"]["last"]["epoch"] == 2 and not (tmp_path / "select.pt").exists()

@@ -31,3 +31,13 @@ def test_packed_processes_each_train_and_report_their_rate():
     assert result["processes"] == 2 and len(result["images_per_s_each"]) == 2
     assert result["images_per_s_total"] == pytest.approx(sum(result["images_per_s_each"]))
     assert all(rate > 0 for rate in result["images_per_s_each"])
+
+
+def test_the_parity_losses_draw_nothing_at_random_so_devices_can_be_compared():
+    """Run twice on the CPU they are equal: on CUDA any difference is then the device's arithmetic."""
+    first, second = gpu_check._losses("cpu", False), gpu_check._losses("cpu", False)
+    assert set(first) == {"recon", "latent", "mi", "critic"} and first == second
+
+
+def test_the_projection_reads_the_paper_preset_from_the_grid_file():
+    assert gpu_check.paper_preset() == {"train_images": 43_200, "epochs": 15, "rows": 7, "seeds": 5, "width": 64}

@@ -214,3 +214,20 @@ def test_negative_codes_that_cannot_be_drawn_beyond_the_radius_stop_training_cle
     t.step(_batch())
     with pytest.raises(RuntimeError, match="could not draw negative codes farther than radius"):
         t.history_frame()
+
+
+def test_codes_a_closed_gate_does_not_use_cannot_stop_training():
+    t = _trainer(negative_threshold=1e-9, negative_radius="literal")  # the gate never opens
+    t.radius = 1e6
+    t.step(_batch())
+    assert "negative" not in t.history_frame()
+
+
+def test_a_resume_file_without_the_negative_stream_warns_and_restarts_that_stream(tmp_path):
+    images = torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    _trainer().fit(images, epochs=1, progress=False, resume=tmp_path / "resume.pt")
+    state = torch.load(tmp_path / "resume.pt", weights_only=True)
+    del state["negative_rng"], state["negative_rng_device"]  # as written before the stream existed
+    torch.save(state, tmp_path / "resume.pt")
+    with pytest.warns(UserWarning, match="no negative random state for cpu"):
+        _trainer().fit(images, epochs=2, progress=False, resume=tmp_path / "resume.pt")
