@@ -72,15 +72,10 @@ def run_experiment(
     resume = runs.resume_path(out_dir) if out_dir is not None else None
     resuming = resume is not None and resume.exists()
     selector = EpochSelector(out_dir, resuming) if cfg.train.select != "last" else None
-    last_end = [time.perf_counter()]
 
     def score_epoch(epoch: int) -> None:
-        """After each epoch: score the model, and keep its weights where a selection rule picks it."""
         assert selector is not None
-        scoring = time.perf_counter()
-        evaluation = _evaluate(trainer, dataset, split, cfg)
-        last_end.append(time.perf_counter())
-        selector.record(epoch, evaluation, trainer.state_dict(), scoring - last_end[-2], last_end[-1] - scoring)
+        selector.after_epoch(epoch, lambda: _evaluate(trainer, dataset, split, cfg), trainer.state_dict)
 
     trainer.fit(
         dataset.images[torch.as_tensor(split.train)],

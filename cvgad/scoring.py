@@ -107,8 +107,7 @@ def model_errors(
             chunk = images[torch.as_tensor(order[start : start + cfg.score_batch_size])]
             for name, value in score_terms(as_float_images(chunk.to(device)), cfg.terms).items():
                 terms.setdefault(name, []).append(value.float().cpu())
-    unordered = np.empty(len(order), dtype=np.int64)
-    unordered[order] = np.arange(len(order))
+    unordered = np.argsort(order)  # row i of the batches' output is image order[i]
     errors = {name: torch.cat(values).numpy()[unordered] for name, values in terms.items()}
     if "complexity" in cfg.terms:
         errors["complexity"] = png_bits_per_dimension(images)

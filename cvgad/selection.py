@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import copy
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,11 @@ from cvgad.scoring import Evaluation
 
 #: Columns of a selection summary's entries.
 REPORTED = ("auc", "f1_best", "f1_val", "auprc")
+#: What each rule maximises over the epochs' rows.
+MERIT: dict[str, Callable[[dict[str, float]], float]] = {
+    "val": lambda r: -r["val_error"],
+    "best_test": lambda r: r["auc"],
+}
 
 
 def validation_error(evaluation: Evaluation) -> float:
@@ -45,6 +52,7 @@ class EpochSelector:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.rows: list[dict[str, float]] = []
         self.kept: dict[str, dict[str, Any]] = {}  # rule -> {"epoch": e, "state": state dict}
+        self._since = time.perf_counter()  # end of the last scoring: the next epoch's training starts
         if self.run_dir is None:
             return
         if resuming and (self.run_dir / CURVES).exists() and (self.run_dir / SELECTED).exists():
@@ -54,20 +62,28 @@ class EpochSelector:
             (self.run_dir / CURVES).unlink(missing_ok=True)
             (self.run_dir / SELECTED).unlink(missing_ok=True)
 
-    def record(
-        self, epoch: int, evaluation: Evaluation, state: dict, train_seconds: float, score_seconds: float
-    ) -> None:
-        row = {"epoch": epoch, **{k: evaluation.metrics[k] for k in REPORTED}}
-        row |= {"val_error": validation_error(evaluation), "train_seconds": train_seconds}
-        row |= {"score_seconds": score_seconds}
+    def after_epoch(self, epoch: int, evaluate: Callable[[], Evaluation], state: Callable[[], dict]) -> None:
+        """Scores the model after `epoch` (timing its training and its scoring), records the row,
+        and keeps the weights (`state()`) where a rule picks this epoch."""
+        scoring = time.perf_counter()
+        evaluation = evaluate()
+        row = {
+            "epoch": epoch,
+            **{k: evaluation.metrics[k] for k in REPORTED},
+            "val_error": validation_error(evaluation),
+        }
+        row |= {"train_seconds": scoring - self._since, "score_seconds": time.perf_counter() - scoring}
+        self._since = time.perf_counter()
         self.rows = [r for r in self.rows if r["epoch"] != epoch] + [row]  # an epoch redone after a kill
-        for rule, better in (("val", lambda r, b: r["val_error"] < b["val_error"]), ("best_test", _higher_auc)):
-            best = self._row(self.kept[rule]["epoch"]) if rule in self.kept else None
-            if best is None or better(row, best):
-                self.kept[rule] = {"epoch": epoch, "state": copy.deepcopy(state)}
+        picked = [rule for rule, merit in MERIT.items()
+                  if rule not in self.kept or merit(row) > merit(self._row(self.kept[rule]["epoch"]))]  # fmt: skip
+        weights = copy.deepcopy(state()) if picked else None
+        for rule in picked:
+            self.kept[rule] = {"epoch": epoch, "state": weights}
         if self.run_dir is not None:
             atomic_write_text(self.run_dir / CURVES, pd.DataFrame(self.rows).to_csv(index=False))
-            save_torch(self.kept, self.run_dir / SELECTED)
+            if picked:
+                save_torch(self.kept, self.run_dir / SELECTED)
 
     def _row(self, epoch: int) -> dict[str, float]:
         return next(r for r in self.rows if r["epoch"] == epoch)
@@ -89,7 +105,3 @@ class EpochSelector:
     def scoring_share(self) -> float:
         """Seconds spent scoring after each epoch, as a share of the seconds spent training."""
         return sum(r["score_seconds"] for r in self.rows) / max(sum(r["train_seconds"] for r in self.rows), 1e-9)
-
-
-def _higher_auc(row: dict[str, float], best: dict[str, float]) -> bool:
-    return row["auc"] > best["auc"]

@@ -318,14 +318,18 @@ class Trainer(Loop):
     def _where(self, row: dict[str, float]) -> str:
         return f"Algorithm 1 counter {int(row['count'])}"
 
-    def _values(self, log: dict[str, Tensor]) -> dict[str, float]:
-        """The negative update is in the history only where the gate was open, as Algorithm 1
-        makes it; negative codes that could not be drawn beyond the radius are an error here."""
+    def _flush(self) -> None:
+        """Negative codes that could not be drawn beyond the radius are an error here, when the
+        losses reach the host anyway."""
         if self._negative_short is not None and int(self._negative_short) > 0:
             raise RuntimeError(
                 f"could not draw negative codes farther than radius {self.radius:.2f} from all "
                 f"{self.model_cfg.n_clusters} means; lower the radius (LossConfig.negative_quantile or negative_radius)"
             )
+        super()._flush()
+
+    def _values(self, log: dict[str, Tensor]) -> dict[str, float]:
+        """The negative update is in the history only where the gate was open, as Algorithm 1 makes it."""
         return super()._values(applied(log))
 
     def set_losses(self, losses: LossConfig) -> None:
