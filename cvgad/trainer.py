@@ -56,9 +56,9 @@ class NonFiniteLossError(RuntimeError):
 
 
 def resolve_memory_format(memory_format: str) -> torch.memory_format:
-    """ "auto" is channels_last: on the CPU a whole Algorithm 1 cycle measured about 8% faster in
-    it (benchmarks/throughput.py prints both); on CUDA it is the layout of tensor-core
-    convolutions (benchmarks/gpu_check.py measures both where a GPU is lent)."""
+    """ "auto" is channels_last: with it the whole speed-up of benchmarks/side_by_side.py was
+    measured on the CPU (benchmarks/throughput.py prints both layouts); on CUDA it is the layout
+    of tensor-core convolutions (benchmarks/gpu_check.py measures both where a GPU is lent)."""
     if memory_format == "auto":
         memory_format = "channels_last"
     return torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
@@ -150,7 +150,7 @@ class Loop:
 
     def _adam(self, module: nn.Module) -> torch.optim.Optimizer:
         """Adam with the config's learning rate and betas; fused (one kernel for all parameters,
-        about 10% of a CPU training step saved) where torch has it."""
+        and the device-side skip that `_update` uses) where torch has it."""
         fused = self.device.type in ("cpu", "cuda")
         return torch.optim.Adam(module.parameters(), lr=self.cfg.lr, betas=self.cfg.betas, fused=fused)
 
