@@ -163,7 +163,7 @@ def parity(epochs: int = 5) -> dict[str, Any]:
 def _flops_per_image(width: int, device: torch.device) -> float:
     """FLOPs of one Algorithm 1 cycle per image (batch 8: the count does not depend on batch size)."""
     model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
-    cfg = TrainConfig(batch_size=8, device=str(device), amp=False, losses=LossConfig(negative_threshold=1e9))
+    cfg = TrainConfig(batch_size=8, device=str(device), amp=False, losses=LossConfig(negative_gate="absolute", negative_threshold=1e9))
     trainer, x = Trainer(model_cfg, cfg), torch.rand(8, 3, 32, 32, device=device)
     return count_flops(lambda: [trainer.step(x) for _ in range(CYCLE)]) / (CYCLE * 8)
 

@@ -38,7 +38,7 @@ def cycle_rate(
     `compile`, the CVAE's networks are compiled (torch.compile) and the critic stays eager."""
     model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
     cfg = TrainConfig(
-        batch_size=batch_size, device=str(device), amp=amp, losses=LossConfig(negative_threshold=1e9), **train
+        batch_size=batch_size, device=str(device), amp=amp, losses=LossConfig(negative_gate="absolute", negative_threshold=1e9), **train
     )
     trainer = Trainer(model_cfg, cfg)
     if compile:  # each network the updates call directly (not only CVAE.forward)
@@ -123,7 +123,7 @@ def main() -> None:
     model_cfg = ModelConfig(channels=3, width=args.width, latent_dim=256, n_clusters=9)
     # negative_threshold high: the gate is open, so every update of Algorithm 1 is timed
     cfg = TrainConfig(
-        batch_size=args.batch_size, device=str(device), amp=not args.no_amp, losses=LossConfig(negative_threshold=1e9)
+        batch_size=args.batch_size, device=str(device), amp=not args.no_amp, losses=LossConfig(negative_gate="absolute", negative_threshold=1e9)
     )
     trainer = Trainer(model_cfg, cfg)
     x = torch.rand(args.batch_size, 3, 32, 32, device=device)

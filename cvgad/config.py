@@ -19,6 +19,9 @@ ProtocolName = Literal["leave_one_out", "one_class", "coil100"]
 CategoricalForm = Literal["marginal", "per_sample"]
 MemoryFormat = Literal["auto", "channels_last", "contiguous"]
 LatentReduction = Literal["mean", "sum"]
+LogvarHead = Literal["bounded", "linear"]
+#: How T of Algorithm 1 is set: a fixed value, or a share of the first epoch's mean latent loss.
+NegativeGate = Literal["first_epoch", "absolute"]
 NegativeRadius = Literal["chi", "literal"]
 FakeSource = Literal["reconstruction", "prior"]
 #: CVGAD, or a baseline trained and scored through the same data, split and run folders (issue 10).
@@ -83,9 +86,14 @@ class ModelConfig:
     #: start where the untrained encoder puts its codes: with scale 1 one mean is nearest to
     #: every code, takes them all, and the other K - 1 are never used (measured on digits).
     mean_init_scale: float = 0.05
+    #: The encoder's log sigma^2 head: "bounded" keeps it softly inside networks.LOGVAR_BOUNDS;
+    #: "linear" is the paper's unbounded linear layer. Ours, because unbounded, CIFAR-10 deer at
+    #: 20,000 images x 8 epochs drove log sigma^2 to -32.5 and the latent loss to NaN.
+    logvar: LogvarHead = "bounded"
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, ModelName)
+        check_choice("logvar", self.logvar, LogvarHead)
         if self.model == "ganomaly" and importlib.util.find_spec("anomalib") is None:
             raise ImportError("model 'ganomaly' needs anomalib: pip install 'cvgad[peers]'")
         _check(self.channels in (1, 3), f"channels={self.channels} is not valid; use 1 (grey) or 3 (colour)")
@@ -125,9 +133,17 @@ class LossConfig:
     negative_quantile: float = 0.999
     #: A negative's reconstruction is pushed until its SSIM falls below this, then left alone.
     negative_ssim_ceiling: float = 0.5
-    #: T of Algorithm 1, in nats per latent dimension: negative training runs while the
-    #: latent loss divided by latent_dim is below it.
-    negative_threshold: float = 1.0
+    #: How T of Algorithm 1 is set. "first_epoch": T = negative_threshold x the mean latent loss
+    #: of the first epoch, during which the gate stays shut, so negatives come only once the
+    #: codes have moved towards their clusters (II.E, III.C). "absolute": T = negative_threshold
+    #: nats per latent dimension (at 1, the old default, the gate was open from the first batch).
+    negative_gate: NegativeGate = "first_epoch"
+    #: T's value, a share (first_epoch) or nats per latent dimension (absolute); the negative
+    #: update runs while the latent loss is below T; inf: always (the released code).
+    negative_threshold: float = 0.8
+    #: A negative's reconstruction L1 is pushed up until it reaches this (a hinge like the SSIM
+    #: ceiling's); 0: off, the negative loss is SSIM's alone.
+    negative_l1_floor: float = 0.0
     #: What the critic sees as generated images: decoded codes of the batch ("reconstruction",
     #: z ~ p(z), the aggregate posterior, as eq. 13 writes) or decoded samples of the prior
     #: mixture q(z) ("prior").
@@ -144,6 +160,8 @@ class LossConfig:
         check_choice("negative_radius", self.negative_radius, NegativeRadius)
         check_choice("latent_reduction", self.latent_reduction, LatentReduction)
         check_choice("fake_source", self.fake_source, FakeSource)
+        check_choice("negative_gate", self.negative_gate, NegativeGate)
+        _check(0 <= self.negative_l1_floor <= 1, f"negative_l1_floor={self.negative_l1_floor} must lie in [0, 1]")
         _check(0 < self.negative_quantile < 1, f"negative_quantile={self.negative_quantile} must lie in (0, 1)")
         _check(
             -1 <= self.negative_ssim_ceiling <= 1,

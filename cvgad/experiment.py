@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,8 +63,10 @@ def run_experiment(
     out_dir: str | os.PathLike | None = None,
     progress: bool = True,
     dataset: Dataset | None = None,
+    on_epoch: Callable[[int, Loop], None] | None = None,
 ) -> RunResult:
-    """Trains on the normal training images, scores the test set, and (with `out_dir`) writes the run files."""
+    """Trains on the normal training images, scores the test set, and (with `out_dir`) writes the run files.
+    `on_epoch(n, trainer)` is called after the n-th epoch, and with n = 0 before training (unless resuming)."""
     start = time.perf_counter()
     dataset, split = prepare(cfg, dataset)
     if out_dir is not None:
@@ -73,16 +76,15 @@ def run_experiment(
     resuming = resume is not None and resume.exists()
     selector = EpochSelector(out_dir, resuming) if cfg.train.select != "last" else None
 
-    def score_epoch(epoch: int) -> None:
-        assert selector is not None
-        selector.after_epoch(epoch, lambda: _evaluate(trainer, dataset, split, cfg), trainer.state_dict)
+    def after_epoch(epoch: int) -> None:
+        if selector is not None:
+            selector.after_epoch(epoch, lambda: _evaluate(trainer, dataset, split, cfg), trainer.state_dict)
+        if on_epoch is not None:
+            on_epoch(epoch, trainer)
 
-    trainer.fit(
-        dataset.images[torch.as_tensor(split.train)],
-        progress=progress,
-        resume=resume,
-        on_epoch=score_epoch if selector is not None else None,
-    )
+    if on_epoch is not None and not resuming:
+        on_epoch(0, trainer)
+    trainer.fit(dataset.images[torch.as_tensor(split.train)], progress=progress, resume=resume, on_epoch=after_epoch)
     selection: dict[str, Any] = {}
     if selector is not None:
         trainer.load_state_dict(selector.state(cfg.train.select))

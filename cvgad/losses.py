@@ -190,11 +190,16 @@ def sample_negative_codes(
     return z[first], inside[first].sum()
 
 
-def negative_loss(x_neg: Tensor, recon_neg: Tensor, ceiling: float = 0.5) -> Tensor:
+def negative_loss(x_neg: Tensor, recon_neg: Tensor, ceiling: float = 0.5, l1_floor: float = 0.0) -> Tensor:
     """Active negative training (II.E): make the reconstruction of a generated outlier worse.
 
     Maximising an error without limit runs away (the decoder learns to destroy everything),
     so this is a hinge: mean(max(0, SSIM(x_neg, recon_neg) - ceiling)). Once a negative's
-    reconstruction SSIM is below the ceiling it contributes nothing.
+    reconstruction SSIM is below the ceiling it contributes nothing. III.F says negative training
+    raises both SSIM and L1 losses of the negatives; with `l1_floor` > 0 the L1 error gets the same
+    kind of hinge, mean(max(0, l1_floor - L1)), added with weight 1.
     """
-    return F.relu(ssim_per_sample(x_neg, recon_neg) - ceiling).mean()
+    loss = F.relu(ssim_per_sample(x_neg, recon_neg) - ceiling).mean()
+    if l1_floor > 0:
+        loss = loss + F.relu(l1_floor - l1_per_sample(x_neg, recon_neg)).mean()
+    return loss

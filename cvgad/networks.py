@@ -36,12 +36,28 @@ class Encoder(nn.Module):
         self.features = nn.Sequential(*_down(cfg.channels, w, True), *_down(w, 2 * w, True), *_down(2 * w, 4 * w, True))
         self.mu = nn.Linear(4 * w * 16, cfg.latent_dim)
         self.logvar = nn.Linear(4 * w * 16, cfg.latent_dim)
+        self.bounded = cfg.logvar == "bounded"
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Returns (mu, logvar, feature map); the feature map feeds the FD."""
         h = self.features(x)
         flat = h.flatten(1)
-        return self.mu(flat), self.logvar(flat), h
+        logvar = self.logvar(flat)
+        if self.bounded:
+            logvar = bound_logvar(logvar, *LOGVAR_BOUNDS)
+        return self.mu(flat), logvar, h
+
+
+#: Soft bounds on log sigma^2 (ModelConfig.logvar): -10 keeps sigma >= 0.0067; above 2
+#: (sigma^2 = 7.4, well past the prior's unit variance) a wider posterior only costs latent loss.
+LOGVAR_BOUNDS = (-10.0, 2.0)
+
+
+def bound_logvar(raw: Tensor, low: float, high: float) -> Tensor:
+    """log sigma^2 kept softly inside (low, high): high - softplus(high - (low + softplus(raw - low))),
+    as Chua et al. (NeurIPS 2018, PETS) bound a learnt variance. Close to `raw` well inside the
+    bounds, smooth, with a gradient that never vanishes, so the latent loss stays finite."""
+    return high - F.softplus(high - (low + F.softplus(raw - low)))
 
 
 def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:

@@ -25,10 +25,12 @@ from cvgad.config import (
     ExperimentConfig,
     FakeSource,
     LatentReduction,
+    LogvarHead,
     LossConfig,
     LossName,
     ModelConfig,
     ModelName,
+    NegativeGate,
     NegativeRadius,
     ProtocolName,
     SelectRule,
@@ -74,6 +76,7 @@ class RunParams:
     lr: float | None = _p(None, "Adam learning rate (None: 1e-3 as in III.C; 2e-4 for ganomaly, as in its paper)")
     n_clusters: int | None = _p(None, "K, the estimated number of normal categories (None: the protocol's)")
     mean_init_scale: float | None = _p(None, "scale of the cluster means' initial N(0, I) draws")
+    logvar: LogvarHead = _p("bounded", "log sigma^2 head: bounded (softly in (-10, 2)) or linear (paper, unbounded)")
     train_subset: int | None = _p(None, "use at most this many training images (None: all)")
     test_subset: int | None = _p(None, "use at most this many test images, drawn stratified (None: all)")
     n_inliers: int = _p(1, "coil100: the number of inlier objects, 1, 4 or 7")
@@ -85,7 +88,12 @@ class RunParams:
     negative_radius: NegativeRadius | None = _p(None, "rule for the negative codes' radius (LossConfig)")
     fake_source: FakeSource | None = _p(None, "what the critic sees as generated images (LossConfig)")
     l1: float | None = _p(None, "weight of the L1 reconstruction term (III.C: 10; the released code: 50)")
-    negative_threshold: float | None = _p(None, "T of Algorithm 1, nats per latent dimension (inf: no gate)")
+    negative_gate: NegativeGate | None = _p(
+        None, "how T is set: first_epoch (a share of the first epoch's latent loss) or absolute (nats per dimension)"
+    )
+    negative_threshold: float | None = _p(
+        None, "T of Algorithm 1: the share (first_epoch) or nats per latent dimension (absolute); inf: no gate"
+    )
     bn_at_test: BnAtTest = _p("eval", "batchnorm while scoring: eval (running statistics) or train (batch statistics)")
     test_order: TestOrder = _p(
         "shuffled", "test order in the scoring batches: shuffled or normals_first (released code)"

@@ -85,6 +85,20 @@ def read_metrics(run_dir: PathLike) -> dict[str, Any] | None:
     return metrics if ok else None
 
 
+#: Settings added after runs were recorded, with the value those runs had (their config lacks the key).
+BEFORE = {("model", "logvar"): "linear", ("train", "losses", "negative_gate"): "absolute"}
+
+
+def _upgrade(config: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config with the settings it predates filled in as the run had them."""
+    for path, value in BEFORE.items():
+        section = config
+        for key in path[:-1]:
+            section = section.setdefault(key, {})
+        section.setdefault(path[-1], value)
+    return config
+
+
 def load(run_dir: PathLike, device: str) -> tuple[ExperimentConfig, dict]:
     """The config and the saved state dicts of a finished run (tensors mapped to `device`)."""
     run = Path(run_dir)
@@ -93,7 +107,7 @@ def load(run_dir: PathLike, device: str) -> tuple[ExperimentConfig, dict]:
             raise FileNotFoundError(
                 f"{run / name} is missing; {run} is not a finished run directory (see `cvgad train --out`)"
             )
-    cfg = ExperimentConfig.from_dict(json.loads((run / CONFIG).read_text()))
+    cfg = ExperimentConfig.from_dict(_upgrade(json.loads((run / CONFIG).read_text())))
     return cfg, torch.load(run / CHECKPOINT, map_location=device, weights_only=True)
 
 

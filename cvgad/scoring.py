@@ -56,10 +56,24 @@ class Errors:
     def terms(self) -> dict[str, np.ndarray]:
         return {f.name: v for f in dataclasses.fields(self) if (v := getattr(self, f.name)) is not None}
 
+    @staticmethod
+    def fields_of(terms: tuple[str, ...]) -> list[str]:
+        """The fields that hold score terms (EvalConfig.terms), e.g. ssim -> ssim_loss."""
+        return [TERM_FIELDS[term] for term in terms]
+
     def __len__(self) -> int:
         return len(next(iter(self.terms().values())))
 
 
+#: Where each score term (config.ScoreTerm) lives in Errors.
+TERM_FIELDS = {
+    "ssim": "ssim_loss",
+    "logssim": "log_ssim_loss",
+    "l1": "l1",
+    "mi": "mi",
+    "cluster": "cluster",
+    "complexity": "complexity",
+}
 #: This project's scoring (the EvalConfig defaults): running statistics, II.F's terms.
 PAPER_EVALUATION = EvalConfig()
 #: Terms subtracted from the score rather than added (Serra et al., ICLR 2020).

@@ -190,6 +190,16 @@ class Loop:
         name = "recon" if "recon" in last else next((k for k in last if k not in self._row(0)), None)
         return {"epoch": str(epoch), **({name: f"{last[name]:.3f}"} if name else {})}
 
+    def _end_epoch(self) -> None:
+        """Called after every epoch, once its losses are on the host."""
+
+    def extra_state(self) -> dict[str, float]:
+        """What a model's trainer adds to the resumable state besides weights and random streams."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restores what `extra_state` saved."""
+
     def history_frame(self) -> pd.DataFrame:
         self._flush()
         return pd.DataFrame(self.history)
@@ -227,6 +237,7 @@ class Loop:
                     bar.set_postfix(self._progress(epoch))
                 bar.update()
             self._flush()
+            self._end_epoch()
             if on_epoch is not None:
                 on_epoch(epoch + 1)
             if resume is not None:
@@ -252,6 +263,7 @@ class Loop:
             "history": self.history,
             "batch_order_rng": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            **self.extra_state(),
             **{f"{name}_rng": g.get_state() for name, g in self.generators.items()},
             **{f"{name}_rng_device": g.device.type for name, g in self.generators.items()},
         }
@@ -265,6 +277,7 @@ class Loop:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state[name])
         self.steps, self.history = state["steps"], list(state["history"])
+        self.load_extra_state(state)
         generator.set_state(state["batch_order_rng"])
         torch.set_rng_state(state["torch_rng"].cpu())
         for name, g in self.generators.items():
@@ -293,6 +306,9 @@ class Trainer(Loop):
         # negative codes from their own stream, so a closed gate leaves the others unchanged
         self.generators = {"negative": torch.Generator(self.device).manual_seed(cfg.seed)}
         self._negative_short: Tensor | None = None  # codes drawn within the radius, summed on the device
+        # the first epoch's latent loss, summed on the device, for the gate T (negative_gate="first_epoch")
+        self._first_epoch_latent: list[Tensor] = []
+        self.latent_reference: float | None = None  # its mean, once the first epoch is over
         self.opt_cvae, self.opt_critic = self._adam(self.cvae), self._adam(self.critic)
         self.modules = {"cvae": self.cvae, "critic": self.critic}
         self.optimizers = {"opt_cvae": self.opt_cvae, "opt_critic": self.opt_critic}
@@ -336,9 +352,31 @@ class Trainer(Loop):
         """Trains on with other losses (weights, switches, choices), re-deriving what depends on them."""
         self.cfg = dataclasses.replace(self.cfg, losses=losses)
         self.radius = L.negative_radius(self.model_cfg.latent_dim, losses.negative_radius, losses.negative_quantile)
-        # T of Algorithm 1, on the scale of the logged latent loss
+        self.threshold = self._gate_threshold()
+
+    def _gate_threshold(self) -> float:
+        """T of Algorithm 1 on the scale of the logged latent loss: a share of the first epoch's
+        mean (-inf, the gate shut, until that epoch is over), or nats per dimension."""
+        losses = self.loss_cfg
+        if losses.negative_gate == "first_epoch":
+            reference = self.latent_reference
+            return -math.inf if reference is None else losses.negative_threshold * reference
         per_dim = losses.latent_reduction == "mean"
-        self.threshold = losses.negative_threshold * (1 if per_dim else self.model_cfg.latent_dim)
+        return losses.negative_threshold * (1 if per_dim else self.model_cfg.latent_dim)
+
+    def _end_epoch(self) -> None:
+        """After the first epoch, T = negative_threshold x its mean latent loss (first_epoch gate)."""
+        if self.latent_reference is None and self._first_epoch_latent:
+            self.latent_reference = float(torch.stack(self._first_epoch_latent).mean())
+            self._first_epoch_latent = []
+            self.threshold = self._gate_threshold()
+
+    def extra_state(self) -> dict[str, float]:
+        return {} if self.latent_reference is None else {"latent_reference": self.latent_reference}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.latent_reference = state.get("latent_reference")
+        self.threshold = self._gate_threshold()
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -385,7 +423,8 @@ class Trainer(Loop):
             with torch.no_grad():
                 x_neg = self.cvae.decoder(z).float()
             recon_neg = self.cvae(x_neg)["recon"].float()
-        loss = self.loss_cfg.negative * L.negative_loss(x_neg, recon_neg, self.loss_cfg.negative_ssim_ceiling)
+        lc = self.loss_cfg
+        loss = lc.negative * L.negative_loss(x_neg, recon_neg, lc.negative_ssim_ceiling, lc.negative_l1_floor)
         log["negative"], log["gate"] = self._update(self.opt_cvae, loss, apply=gate), gate
 
     def _mi_update(self, x: Tensor) -> Tensor:
@@ -420,6 +459,8 @@ class Trainer(Loop):
                 with torch.no_grad():
                     latent, _ = self._latent_terms(x)  # the gate still needs the value
             if lc.on("negative"):
+                if self.latent_reference is None and lc.negative_gate == "first_epoch":
+                    self._first_epoch_latent.append(latent.detach())
                 self._negative_update(len(x), latent.detach() < self.threshold, log)  # T of Algorithm 1
             if lc.on("mi"):
                 log["mi"] = self._mi_update(x)

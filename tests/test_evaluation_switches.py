@@ -200,3 +200,15 @@ def test_a_new_run_in_an_old_run_folder_starts_its_selection_afresh(tmp_path):
     again = run_experiment(cfg, out_dir=tmp_path, progress=False)
     assert pd.read_csv(tmp_path / "curves.csv")["epoch"].tolist() == [1, 2]
     assert again.metrics["selection"]["last"]["epoch"] == 2 and not (tmp_path / "select.pt").exists()
+
+
+def test_a_run_recorded_before_the_logvar_and_gate_switches_loads_as_it_was_trained(tmp_path):
+    from cvgad import runs
+
+    cfg = ExperimentConfig(model=ModelConfig(latent_dim=8, width=4), train=TrainConfig(epochs=0))
+    old = cfg.to_dict()
+    del old["model"]["logvar"], old["train"]["losses"]["negative_gate"]  # as written before them
+    (tmp_path / runs.CONFIG).write_text(json.dumps(old))
+    torch.save({}, tmp_path / runs.CHECKPOINT)
+    loaded, _ = runs.load(tmp_path, "cpu")
+    assert loaded.model.logvar == "linear" and loaded.train.losses.negative_gate == "absolute"

@@ -306,7 +306,8 @@ def test_the_released_preset_sets_what_the_released_code_does():
     settings, _ = grid.resolve("released_cpu")
     cfg = make_config(**{k: v for k, v in settings.items() if k != "model"}, model=settings["model"])
     assert (cfg.model.latent_dim, cfg.train.lr, cfg.train.losses.ssim, cfg.train.losses.l1) == (300, 2e-4, 50, 50)
-    assert cfg.train.losses.negative_threshold == float("inf") and cfg.train.select == "best_test"
+    assert cfg.train.losses.negative_threshold == float("inf") and cfg.train.losses.negative_gate == "absolute"
+    assert cfg.train.select == "best_test"
     assert (cfg.evaluation.bn_at_test, cfg.evaluation.test_order) == ("train", "normals_first")
     assert cfg.evaluation.score == "logssim+l1+mi" and cfg.evaluation.score_batch_size == 64
     assert "Not modelled" in grid.presets["released"]["description"]

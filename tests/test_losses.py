@@ -139,3 +139,43 @@ def test_negative_loss_is_a_hinge_that_stops_below_the_ceiling():
     assert L.negative_loss(x, x, ceiling=0.5).item() == pytest.approx(0.5, abs=1e-4)  # SSIM 1 -> 1 - 0.5
     far = 1 - x
     assert L.negative_loss(x, far, ceiling=0.5).item() == 0.0
+
+
+def test_the_negative_losss_l1_hinge_pushes_the_l1_error_up_to_its_floor():
+    x = torch.full((2, 1, 32, 32), 0.5)
+    near = x + 0.1  # L1 error 0.1; with ceiling 1 SSIM's hinge adds nothing
+    assert L.negative_loss(x, near, ceiling=1.0, l1_floor=0.3).item() == pytest.approx(0.2, abs=1e-6)
+    assert L.negative_loss(x, near, ceiling=1.0, l1_floor=0.05).item() == 0.0  # beyond the floor: nothing
+    assert L.negative_loss(x, near, ceiling=1.0).item() == 0.0  # floor 0: SSIM's hinge alone
+
+
+def test_the_bounded_log_variance_follows_its_input_inside_and_stays_inside_at_the_edge():
+    from cvgad.networks import LOGVAR_BOUNDS, bound_logvar
+
+    low, high = LOGVAR_BOUNDS
+    raw = torch.tensor([-1e4, -50.0, -3.0, 0.0, 1.0, 50.0, 1e4], requires_grad=True)
+    out = bound_logvar(raw, low, high)
+    assert ((out > low - 1e-4) & (out <= high)).all()  # the outer softplus may undershoot low by e^-12
+    assert out[2].item() == pytest.approx(-3.0, abs=0.05)  # inside: close to the input
+    assert out[0].item() == pytest.approx(low, abs=1e-4) and out[-1].item() == pytest.approx(high, abs=1e-4)
+    out.sum().backward()
+    assert torch.isfinite(raw.grad).all() and (raw.grad >= 0).all()  # never NaN
+    assert (raw.grad[1:-1] > 0).all()  # and not flat short of float32's saturation
+
+
+def test_an_encoder_driven_to_the_edge_keeps_the_latent_loss_finite():
+    """Unbounded, a log sigma^2 head at +-1000 gives an infinite latent loss (exp overflows)."""
+    from cvgad.config import ModelConfig
+    from cvgad.networks import Encoder
+
+    x = torch.rand(4, 1, 32, 32)
+    means = torch.zeros(2, 8)
+    probs = torch.full((4, 2), 0.5)
+    for head, finite in (("bounded", True), ("linear", False)):
+        encoder = Encoder(ModelConfig(latent_dim=8, width=4, logvar=head))
+        for bias in (1000.0, -1000.0):
+            torch.nn.init.constant_(encoder.logvar.bias, bias)
+            mu, logvar, _ = encoder(x)
+            loss = L.latent_loss(mu, logvar, means, probs)
+            assert bool(torch.isfinite(loss)) == finite or bias < 0  # -1000 unbounded: -log var is finite
+        assert head == "linear" or torch.isfinite(loss)

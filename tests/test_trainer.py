@@ -29,7 +29,7 @@ FULL = ["critic", "recon", "latent", "negative", "mi", "recon_2"]
 
 
 def test_twelve_steps_follow_algorithm_1_in_order():
-    t = _trainer(negative_threshold=1e9)  # gate always open
+    t = _trainer(negative_gate="absolute", negative_threshold=1e9)  # gate always open
     seen = [_updates(t.step(_batch(i))) for i in range(12)]
     expected = [FULL] * 4 + [["critic"], ["generator"]]
     assert seen == expected * 2
@@ -37,13 +37,13 @@ def test_twelve_steps_follow_algorithm_1_in_order():
 
 
 def test_negative_training_waits_for_the_latent_loss_to_fall_below_t():
-    t = _trainer(negative_threshold=1e-9)  # gate never opens
+    t = _trainer(negative_gate="absolute", negative_threshold=1e-9)  # gate never opens
     assert _updates(t.step(_batch())) == ["critic", "recon", "latent", "mi", "recon_2"]
     assert "negative" not in t.history_frame()  # the history keeps applied updates only
 
 
 def test_the_gate_applies_the_negative_update_exactly_when_the_latent_loss_is_below_t():
-    t = _trainer(negative_threshold=0.17)  # per dimension; this tiny model's latent loss crosses it
+    t = _trainer(negative_gate="absolute", negative_threshold=0.17)  # per dimension; this tiny model's latent loss crosses it
     cvae, seen = t.cvae, []
     update = t._negative_update
 
@@ -74,7 +74,7 @@ def test_a_training_step_never_waits_for_the_device():
                 self.found.append(str(func))
             return func(*args, **(kwargs or {}))
 
-    t = _trainer(negative_threshold=0.5)
+    t = _trainer(negative_gate="absolute", negative_threshold=0.5)
     with Syncs() as mode:
         for i in range(2 * CYCLE):  # fewer steps than FINITE_CHECK_EVERY: no flush of the losses
             t.step(_batch(i))
@@ -91,9 +91,9 @@ def test_a_training_step_never_waits_for_the_device():
     ],
 )
 def test_switching_a_loss_off_removes_its_update(loss, removed):
-    t = _trainer(negative_threshold=1e9, disabled=(loss,))
+    t = _trainer(negative_gate="absolute", negative_threshold=1e9, disabled=(loss,))
     seen = [u for i in range(CYCLE) for u in _updates(t.step(_batch(i)))]
-    reference = _trainer(negative_threshold=1e9)
+    reference = _trainer(negative_gate="absolute", negative_threshold=1e9)
     full = [u for i in range(CYCLE) for u in _updates(reference.step(_batch(i)))]
     assert set(full) - set(seen) == removed
     assert [u for u in full if u not in removed] == seen
@@ -209,7 +209,7 @@ def test_fused_adam_takes_the_steps_of_adam():
 
 
 def test_negative_codes_that_cannot_be_drawn_beyond_the_radius_stop_training_clearly():
-    t = _trainer(negative_threshold=1e9, negative_radius="literal")  # draws z ~ N(mu_y, I)
+    t = _trainer(negative_gate="absolute", negative_threshold=1e9, negative_radius="literal")  # draws z ~ N(mu_y, I)
     t.radius = 1e6  # no such draw lies this far from every mean
     t.step(_batch())
     with pytest.raises(RuntimeError, match="could not draw negative codes farther than radius"):
@@ -217,7 +217,7 @@ def test_negative_codes_that_cannot_be_drawn_beyond_the_radius_stop_training_cle
 
 
 def test_codes_a_closed_gate_does_not_use_cannot_stop_training():
-    t = _trainer(negative_threshold=1e-9, negative_radius="literal")  # the gate never opens
+    t = _trainer(negative_gate="absolute", negative_threshold=1e-9, negative_radius="literal")  # the gate never opens
     t.radius = 1e6
     t.step(_batch())
     assert "negative" not in t.history_frame()
@@ -231,3 +231,25 @@ def test_a_resume_file_without_the_negative_stream_warns_and_restarts_that_strea
     torch.save(state, tmp_path / "resume.pt")
     with pytest.warns(UserWarning, match="no negative random state for cpu"):
         _trainer().fit(images, epochs=2, progress=False, resume=tmp_path / "resume.pt")
+
+
+# ------------------------------------------------------------- the gate T (II.E, III.C)
+def test_the_first_epoch_gate_stays_shut_then_opens_below_a_share_of_that_epochs_latent_loss():
+    """T = negative_threshold x the first epoch's mean latent loss; no negatives before it is known."""
+    images = torch.rand(32, 1, 32, 32, generator=torch.Generator().manual_seed(3))
+    t = _trainer(negative_gate="first_epoch", negative_threshold=2.0)  # 2x: opens once T is known
+    history = t.fit(images, epochs=1, progress=False)
+    assert "negative" not in history  # shut throughout the first epoch: T is not known yet
+    first = history["latent"].dropna()
+    assert len(first) == 4  # 4 batches of 8, all counters 0-3
+    assert t.latent_reference == pytest.approx(first.mean(), rel=1e-6)
+    assert t.threshold == pytest.approx(2.0 * first.mean(), rel=1e-6)
+    history = t.fit(images, epochs=2, progress=False)
+    second = history[history["step"] >= 4]
+    opened = second["negative"].notna()
+    assert (opened == (second["latent"] < t.threshold)).all() and opened.any()
+
+
+def test_the_absolute_gate_at_one_nat_per_dimension_was_open_from_the_first_batch():
+    t = _trainer(negative_gate="absolute", negative_threshold=1.0)  # the old default
+    assert "negative" in applied(t.step(_batch()))

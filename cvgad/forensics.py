@@ -1,0 +1,293 @@
+"""Why our numbers differ from the paper's: each factor of the gap, measured (issue 9).
+
+A forensics run trains one Table 1 preset (`ablations/table1.yaml`: `cpu`, this project's
+training, or `released_cpu`, the authors' released training) and scores the model before the
+first epoch and after every epoch in each of `PASSES` (batchnorm with running or batch
+statistics, the test set shuffled or normals first). One pass per setting gives every score
+term; every score of `SCORES` is then summed from those terms, so an evaluation factor never
+needs retraining. The rows go to `factors.csv` in the run folder (this module owns that file).
+
+`factor_table` reads the runs back as the issue's table: the project's evaluation, each factor
+alone, and all combined, with the epoch each selection rule picks (the test-set pick labelled
+an oracle). Run with `python -m cvgad.forensics run|summary` (see `main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from cvgad import runs
+from cvgad.atomic import atomic_write_text
+from cvgad.config import EvalConfig, ExperimentConfig
+from cvgad.experiment import prepare, run_experiment
+from cvgad.grid import load_grid
+from cvgad.params import make_config
+from cvgad.scoring import Errors, evaluate, model_errors, png_bits_per_dimension, scoring_order
+from cvgad.trainer import Loop
+
+FACTORS_CSV, RUN_JSON = "factors.csv", "run.json"
+TABLE1 = Path(__file__).resolve().parents[1] / "ablations" / "table1.yaml"
+#: The scoring passes: batchnorm mode and test order (the order matters with batch statistics only).
+PASSES = {
+    "eval": EvalConfig(),
+    "train_shuffled": EvalConfig(bn_at_test="train"),
+    "train_normals_first": EvalConfig(bn_at_test="train", test_order="normals_first"),
+}
+#: Every term a pass computes; the complexity term needs no model and is computed once.
+MODEL_TERMS = "ssim+logssim+l1+mi+cluster"
+#: The scores summed from a pass's terms: II.F's, its -log SSIM reading, the released code's
+#: third term, and two that use the model beyond reconstruction (cluster; complexity, subtracted).
+SCORES = (
+    "ssim+l1",
+    "logssim+l1",
+    "ssim+l1+mi",
+    "logssim+l1+mi",
+    "cluster",
+    "ssim+l1+cluster",
+    "ssim+l1+complexity",
+)
+METRICS = ("auc", "auprc", "f1_best", "f1_val", "f1_floor")
+
+
+def _pick(errors: Errors, score: str) -> Errors:
+    """The terms of `score` from errors that hold every term."""
+    return Errors(**{field: getattr(errors, field) for field in Errors.fields_of(EvalConfig(score=score).terms)})
+
+
+def epoch_rows(
+    model: torch.nn.Module, images: torch.Tensor, test: np.ndarray, labels: np.ndarray, val: np.ndarray, seed: int
+) -> list[dict[str, Any]]:
+    """Metrics of every score in every pass, for the model as it is now."""
+    complexity = {"test": png_bits_per_dimension(images[torch.as_tensor(test)])}
+    complexity["val"] = png_bits_per_dimension(images[torch.as_tensor(val)])
+    rows = []
+    for name, cfg in PASSES.items():
+        cfg = dataclasses.replace(cfg, score=MODEL_TERMS)
+        order = scoring_order(labels, cfg.test_order, seed)
+        test_errors = model_errors(model, images[torch.as_tensor(test)], cfg, order)
+        val_errors = model_errors(model, images[torch.as_tensor(val)], cfg)
+        test_errors.complexity, val_errors.complexity = complexity["test"], complexity["val"]
+        val_error = float(np.mean(val_errors.ssim_loss) + np.mean(val_errors.l1))  # cvgad.selection's rule
+        for score in SCORES:
+            metrics = evaluate(_pick(test_errors, score), labels, _pick(val_errors, score)).metrics
+            rows.append({"pass": name, "score": score, **{k: metrics[k] for k in METRICS}, "val_error": val_error})
+    return rows
+
+
+def run(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bool = False) -> pd.DataFrame:
+    """Trains `cfg` into `out_dir` (resumable: a killed run continues from its last epoch), scoring
+    every pass and score before training and after each epoch into factors.csv."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset, split = prepare(cfg)
+    if (out / RUN_JSON).exists():  # finished
+        return pd.read_csv(out / FACTORS_CSV)
+    resuming = runs.resume_path(out).exists() and (out / FACTORS_CSV).exists()
+    rows: list[dict[str, Any]] = pd.read_csv(out / FACTORS_CSV).to_dict("records") if resuming else []
+
+    def score(epoch: int, trainer: Loop) -> None:
+        start = time.perf_counter()
+        new = epoch_rows(trainer.scorer, dataset.images, split.test, split.test_labels, split.val, cfg.train.seed)
+        seconds = time.perf_counter() - start
+        rows[:] = [r for r in rows if r["epoch"] != epoch] + [
+            {"epoch": epoch, **r, "score_seconds": seconds} for r in new
+        ]
+        atomic_write_text(out / FACTORS_CSV, pd.DataFrame(rows).to_csv(index=False))
+
+    result = run_experiment(cfg, out, progress=progress, dataset=dataset, on_epoch=score)
+    metrics, history = result.metrics, result.history
+    kept = ("dataset", "anomaly_class", "seed", "epochs", "n_train", "n_val", "n_test_normal", "n_test_anomalous")
+    settings = {
+        "train_subset": cfg.data.train_subset,
+        "width": cfg.model.width,
+        "latent_dim": cfg.model.latent_dim,
+        "logvar": cfg.model.logvar,
+        "lr": cfg.train.lr,
+        "l1": cfg.train.losses.l1,
+        "negative_gate": cfg.train.losses.negative_gate,
+        "negative_threshold": cfg.train.losses.negative_threshold,
+    }
+    record = {k: metrics[k] for k in kept} | settings | {"wall_seconds": metrics["wall_seconds"]}
+    record["latent_loss_max"] = float(history["latent"].max()) if "latent" in history else None
+    runs.write_json(out / RUN_JSON, record)  # last: marks the run finished, in the repository
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ the factor table
+#: Each row of the factor table: (label, training recipe, pass, score, selection rule). The first
+#: is this project's evaluation; then each factor alone; then all of them together.
+FACTOR_ROWS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("this project (running statistics, SSIM+L1, last epoch)", "cpu", "eval", "ssim+l1", "last"),
+    ("untrained network (epoch 0)", "cpu", "eval", "ssim+l1", "untrained"),
+    ("batch statistics, shuffled test set", "cpu", "train_shuffled", "ssim+l1", "last"),
+    ("batch statistics, normals first (released)", "cpu", "train_normals_first", "ssim+l1", "last"),
+    ("score -log SSIM + L1 (II.C's SSIM loss)", "cpu", "eval", "logssim+l1", "last"),
+    ("score + FD term (released)", "cpu", "eval", "ssim+l1+mi", "last"),
+    ("score: distance to the nearest cluster mean", "cpu", "eval", "cluster", "last"),
+    ("score SSIM+L1 + cluster distance", "cpu", "eval", "ssim+l1+cluster", "last"),
+    ("score SSIM+L1 - PNG complexity (Serra et al.)", "cpu", "eval", "ssim+l1+complexity", "last"),
+    ("epoch picked on validation normals", "cpu", "eval", "ssim+l1", "val"),
+    ("best epoch on the test set (ORACLE, released)", "cpu", "eval", "ssim+l1", "best_test"),
+    ("released training (latent 300, lr 2e-4, L1 50, no gate)", "released_cpu", "eval", "ssim+l1", "last"),
+    ("released evaluation, all combined (ORACLE)", "cpu", "train_normals_first", "logssim+l1+mi", "best_test"),
+    ("released training + evaluation (ORACLE)", "released_cpu", "train_normals_first", "logssim+l1+mi", "best_test"),
+)
+
+
+def select(curve: pd.DataFrame, rule: str) -> pd.Series:
+    """The row `rule` picks from one run's per-epoch rows of one pass and score: last, untrained
+    (epoch 0), val (lowest validation error, normal data only) or best_test (an oracle)."""
+    trained = curve[curve["epoch"] > 0]
+    if rule == "last":
+        return trained.loc[trained["epoch"].idxmax()]
+    if rule == "untrained":
+        return curve.loc[curve["epoch"].idxmin()]
+    if rule == "val":
+        return trained.loc[trained["val_error"].idxmin()]
+    if rule == "best_test":
+        return trained.loc[trained["auc"].idxmax()]
+    raise ValueError(f"rule={rule!r} is not valid; choose last, untrained, val or best_test")
+
+
+def collect(root: str | os.PathLike) -> pd.DataFrame:
+    """Every finished run's factors.csv under `root` (<recipe>/seed<k>/), with recipe and seed."""
+    frames = []
+    for path in sorted(Path(root).glob(f"*/seed*/{FACTORS_CSV}")):
+        if not (path.parent / RUN_JSON).exists():
+            continue  # unfinished
+        frame = pd.read_csv(path)
+        frames.append(frame.assign(recipe=path.parent.parent.name, seed=int(path.parent.name.removeprefix("seed"))))
+    if not frames:
+        raise FileNotFoundError(f"no finished forensics runs under {root}")
+    return pd.concat(frames, ignore_index=True)
+
+
+def factor_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per FACTOR_ROWS entry: AUC mean, std and n over seeds, the paired difference to the
+    project's evaluation (same seeds), and the epochs picked."""
+    picked = []
+    for label, recipe, pass_, score, rule in FACTOR_ROWS:
+        cell = rows[(rows["recipe"] == recipe) & (rows["pass"] == pass_) & (rows["score"] == score)]
+        for seed, curve in cell.groupby("seed"):
+            row = select(curve, rule)
+            picked.append({"factor": label, "seed": seed, "epoch": int(row["epoch"]), **{k: row[k] for k in METRICS}})
+    frame = pd.DataFrame(picked)
+    if frame.empty:
+        return frame
+    base = frame[frame["factor"] == FACTOR_ROWS[0][0]].set_index("seed")["auc"]
+    frame["auc_diff"] = frame["auc"] - frame["seed"].map(base)
+    out = frame.groupby("factor", sort=False).agg(
+        auc_mean=("auc", "mean"),
+        auc_std=("auc", "std"),
+        n=("auc", "size"),
+        diff_mean=("auc_diff", "mean"),
+        diff_std=("auc_diff", "std"),
+        f1_best=("f1_best", "mean"),
+        f1_val=("f1_val", "mean"),
+        f1_floor=("f1_floor", "mean"),
+        epochs=("epoch", lambda e: " ".join(map(str, e))),
+    )
+    return out.reset_index()
+
+
+def budget_table(root: str | os.PathLike) -> pd.DataFrame:
+    """The budget curve: the all-combined row's AUC (and this project's evaluation of the same
+    models) per budget folder under `root` (<train_subset>x<epochs>/released_cpu/seed<k>)."""
+    lines = []
+    for folder in sorted(Path(root).iterdir(), key=lambda p: _budget(p.name)):
+        if not folder.is_dir() or _budget(folder.name) == (0, 0):
+            continue
+        rows = collect(folder)
+        rows = rows[rows["recipe"] == "released_cpu"]
+        for seed, curve in rows.groupby("seed"):
+            record = runs.read_json(folder / "released_cpu" / f"seed{seed}" / RUN_JSON)
+            images, epochs = _budget(folder.name)
+            line = {"train_images": images, "epochs": epochs, "image_epochs": images * epochs, "seed": seed}
+            for name, (pass_, score, rule) in {
+                "auc_all_oracle": ("train_normals_first", "logssim+l1+mi", "best_test"),
+                "auc_all_last": ("train_normals_first", "logssim+l1+mi", "last"),
+                "auc_project_last": ("eval", "ssim+l1", "last"),
+            }.items():
+                line[name] = select(curve[(curve["pass"] == pass_) & (curve["score"] == score)], rule)["auc"]
+            line["wall_seconds"] = record["wall_seconds"]
+            lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def _budget(name: str) -> tuple[int, int]:
+    """`5000x4` -> (5000, 4); anything else (0, 0)."""
+    images, _, epochs = name.partition("x")
+    return (int(images), int(epochs)) if images.isdigit() and epochs.isdigit() else (0, 0)
+
+
+# ------------------------------------------------------------------ command line
+def _config(preset: str, seed: int, overrides: dict[str, Any], data_root: str | None) -> ExperimentConfig:
+    settings, _ = load_grid(TABLE1).resolve(preset)
+    settings = settings | overrides | {"seed": seed, "disabled": ()}
+    if data_root is not None:
+        settings["data_root"] = data_root
+    # the run's own selection and score are the project's: forensics scores every variant itself
+    settings |= {"select": "last", "score": "ssim+l1", "bn_at_test": "eval", "test_order": "shuffled"}
+    return make_config(**settings)
+
+
+def _log(root: Path, line: dict[str, Any]) -> None:
+    """Appends a timing line to root/timings.csv (wall seconds, 1-minute load before and after)."""
+    path = root / "timings.csv"
+    old = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    atomic_write_text(path, pd.concat([old, pd.DataFrame([line])]).to_csv(index=False))
+
+
+def _override(text: str) -> tuple[str, Any]:
+    """KEY=VALUE with VALUE read as YAML, as a grid file writes it (5000, 1.0, .inf, null, absolute)."""
+    key, _, value = text.partition("=")
+    return key, yaml.safe_load(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cvgad.forensics", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="train presets of table1.yaml and score every factor after each epoch")
+    p.add_argument("--preset", action="append", required=True, help="table1.yaml preset (repeatable)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--out", required=True)
+    s = sub.add_parser("summary", help="the factor table (and the budget curve) of recorded runs")
+    s.add_argument("root")
+    s.add_argument("--budget", action="store_true", help="root holds budget folders <images>x<epochs>")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        overrides = dict(map(_override, args.set))
+        configs = [(p, seed, _config(p, seed, overrides, args.data_root)) for p in args.preset for seed in args.seeds]
+        for preset, seed, cfg in configs:  # every config validated before any training
+            load, start = os.getloadavg()[0], time.perf_counter()
+            run(cfg, Path(args.out) / preset / f"seed{seed}")
+            wall = time.perf_counter() - start
+            line = {"preset": preset, "seed": seed, "wall_seconds": round(wall, 1), "load_start": load}
+            _log(Path(args.out), line | {"load_end": os.getloadavg()[0], "cpus": os.cpu_count()})
+            print(f"{preset} seed {seed}: {wall:.0f} s (1-minute load {load:.1f} at the start)")
+        return 0
+    if args.budget:
+        table = budget_table(args.root)
+        atomic_write_text(Path(args.root) / "budget.csv", table.to_csv(index=False))
+    else:
+        table = factor_table(collect(args.root))
+        atomic_write_text(Path(args.root) / "factor_table.csv", table.to_csv(index=False))
+    print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
