@@ -94,6 +94,7 @@ class RunParams:
     negative_threshold: float | None = _p(
         None, "T of Algorithm 1: the share (first_epoch) or nats per latent dimension (absolute); inf: no gate"
     )
+    negative_l1_floor: float | None = _p(None, "hinge floor for the negatives' L1 error (0: SSIM's hinge alone)")
     bn_at_test: BnAtTest = _p("eval", "batchnorm while scoring: eval (running statistics) or train (batch statistics)")
     test_order: TestOrder = _p(
         "shuffled", "test order in the scoring batches: shuffled or normals_first (released code)"
