@@ -270,8 +270,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run":
         overrides = dict(map(_override, args.set))
-        configs = [(p, seed, _config(p, seed, overrides, args.data_root)) for p in args.preset for seed in args.seeds]
-        for preset, seed, cfg in configs:  # every config validated before any training
+        try:  # every config validated before any training
+            configs = [
+                (p, seed, _config(p, seed, overrides, args.data_root)) for p in args.preset for seed in args.seeds
+            ]
+        except (ValueError, TypeError) as error:
+            parser.error(str(error))
+        for preset, seed, cfg in configs:
             load, start = os.getloadavg()[0], time.perf_counter()
             run(cfg, Path(args.out) / preset / f"seed{seed}")
             wall = time.perf_counter() - start

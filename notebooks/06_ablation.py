@@ -129,7 +129,7 @@ tiny = ModelConfig(channels=1, latent_dim=4, n_clusters=2, width=4)
 images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
 counted = {}
 for grid_row in grid.rows:
-    losses = LossConfig(disabled=grid_row.disabled, negative_threshold=1e6)
+    losses = LossConfig(disabled=grid_row.disabled, negative_gate="absolute", negative_threshold=1e6)
     trainer = Trainer(tiny, TrainConfig(batch_size=2, device="cpu", amp=False, seed=0, losses=losses))
     made = dict.fromkeys(UPDATES, 0)
     for _ in range(CYCLE):

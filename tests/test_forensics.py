@@ -1,0 +1,77 @@
+"""The forensics of issue 9: every evaluation factor from one training, and the tables read from it."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from cvgad import forensics as F
+from cvgad.params import make_config
+
+
+def _curve(aucs, val_errors):
+    return pd.DataFrame({"epoch": range(len(aucs)), "auc": aucs, "val_error": val_errors})
+
+
+def test_each_rule_picks_its_epoch_and_never_the_untrained_one_unless_asked():
+    curve = _curve([0.9, 0.6, 0.8, 0.7], [5.0, 3.0, 2.0, 4.0])  # epoch 0 is the untrained network
+    assert F.select(curve, "last")["epoch"] == 3
+    assert F.select(curve, "untrained")["epoch"] == 0
+    assert F.select(curve, "val")["epoch"] == 2  # lowest validation error
+    assert F.select(curve, "best_test")["epoch"] == 2  # highest test AUC after training: the oracle
+    with pytest.raises(ValueError, match="rule='first' is not valid"):
+        F.select(curve, "first")
+
+
+def _rows(recipe, seed, auc_by_pass):
+    """One run's rows: every pass and score, epochs 0-2, AUC rising by 0.1 an epoch from auc_by_pass."""
+    return [
+        {"recipe": recipe, "seed": seed, "epoch": e, "pass": p, "score": s, "auc": a + 0.1 * e,
+         "auprc": 0.5, "f1_best": 0.5, "f1_val": 0.4, "f1_floor": 0.53, "val_error": 1.0 - 0.1 * e}
+        for p, a in auc_by_pass.items() for s in F.SCORES for e in range(3)
+    ]  # fmt: skip
+
+
+def test_the_factor_table_pairs_each_factor_with_the_projects_evaluation_by_seed():
+    base = {"eval": 0.40, "train_shuffled": 0.40, "train_normals_first": 0.55}
+    rows = pd.DataFrame(
+        _rows("cpu", 0, base)
+        + _rows("cpu", 1, {k: v + 0.02 for k, v in base.items()})
+        + _rows("released_cpu", 0, base)
+        + _rows("released_cpu", 1, base)
+    )
+    table = F.factor_table(rows).set_index("factor")
+    project = table.loc[F.FACTOR_ROWS[0][0]]
+    assert project["auc_mean"] == pytest.approx(0.61) and project["n"] == 2  # last epoch: 0.6 and 0.62
+    untrained = table.loc["untrained network (epoch 0)"]
+    assert untrained["diff_mean"] == pytest.approx(-0.2) and untrained["epochs"] == "0 0"
+    normals_first = table.loc["batch statistics, normals first (released)"]
+    assert normals_first["diff_mean"] == pytest.approx(0.15) and normals_first["diff_std"] == pytest.approx(0)
+
+
+def test_a_setting_given_on_the_command_line_is_read_as_yaml():
+    assert F._override("negative_threshold=.inf") == ("negative_threshold", float("inf"))
+    assert F._override("train_subset=10000") == ("train_subset", 10000)
+    assert F._override("negative_gate=absolute") == ("negative_gate", "absolute")
+
+
+def test_an_unknown_preset_fails_before_any_training(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        F.main(["run", "--preset", "cpu", "--preset", "nope", "--out", str(tmp_path)])
+    assert "unknown preset 'nope'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_run_scores_every_pass_and_score_before_and_after_each_epoch_and_is_not_redone(tmp_path):
+    cfg = make_config(dataset="digits", anomaly_class=1, epochs=2, width=4, latent_dim=8, train_subset=64,
+                      test_subset=60, device="cpu")  # fmt: skip
+    rows = F.run(cfg, tmp_path / "cpu" / "seed0")
+    assert sorted(rows["epoch"].unique()) == [0, 1, 2]
+    assert len(rows) == 3 * len(F.PASSES) * len(F.SCORES)
+    assert rows["auc"].between(0, 1).all()
+    record = json.loads((tmp_path / "cpu" / "seed0" / F.RUN_JSON).read_text())
+    assert record["epochs"] == 2 and record["logvar"] == "bounded"
+    again = F.run(cfg, tmp_path / "cpu" / "seed0")  # finished: read back, not retrained
+    pd.testing.assert_frame_equal(again, rows.reset_index(drop=True), check_dtype=False)
+    collected = F.collect(tmp_path)
+    assert set(collected["recipe"]) == {"cpu"} and set(collected["seed"]) == {0}
