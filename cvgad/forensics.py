@@ -34,9 +34,10 @@ from cvgad.experiment import prepare, run_experiment
 from cvgad.grid import load_grid
 from cvgad.params import make_config
 from cvgad.scoring import Errors, evaluate, model_errors, png_bits_per_dimension, scoring_order
-from cvgad.trainer import Loop
+from cvgad.trainer import Loop, NonFiniteLossError
 
-FACTORS_CSV, RUN_JSON = "factors.csv", "run.json"
+#: A run's per-epoch rows, its record once finished, and the error that stopped it (a NaN loss).
+FACTORS_CSV, RUN_JSON, FAILED_JSON = "factors.csv", "run.json", "failed.json"
 TABLE1 = Path(__file__).resolve().parents[1] / "ablations" / "table1.yaml"
 #: The scoring passes: batchnorm mode and test order (the order matters with batch statistics only).
 PASSES = {
@@ -91,6 +92,7 @@ def run(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bool = Fals
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dataset, split = prepare(cfg)
+    (out / FAILED_JSON).unlink(missing_ok=True)
     if (out / RUN_JSON).exists():  # finished
         return pd.read_csv(out / FACTORS_CSV)
     resuming = runs.resume_path(out).exists() and (out / FACTORS_CSV).exists()
@@ -276,14 +278,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
         except (ValueError, TypeError) as error:
             parser.error(str(error))
+        status = 0
         for preset, seed, cfg in configs:
-            load, start = os.getloadavg()[0], time.perf_counter()
-            run(cfg, Path(args.out) / preset / f"seed{seed}")
+            load, start, folder = os.getloadavg()[0], time.perf_counter(), Path(args.out) / preset / f"seed{seed}"
+            try:
+                run(cfg, folder)
+                outcome = "finished"
+            except NonFiniteLossError as error:  # recorded, and the next run goes on
+                runs.write_json(folder / FAILED_JSON, {"error": str(error)})
+                outcome, status = str(error), 1
             wall = time.perf_counter() - start
-            line = {"preset": preset, "seed": seed, "wall_seconds": round(wall, 1), "load_start": load}
-            _log(Path(args.out), line | {"load_end": os.getloadavg()[0], "cpus": os.cpu_count()})
-            print(f"{preset} seed {seed}: {wall:.0f} s (1-minute load {load:.1f} at the start)")
-        return 0
+            line = {"preset": preset, "seed": seed, "outcome": outcome, "wall_seconds": round(wall, 1)}
+            _log(Path(args.out), line | {"load_start": load, "load_end": os.getloadavg()[0], "cpus": os.cpu_count()})
+            print(f"{preset} seed {seed}: {outcome} after {wall:.0f} s (1-minute load {load:.1f} at the start)")
+        return status
     if args.budget:
         table = budget_table(args.root)
         atomic_write_text(Path(args.root) / "budget.csv", table.to_csv(index=False))

@@ -417,6 +417,79 @@ def ablation_bars(
     return root_figure(axes[0])
 
 
+def _reference_lines(ax: Axes, paper_auc: float | None, vertical: bool = False) -> list[Artist]:
+    """The chance level (AUC 0.5) and, where given, the paper's AUC, as lines across `ax`."""
+    line = ax.axvline if vertical else ax.axhline
+    lines = [line(0.5, color=ANOMALOUS, ls=":", lw=1, label="chance (AUC 0.5)")]
+    if paper_auc is not None:
+        lines.append(line(paper_auc, color="0.4", ls="--", lw=1, label=f"paper ({paper_auc:.3f})"))
+    return lines
+
+
+def factor_points(
+    table: pd.DataFrame,
+    paper_auc: float | None = None,
+    title: str = "the gap, factor by factor",
+    ax: Axes | None = None,
+) -> Figure:
+    """Per factor of `cvgad.forensics.factor_table`: the AUC's mean ± std over seeds (one point
+    per factor, top to bottom in the table's order), with chance and the paper's AUC."""
+    if ax is None:
+        fig, ax = new_figure((WIDTH, 0.3 * len(table) + 1.2))
+        fig.suptitle(title)
+    y = np.arange(len(table))
+    oracle = table["factor"].str.contains("ORACLE")
+    for mask, colour, label in (
+        (~oracle, "C0", "mean ± std over seeds"),
+        (oracle, "C1", "uses the test labels (oracle)"),
+    ):
+        ax.errorbar(table["auc_mean"][mask], y[mask], xerr=table["auc_std"][mask].fillna(0), fmt="o", color=colour,
+                    capsize=3, label=label)  # fmt: skip
+    lines = _reference_lines(ax, paper_auc, vertical=True)
+    ax.set_yticks(y, table["factor"])
+    ax.invert_yaxis()
+    ax.set(xlabel="AUC (test set)", xlim=(0.2, 1.0))
+    ax.legend(loc="lower right", handles=[*ax.get_legend_handles_labels()[0][:2], *lines])
+    return root_figure(ax)
+
+
+def auc_by_epoch(rows: pd.DataFrame, title: str = "test AUC after each epoch", ax: Axes | None = None) -> Figure:
+    """AUC against epoch (0: untrained), mean and 95% interval over seeds, one line per `label`."""
+    if ax is None:
+        fig, ax = new_figure((WIDTH, 3.2))
+        fig.suptitle(title)
+    sns.lineplot(rows, x="epoch", y="auc", hue="label", marker="o", errorbar=("ci", 95), ax=ax)
+    _legend(ax, *_reference_lines(ax, None), loc="upper left", fontsize=7)
+    ax.set(xlabel="epoch (0: untrained network)", ylabel="AUC (test set)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    return root_figure(ax)
+
+
+def budget_curve(
+    table: pd.DataFrame,
+    paper_auc: float | None = None,
+    title: str = "AUC against training budget",
+    ax: Axes | None = None,
+) -> Figure:
+    """`cvgad.forensics.budget_table`: AUC against images x epochs (log scale), each seed a point,
+    the mean a line, for the released evaluation (oracle and last epoch) and this project's."""
+    if ax is None:
+        fig, ax = new_figure((WIDTH, 3.4))
+        fig.suptitle(title)
+    names = {
+        "auc_all_oracle": "released training + evaluation, best epoch (oracle)",
+        "auc_all_last": "released training + evaluation, last epoch",
+        "auc_project_last": "released training, this project's evaluation, last epoch",
+    }
+    long = table.melt(id_vars=["image_epochs", "seed"], value_vars=list(names), var_name="view", value_name="auc")
+    long["view"] = long["view"].map(names)
+    sns.lineplot(long, x="image_epochs", y="auc", hue="view", marker="o", errorbar=None, ax=ax)
+    sns.scatterplot(long, x="image_epochs", y="auc", hue="view", legend=False, alpha=0.5, s=18, ax=ax)
+    _legend(ax, *_reference_lines(ax, paper_auc), loc="upper left", fontsize=7)
+    ax.set(xscale="log", xlabel="training images × epochs (log scale)", ylabel="AUC (test set)", ylim=(0.3, 1.0))
+    return root_figure(ax)
+
+
 def close_all(figures: Sequence[Figure] = ()) -> None:
     """Closes the given figures (or all) to free memory in long notebook sessions."""
     for f in figures or plt.get_fignums():

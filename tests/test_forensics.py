@@ -75,3 +75,23 @@ def test_a_run_scores_every_pass_and_score_before_and_after_each_epoch_and_is_no
     pd.testing.assert_frame_equal(again, rows.reset_index(drop=True), check_dtype=False)
     collected = F.collect(tmp_path)
     assert set(collected["recipe"]) == {"cpu"} and set(collected["seed"]) == {0}
+
+
+def test_a_run_that_becomes_nan_is_recorded_and_the_next_goes_on(tmp_path, monkeypatch, capsys):
+    from cvgad.trainer import NonFiniteLossError
+
+    calls = []
+
+    def fake_run(cfg, folder):
+        calls.append(cfg.train.seed)
+        if cfg.train.seed == 0:
+            raise NonFiniteLossError("loss 'latent' became nan at step 3 (Algorithm 1 counter 3)")
+
+    monkeypatch.setattr(F, "run", fake_run)
+    (tmp_path / "ci" / "seed0").mkdir(parents=True)
+    assert F.main(["run", "--preset", "ci", "--seeds", "0", "1", "--out", str(tmp_path)]) == 1
+    assert calls == [0, 1]
+    failed = json.loads((tmp_path / "ci" / "seed0" / F.FAILED_JSON).read_text())
+    assert "became nan at step 3" in failed["error"]
+    timings = pd.read_csv(tmp_path / "timings.csv")
+    assert list(timings["outcome"]) == [failed["error"], "finished"]
