@@ -39,11 +39,11 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import count_flops, cycle_rate, matmul_peak  # noqa: E402
+from throughput import OPEN_GATE, count_flops, cycle_rate, matmul_peak  # noqa: E402
 
 from cvgad import losses as L  # noqa: E402
 from cvgad.atomic import atomic_write_text  # noqa: E402
-from cvgad.config import LossConfig, ModelConfig, TrainConfig  # noqa: E402
+from cvgad.config import ModelConfig, TrainConfig  # noqa: E402
 from cvgad.data import as_float_images, load_dataset  # noqa: E402
 from cvgad.experiment import run_experiment  # noqa: E402
 from cvgad.grid import load_grid  # noqa: E402
@@ -163,7 +163,7 @@ def parity(epochs: int = 5) -> dict[str, Any]:
 def _flops_per_image(width: int, device: torch.device) -> float:
     """FLOPs of one Algorithm 1 cycle per image (batch 8: the count does not depend on batch size)."""
     model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
-    cfg = TrainConfig(batch_size=8, device=str(device), amp=False, losses=LossConfig(negative_gate="absolute", negative_threshold=1e9))
+    cfg = TrainConfig(batch_size=8, device=str(device), amp=False, losses=OPEN_GATE)
     trainer, x = Trainer(model_cfg, cfg), torch.rand(8, 3, 32, 32, device=device)
     return count_flops(lambda: [trainer.step(x) for _ in range(CYCLE)]) / (CYCLE * 8)
 

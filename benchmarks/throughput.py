@@ -30,6 +30,9 @@ from cvgad.config import LossConfig, ModelConfig, TrainConfig
 from cvgad.networks import CVAE
 from cvgad.trainer import CYCLE, Trainer, resolve_device
 
+#: The gate T always open, so every update of Algorithm 1 is timed.
+OPEN_GATE = LossConfig(negative_gate="absolute", negative_threshold=float("inf"))
+
 
 def cycle_rate(
     width: int, batch_size: int, cycles: int, device: torch.device, amp: bool, compile: bool = False, **train
@@ -37,9 +40,7 @@ def cycle_rate(
     """Images per second of full Algorithm 1 cycles (gate open, so every update runs); with
     `compile`, the CVAE's networks are compiled (torch.compile) and the critic stays eager."""
     model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
-    cfg = TrainConfig(
-        batch_size=batch_size, device=str(device), amp=amp, losses=LossConfig(negative_gate="absolute", negative_threshold=1e9), **train
-    )
+    cfg = TrainConfig(batch_size=batch_size, device=str(device), amp=amp, losses=OPEN_GATE, **train)
     trainer = Trainer(model_cfg, cfg)
     if compile:  # each network the updates call directly (not only CVAE.forward)
         for module in (trainer.cvae.encoder, trainer.cvae.decoder, trainer.cvae.classifier, trainer.cvae.fd):
@@ -121,10 +122,7 @@ def main() -> None:
         print(json.dumps({"images_per_s": rate, "threads": torch.get_num_threads()}))
         return
     model_cfg = ModelConfig(channels=3, width=args.width, latent_dim=256, n_clusters=9)
-    # negative_threshold high: the gate is open, so every update of Algorithm 1 is timed
-    cfg = TrainConfig(
-        batch_size=args.batch_size, device=str(device), amp=not args.no_amp, losses=LossConfig(negative_gate="absolute", negative_threshold=1e9)
-    )
+    cfg = TrainConfig(batch_size=args.batch_size, device=str(device), amp=not args.no_amp, losses=OPEN_GATE)
     trainer = Trainer(model_cfg, cfg)
     x = torch.rand(args.batch_size, 3, 32, 32, device=device)
 

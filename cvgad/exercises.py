@@ -1,4 +1,4 @@
-"""The checks of the exercises chapter (notebooks/08_exercises).
+"""The checks of the exercises chapter (notebooks/09_exercises).
 
 A check returns quietly (printing what was right) when an answer is right. It raises an
 `AssertionError` that says what to look at when the answer is wrong, and one that asks for an

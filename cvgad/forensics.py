@@ -79,7 +79,7 @@ def epoch_rows(
         test_errors = model_errors(model, images[torch.as_tensor(test)], cfg, order)
         val_errors = model_errors(model, images[torch.as_tensor(val)], cfg)
         test_errors.complexity, val_errors.complexity = complexity["test"], complexity["val"]
-        val_error = float(np.mean(val_errors.ssim_loss) + np.mean(val_errors.l1))  # cvgad.selection's rule
+        val_error = float(np.mean(val_errors.terms()["ssim_loss"]) + np.mean(val_errors.terms()["l1"]))
         for score in SCORES:
             metrics = evaluate(_pick(test_errors, score), labels, _pick(val_errors, score)).metrics
             rows.append({"pass": name, "score": score, **{k: metrics[k] for k in METRICS}, "val_error": val_error})
@@ -213,7 +213,7 @@ def budget_table(root: str | os.PathLike) -> pd.DataFrame:
         rows = collect(folder)
         rows = rows[rows["recipe"] == "released_cpu"]
         for seed, curve in rows.groupby("seed"):
-            record = runs.read_json(folder / "released_cpu" / f"seed{seed}" / RUN_JSON)
+            record = runs.read_json(folder / "released_cpu" / f"seed{seed}" / RUN_JSON) or {}
             images, epochs = _budget(folder.name)
             line = {"train_images": images, "epochs": epochs, "image_epochs": images * epochs, "seed": seed}
             for name, (pass_, score, rule) in {
@@ -222,7 +222,7 @@ def budget_table(root: str | os.PathLike) -> pd.DataFrame:
                 "auc_project_last": ("eval", "ssim+l1", "last"),
             }.items():
                 line[name] = select(curve[(curve["pass"] == pass_) & (curve["score"] == score)], rule)["auc"]
-            line["wall_seconds"] = record["wall_seconds"]
+            line["wall_seconds"] = record.get("wall_seconds")
             lines.append(line)
     return pd.DataFrame(lines)
 

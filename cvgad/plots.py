@@ -420,7 +420,7 @@ def ablation_bars(
 def _reference_lines(ax: Axes, paper_auc: float | None, vertical: bool = False) -> list[Artist]:
     """The chance level (AUC 0.5) and, where given, the paper's AUC, as lines across `ax`."""
     line = ax.axvline if vertical else ax.axhline
-    lines = [line(0.5, color=ANOMALOUS, ls=":", lw=1, label="chance (AUC 0.5)")]
+    lines: list[Artist] = [line(0.5, color=ANOMALOUS, ls=":", lw=1, label="chance (AUC 0.5)")]
     if paper_auc is not None:
         lines.append(line(paper_auc, color="0.4", ls="--", lw=1, label=f"paper ({paper_auc:.3f})"))
     return lines
@@ -461,7 +461,7 @@ def auc_by_epoch(rows: pd.DataFrame, title: str = "test AUC after each epoch", a
     sns.lineplot(rows, x="epoch", y="auc", hue="label", marker="o", errorbar=("ci", 95), ax=ax)
     _legend(ax, *_reference_lines(ax, None), loc="upper left", fontsize=7)
     ax.set(xlabel="epoch (0: untrained network)", ylabel="AUC (test set)")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return root_figure(ax)
 
 

@@ -153,7 +153,7 @@ def test_figures_are_shown_at_their_size(page, measured):
 
 
 def test_exercises_fold_their_solutions_and_show_each_widget_once(measured):
-    page = HTML / "notebooks" / "08_exercises.html"
+    page = HTML / "notebooks" / "09_exercises.html"
     html = page.read_text(encoding="utf8")
     assert html.count("Show the solution") == 5, "each exercise's solution sits in a folded cell"
     views = html.count(f'type="{WIDGET_VIEW}"')

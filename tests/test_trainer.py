@@ -43,7 +43,8 @@ def test_negative_training_waits_for_the_latent_loss_to_fall_below_t():
 
 
 def test_the_gate_applies_the_negative_update_exactly_when_the_latent_loss_is_below_t():
-    t = _trainer(negative_gate="absolute", negative_threshold=0.17)  # per dimension; this tiny model's latent loss crosses it
+    # 0.17 nats per dimension: this tiny model's latent loss crosses it
+    t = _trainer(negative_gate="absolute", negative_threshold=0.17)
     cvae, seen = t.cvae, []
     update = t._negative_update
 

@@ -36,9 +36,9 @@
 # *your* answers (the book and its tests run with `solutions = True`):
 #
 # - **Locally**: `pip install -e '.[notebooks]'` in a clone of the repository, then
-#   `jupyter lab notebooks/08_exercises.ipynb`.
+#   `jupyter lab notebooks/09_exercises.ipynb`.
 # - **Binder**: open the repository on [mybinder.org](https://mybinder.org) and start
-#   `notebooks/08_exercises.ipynb`; Binder installs the package from `pyproject.toml`.
+#   `notebooks/09_exercises.ipynb`; Binder installs the package from `pyproject.toml`.
 # - **Colab**: upload the notebook, run `!pip install <path or URL of this repository>` in a first
 #   cell, and run the rest; Colab displays the standard ipywidgets used here.
 #
@@ -342,7 +342,7 @@ ranking.join(quiz.results["label"])
 #   different anomaly class and seed per group:
 #
 #   ```bash
-#   papermill notebooks/08_exercises.ipynb out.ipynb -p anomaly_class 7 -p seed 3
+#   papermill notebooks/09_exercises.ipynb out.ipynb -p anomaly_class 7 -p seed 3
 #   ```
 #
 #   Add `-p epochs 5` for a better model (about 20 s more per epoch on a CPU).
@@ -350,7 +350,7 @@ ranking.join(quiz.results["label"])
 #   removes them and the outputs, and sets no answer:
 #
 #   ```bash
-#   jupyter nbconvert notebooks/08_exercises.ipynb --to notebook --output students.ipynb \
+#   jupyter nbconvert notebooks/09_exercises.ipynb --to notebook --output students.ipynb \
 #       --TagRemovePreprocessor.remove_cell_tags solution --ClearOutputPreprocessor.enabled True
 #   ```
 #
@@ -358,5 +358,5 @@ ranking.join(quiz.results["label"])
 #   replaced by an answer, whatever `solutions` says.
 # - **Checks** are plain functions in `cvgad.exercises`, tested in `tests/test_exercises.py`; add
 #   your own in the same style (assert, with a message that says what to look at).
-# - **Testing.** `pytest --nbval-lax notebooks/08_exercises.ipynb` re-runs the notebook with the
+# - **Testing.** `pytest --nbval-lax notebooks/09_exercises.ipynb` re-runs the notebook with the
 #   solutions; the widget computations are tested in `tests/test_widgets.py`.
