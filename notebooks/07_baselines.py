@@ -106,8 +106,9 @@ torch.set_num_threads(1)
 tiny = dict(channels=1, latent_dim=8, n_clusters=2, width=4)
 batch = torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(0))
 for model in MODELS:
-    trainer = trainer_for(ModelConfig(model=model, **tiny), TrainConfig(batch_size=8, device="cpu", seed=0,
-                                                                          losses=LossConfig(negative_gate="absolute", negative_threshold=1e6)))
+    open_gate = LossConfig(negative_gate="absolute", negative_threshold=float("inf"))
+    trainer = trainer_for(ModelConfig(model=model, **tiny),
+                          TrainConfig(batch_size=8, device="cpu", seed=0, losses=open_gate))
     logged = applied(trainer.step(batch))
     params = sum(p.numel() for m in trainer.modules.values() for p in m.parameters())
     print(f"{model:9s} logs {', '.join(logged):52s} {params:7d} parameters in {', '.join(trainer.modules)}")
