@@ -204,25 +204,25 @@ def factor_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def budget_table(root: str | os.PathLike) -> pd.DataFrame:
-    """The budget curve: the all-combined row's AUC (and this project's evaluation of the same
-    models) per budget folder under `root` (<train_subset>x<epochs>/released_cpu/seed<k>)."""
+    """The budget curve: per budget folder under `root` (<train_subset>x<epochs>/<recipe>/seed<k>),
+    recipe and seed, the AUC of the released evaluation (at the best epoch, an oracle, and at the
+    last) and of this project's evaluation (last epoch), with the run's wall time."""
+    views = {
+        "auc_released_oracle": ("train_normals_first", "logssim+l1+mi", "best_test"),
+        "auc_released_last": ("train_normals_first", "logssim+l1+mi", "last"),
+        "auc_ours_last": ("eval", "ssim+l1", "last"),
+    }
     lines = []
     for folder in sorted(Path(root).iterdir(), key=lambda p: _budget(p.name)):
-        if not folder.is_dir() or _budget(folder.name) == (0, 0):
+        if not folder.is_dir() or _budget(folder.name) == (0, 0) or not list(folder.glob(f"*/seed*/{RUN_JSON}")):
             continue
-        rows = collect(folder)
-        rows = rows[rows["recipe"] == "released_cpu"]
-        for seed, curve in rows.groupby("seed"):
-            record = runs.read_json(folder / "released_cpu" / f"seed{seed}" / RUN_JSON) or {}
-            images, epochs = _budget(folder.name)
-            line = {"train_images": images, "epochs": epochs, "image_epochs": images * epochs, "seed": seed}
-            for name, (pass_, score, rule) in {
-                "auc_all_oracle": ("train_normals_first", "logssim+l1+mi", "best_test"),
-                "auc_all_last": ("train_normals_first", "logssim+l1+mi", "last"),
-                "auc_project_last": ("eval", "ssim+l1", "last"),
-            }.items():
+        images, epochs = _budget(folder.name)
+        for (recipe, seed), curve in collect(folder).groupby(["recipe", "seed"]):
+            record = runs.read_json(folder / str(recipe) / f"seed{seed}" / RUN_JSON) or {}
+            line = {"recipe": recipe, "train_images": images, "epochs": epochs, "image_epochs": images * epochs}
+            line |= {"seed": seed, "wall_seconds": record.get("wall_seconds")}
+            for name, (pass_, score, rule) in views.items():
                 line[name] = select(curve[(curve["pass"] == pass_) & (curve["score"] == score)], rule)["auc"]
-            line["wall_seconds"] = record.get("wall_seconds")
             lines.append(line)
     return pd.DataFrame(lines)
 

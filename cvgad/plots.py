@@ -420,7 +420,7 @@ def ablation_bars(
 def _reference_lines(ax: Axes, paper_auc: float | None, vertical: bool = False) -> list[Artist]:
     """The chance level (AUC 0.5) and, where given, the paper's AUC, as lines across `ax`."""
     line = ax.axvline if vertical else ax.axhline
-    lines: list[Artist] = [line(0.5, color=ANOMALOUS, ls=":", lw=1, label="chance (AUC 0.5)")]
+    lines: list[Artist] = [line(0.5, color="black", ls=":", lw=1, label="chance (AUC 0.5)")]
     if paper_auc is not None:
         lines.append(line(paper_auc, color="0.4", ls="--", lw=1, label=f"paper ({paper_auc:.3f})"))
     return lines
@@ -445,21 +445,21 @@ def factor_points(
     ):
         ax.errorbar(table["auc_mean"][mask], y[mask], xerr=table["auc_std"][mask].fillna(0), fmt="o", color=colour,
                     capsize=3, label=label)  # fmt: skip
-    lines = _reference_lines(ax, paper_auc, vertical=True)
+    _reference_lines(ax, paper_auc, vertical=True)
     ax.set_yticks(y, table["factor"])
     ax.invert_yaxis()
-    ax.set(xlabel="AUC (test set)", xlim=(0.2, 1.0))
-    ax.legend(loc="lower right", handles=[*ax.get_legend_handles_labels()[0][:2], *lines])
+    ax.set(xlabel="AUC (test set)", xlim=(0.0, 1.0))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.3, -0.12 * 14 / (len(table) + 2)), ncol=2)
     return root_figure(ax)
 
 
 def auc_by_epoch(rows: pd.DataFrame, title: str = "test AUC after each epoch", ax: Axes | None = None) -> Figure:
     """AUC against epoch (0: untrained), mean and 95% interval over seeds, one line per `label`."""
     if ax is None:
-        fig, ax = new_figure((WIDTH, 3.2))
+        fig, ax = new_figure((WIDTH, 4.0))
         fig.suptitle(title)
     sns.lineplot(rows, x="epoch", y="auc", hue="label", marker="o", errorbar=("ci", 95), ax=ax)
-    _legend(ax, *_reference_lines(ax, None), loc="upper left", fontsize=7)
+    _legend(ax, *_reference_lines(ax, None), loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
     ax.set(xlabel="epoch (0: untrained network)", ylabel="AUC (test set)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return root_figure(ax)
@@ -472,21 +472,28 @@ def budget_curve(
     ax: Axes | None = None,
 ) -> Figure:
     """`cvgad.forensics.budget_table`: AUC against images x epochs (log scale), each seed a point,
-    the mean a line, for the released evaluation (oracle and last epoch) and this project's."""
+    the mean a line: the released training read with the released evaluation (best epoch, an
+    oracle, and last epoch) and with ours, and this project's training with ours."""
     if ax is None:
-        fig, ax = new_figure((WIDTH, 3.4))
+        fig, ax = new_figure((WIDTH, 4.4))
         fig.suptitle(title)
-    names = {
-        "auc_all_oracle": "released training + evaluation, best epoch (oracle)",
-        "auc_all_last": "released training + evaluation, last epoch",
-        "auc_project_last": "released training, this project's evaluation, last epoch",
+    views = {
+        ("released_cpu", "auc_released_oracle"): "released training + evaluation, best epoch (oracle)",
+        ("released_cpu", "auc_released_last"): "released training + evaluation, last epoch",
+        ("released_cpu", "auc_ours_last"): "released training, our evaluation, last epoch",
+        ("cpu", "auc_ours_last"): "our training, our evaluation, last epoch",
     }
-    long = table.melt(id_vars=["image_epochs", "seed"], value_vars=list(names), var_name="view", value_name="auc")
-    long["view"] = long["view"].map(names)
-    sns.lineplot(long, x="image_epochs", y="auc", hue="view", marker="o", errorbar=None, ax=ax)
-    sns.scatterplot(long, x="image_epochs", y="auc", hue="view", legend=False, alpha=0.5, s=18, ax=ax)
-    _legend(ax, *_reference_lines(ax, paper_auc), loc="upper left", fontsize=7)
-    ax.set(xscale="log", xlabel="training images × epochs (log scale)", ylabel="AUC (test set)", ylim=(0.3, 1.0))
+    long = pd.concat(
+        [
+            table[table["recipe"] == recipe].assign(view=label, auc=table[column])
+            for (recipe, column), label in views.items()
+        ]
+    )
+    order = [label for label in views.values() if label in set(long["view"])]
+    sns.lineplot(long, x="image_epochs", y="auc", hue="view", hue_order=order, marker="o", errorbar=None, ax=ax)
+    sns.scatterplot(long, x="image_epochs", y="auc", hue="view", hue_order=order, legend=False, alpha=0.5, s=18, ax=ax)
+    _legend(ax, *_reference_lines(ax, paper_auc), loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+    ax.set(xscale="log", xlabel="training images × epochs (log scale)", ylabel="AUC (test set)", ylim=(0.3, 1.05))
     return root_figure(ax)
 
 

@@ -123,43 +123,99 @@ fig = plots.factor_points(cifar_table, PAPER_AUC, title="CIFAR-10, deer as the a
 plt.show()
 
 # %% tags=["hide-input"]
-t = cifar_table.set_index("factor")
-number("n_seeds", int(t.loc[PROJECT, "n"]))
-number("paper_auc", PAPER_AUC)
-number("cifar_project", t.loc[PROJECT, "auc_mean"])
-number("cifar_untrained", t.loc["untrained network (epoch 0)", "auc_mean"])
-for key, label in {
+LABELS = {
+    "project": PROJECT,
+    "untrained": "untrained network (epoch 0)",
     "bn_shuffled": "batch statistics, shuffled test set",
     "bn_first": "batch statistics, normals first (released)",
     "logssim": "score -log SSIM + L1 (II.C's SSIM loss)",
     "mi": "score + FD term (released)",
     "cluster": "score: distance to the nearest cluster mean",
+    "cluster_added": "score SSIM+L1 + cluster distance",
     "complexity": "score SSIM+L1 - PNG complexity (Serra et al.)",
     "val": "epoch picked on validation normals",
     "oracle": "best epoch on the test set (ORACLE, released)",
     "released_training": "released training (latent 300, lr 2e-4, L1 50, no gate)",
     "released_eval": "released evaluation, all combined (ORACLE)",
     "released_all": "released training + evaluation (ORACLE)",
-}.items():
-    number(f"cifar_{key}", t.loc[label, "auc_mean"])
-    number(f"cifar_{key}_diff", t.loc[label, "diff_mean"])
+}
+
+
+def glue_table(task: str, table: pd.DataFrame) -> pd.DataFrame:
+    """Glues every factor's AUC and paired difference as `<task>_<key>` and `<task>_<key>_diff`."""
+    indexed = table.set_index("factor")
+    for key, label in LABELS.items():
+        number(f"{task}_{key}", indexed.loc[label, "auc_mean"])
+        number(f"{task}_{key}_diff", indexed.loc[label, "diff_mean"])
+    return indexed
+
+
+t = glue_table("cifar", cifar_table)
+number("n_seeds", int(t.loc[PROJECT, "n"]))
+number("paper_auc", PAPER_AUC)
 gap = PAPER_AUC - t.loc[PROJECT, "auc_mean"]
-closed = t.loc["released training + evaluation (ORACLE)", "diff_mean"]
 number("cifar_gap", gap)
-number("cifar_closed_share", 100 * closed / gap)
-number("cifar_remaining", PAPER_AUC - t.loc["released training + evaluation (ORACLE)", "auc_mean"])
+number("cifar_closed_share", 100 * t.loc[LABELS["released_all"], "diff_mean"] / gap)
+number("cifar_remaining", PAPER_AUC - t.loc[LABELS["released_all"], "auc_mean"])
+
+# %% tags=["nbval-check-output"]
+print(f"CIFAR-10 deer, n = {int(t.loc[PROJECT, 'n'])} seeds: ours {t.loc[PROJECT, 'auc_mean']:.3f}, "
+      f"released training + evaluation {t.loc[LABELS['released_all'], 'auc_mean']:.3f}, paper {PAPER_AUC:.3f}")
 
 # %% [markdown]
 # Over {glue:text}`n_seeds` seeds, this project's evaluation of its own training scores an AUC of
 # {glue:text}`cifar_project:.3f`, {glue:text}`cifar_gap:.3f` below the paper's
-# {glue:text}`paper_auc:.3f`. The untrained network scores {glue:text}`cifar_untrained:.3f`.
-# Switching to the released code's batchnorm mode and test order changes the AUC by
-# {glue:text}`cifar_bn_first_diff:+.3f`; its score terms by {glue:text}`cifar_mi_diff:+.3f` (the
-# FD term) and {glue:text}`cifar_logssim_diff:+.3f` ($-\log$ SSIM in place of $1-$SSIM); picking
-# the best epoch on the test set by {glue:text}`cifar_oracle_diff:+.3f`; the released training by
-# {glue:text}`cifar_released_training_diff:+.3f`. All of them together reach
-# {glue:text}`cifar_released_all:.3f`: {glue:text}`cifar_closed_share:.0f`% of the gap, leaving
-# {glue:text}`cifar_remaining:.3f` unexplained at this budget.
+# {glue:text}`paper_auc:.3f`; the untrained network scores {glue:text}`cifar_untrained:.3f`.
+# Against the first row, seed by seed:
+#
+# * the released code's batchnorm mode and test order: {glue:text}`cifar_bn_first_diff:+.3f`
+#   (the same batchnorm mode on a shuffled test set: {glue:text}`cifar_bn_shuffled_diff:+.3f`);
+# * its score terms: {glue:text}`cifar_mi_diff:+.3f` with the FD term,
+#   {glue:text}`cifar_logssim_diff:+.3f` with $-\log$ SSIM in place of $1-$SSIM;
+# * picking the best epoch on the test set: {glue:text}`cifar_oracle_diff:+.3f`;
+# * the released training: {glue:text}`cifar_released_training_diff:+.3f`;
+# * the released evaluation, all of it, on our training: {glue:text}`cifar_released_eval_diff:+.3f`;
+#   on the released training: {glue:text}`cifar_released_all_diff:+.3f`, an AUC of
+#   {glue:text}`cifar_released_all:.3f`, {glue:text}`cifar_closed_share:.0f`% of the gap. The
+#   remaining {glue:text}`cifar_remaining:.3f` is not explained at this budget.
+#
+# Two scores that use the model beyond reconstruction rank deer *below* the other classes: the
+# distance of the code to its nearest cluster mean ({glue:text}`cifar_cluster:.3f`) and the
+# untrained network's reconstruction error. Subtracting the input's complexity (PNG bits per
+# dimension, {cite:t}`serra2020`) moves the AUC by {glue:text}`cifar_complexity_diff:+.3f`.
+#
+# ## MNIST digit 1
+#
+# Digit 1 is the class on which reconstruction ranks backwards: a one is a few pixels of
+# stroke, easier to reconstruct than any normal digit. The same factors, same presets:
+
+# %% tags=["hide-input"]
+mnist = F.collect(root / "mnist_1" / "5000x4")
+mnist_table = F.factor_table(mnist)
+m = glue_table("mnist", mnist_table)
+shown(mnist_table)
+
+# %% tags=["hide-input"]
+fig = plots.factor_points(mnist_table, None, title="MNIST, digit 1 as the anomaly (5,000 images × 4 epochs)")
+plt.show()
+
+# %% tags=["nbval-check-output"]
+print(f"MNIST digit 1, n = {int(m.loc[PROJECT, 'n'])} seeds: ours {m.loc[PROJECT, 'auc_mean']:.3f}, untrained "
+      f"{m.loc[LABELS['untrained'], 'auc_mean']:.3f}, released training + evaluation "
+      f"{m.loc[LABELS['released_all'], 'auc_mean']:.3f}")
+
+# %% [markdown]
+# On digit 1 this project's evaluation scores {glue:text}`mnist_project:.3f`: trained, the
+# detector ranks the ones as *more* normal than the normal digits, while the untrained network
+# scored {glue:text}`mnist_untrained:.3f`. The released evaluation reaches
+# {glue:text}`mnist_released_eval:.3f` on the same models, and with the released training
+# {glue:text}`mnist_released_all:.3f`. Of its parts, normals-first scoring with batch statistics
+# moves the AUC by {glue:text}`mnist_bn_first_diff:+.3f` (shuffled:
+# {glue:text}`mnist_bn_shuffled_diff:+.3f`) and the best epoch on the test set by
+# {glue:text}`mnist_oracle_diff:+.3f`. Scores beyond reconstruction help here: the distance to the
+# nearest cluster mean scores {glue:text}`mnist_cluster:.3f`, and subtracting the PNG
+# complexity {glue:text}`mnist_complexity:.3f`, the correction {cite:t}`serra2020` propose for
+# exactly this failure.
 #
 # ## Is the batchnorm gain a leak?
 #
@@ -170,33 +226,35 @@ number("cifar_remaining", PAPER_AUC - t.loc["released training + evaluation (ORA
 # composition says nothing about its labels.
 
 # %% tags=["hide-input"]
-leak, leak_p = paired(cifar, "batch statistics, normals first (released)")
-control, control_p = paired(cifar, "batch statistics, shuffled test set")
-number("leak_mean", leak.mean())
-number("control_mean", control.mean())
-number("leak_agree", int((leak > 0).sum()))
-number("control_agree", int((control > 0).sum()))
-verdict = (
-    "The gain comes with the order, not with the batchnorm mode: it is a leak of the labels through the batches."
-    if leak.mean() - control.mean() > 2 * max(abs(control.mean()), 0.01)
-    else "The order adds little beyond the batchnorm mode itself on this record."
+lines = []
+for task, rows in (("CIFAR-10 deer", cifar), ("MNIST digit 1", mnist)):
+    first, _ = paired(rows, LABELS["bn_first"])
+    shuffled, _ = paired(rows, LABELS["bn_shuffled"])
+    lines.append({"task": task, "normals first − ours": f"{first.mean():+.3f} ± {first.std():.3f}",
+                  "seeds up": f"{int((first > 0).sum())} of {len(first)}",
+                  "shuffled − ours": f"{shuffled.mean():+.3f} ± {shuffled.std():.3f}",
+                  "seeds up ": f"{int((shuffled > 0).sum())} of {len(shuffled)}",
+                  "order's share": first.mean() - shuffled.mean()})
+leaks = pd.DataFrame(lines)
+leak_verdict = (
+    "On both tasks the gain comes with the order, not with the batchnorm mode: it is a leak of the labels "
+    "through the batches."
+    if (leaks["order's share"] > 0.05).all() else
+    "The order's share of the gain is small on at least one task: see the table."
 )
-glue("leak_verdict", Markdown(verdict), display=False)
-pd.DataFrame({"normals first − ours": leak.round(3), "shuffled − ours": control.round(3)}).rename_axis("seed")
+glue("leak_verdict", Markdown(leak_verdict), display=False)
+leaks.round(3).style.hide(axis="index")
 
 # %% [markdown]
-# Normals first, batch statistics move the AUC by {glue:text}`leak_mean:+.3f` on average
-# ({glue:text}`leak_agree` of {glue:text}`n_seeds` seeds up); on a shuffled test set by
-# {glue:text}`control_mean:+.3f` ({glue:text}`control_agree` of {glue:text}`n_seeds` up).
 # {glue:md}`leak_verdict` A deployed detector sees its inputs in an order nobody sorted by label,
-# so the shuffled row is the one to trust.
+# so the shuffled column is the one to trust.
 #
 # ## What best-on-test selection adds
 #
 # The released code reports the best test AUC of its 100 epochs. The curves below show the test
-# AUC after each epoch (epoch 0 is the untrained network): this project's evaluation, and the
-# released evaluation, for both trainings. The gap between a curve's maximum and its last point
-# is what the oracle adds.
+# AUC after each epoch (epoch 0 is the untrained network): this project's evaluation and the
+# released evaluation, for both trainings. The distance between a curve's maximum and its last
+# point is what the oracle adds.
 
 # %% tags=["hide-input"]
 views = {
@@ -205,48 +263,25 @@ views = {
     ("released_cpu", "eval", "ssim+l1"): "released training, our evaluation",
     ("released_cpu", "train_normals_first", "logssim+l1+mi"): "released training, released evaluation",
 }
-curves = pd.concat(
-    [cifar[(cifar["recipe"] == r) & (cifar["pass"] == p) & (cifar["score"] == s)].assign(label=label)
-     for (r, p, s), label in views.items()]  # fmt: skip
-)
-fig = plots.auc_by_epoch(curves, title="CIFAR-10 deer: test AUC after each epoch (mean and 95% interval, 3 seeds)")
+fig, axes = plots.new_figure((plots.WIDTH, 7.0), 2, 1, sharex=True)
+fig.suptitle("test AUC after each epoch (mean and 95% interval over seeds)")
+for ax, (task, rows) in zip(axes, (("(a) CIFAR-10 deer", cifar), ("(b) MNIST digit 1", mnist)), strict=True):
+    curves = pd.concat([rows[(rows["recipe"] == r) & (rows["pass"] == p) & (rows["score"] == s)].assign(label=label)
+                        for (r, p, s), label in views.items()])  # fmt: skip
+    plots.auc_by_epoch(curves, ax=ax)
+    ax.set_title(task)
+    if ax is axes[0]:  # one legend, under the lower panel
+        ax.set_xlabel("")
+        ax.get_legend().remove()
 plt.show()
-oracle_gain = (
-    curves[curves["epoch"] > 0].groupby(["label", "seed"])["auc"].agg(lambda a: a.max() - a.iloc[-1]).groupby("label").mean()
-)
-number("oracle_gain_max", oracle_gain.max())
 
 # %% [markdown]
-# Averaged over seeds, the best epoch beats the last by at most {glue:text}`oracle_gain_max:.3f`
-# of AUC in these four views at 4 epochs. With 100 epochs to choose from, as in the released
-# code, an oracle has more chances to meet a lucky epoch; the per-epoch curves record how much
-# the test AUC moves from one epoch to the next, which is the room it has.
-#
-# ## MNIST digit 1
-#
-# Digit 1 is the class on which reconstruction ranks backwards (chapter 7's per-class figure): a
-# one is a few pixels of stroke, easier to reconstruct than any normal digit. The same factors:
-
-# %% tags=["hide-input"]
-mnist = F.collect(root / "mnist_1" / "5000x4")
-mnist_table = F.factor_table(mnist)
-shown(mnist_table)
-
-# %% tags=["hide-input"]
-fig = plots.factor_points(mnist_table, None, title="MNIST, digit 1 as the anomaly (5,000 images × 4 epochs)")
-plt.show()
-m = mnist_table.set_index("factor")
-number("mnist_project", m.loc[PROJECT, "auc_mean"])
-number("mnist_complexity", m.loc["score SSIM+L1 - PNG complexity (Serra et al.)", "auc_mean"])
-number("mnist_cluster", m.loc["score: distance to the nearest cluster mean", "auc_mean"])
-number("mnist_released_all", m.loc["released training + evaluation (ORACLE)", "auc_mean"])
-
-# %% [markdown]
-# On digit 1 this project's evaluation scores {glue:text}`mnist_project:.3f`; subtracting the
-# input's PNG complexity, the correction of {cite:t}`serra2020` for exactly this failure,
-# {glue:text}`mnist_complexity:.3f`; the distance of the code to its nearest cluster mean
-# {glue:text}`mnist_cluster:.3f`; the released training and evaluation together
-# {glue:text}`mnist_released_all:.3f`.
+# On CIFAR-10 deer the best epoch adds {glue:text}`cifar_oracle_diff:+.3f` to our evaluation; on
+# MNIST digit 1 it adds {glue:text}`mnist_oracle_diff:+.3f`, because the test AUC falls as the
+# model learns to reconstruct the ones and the oracle keeps an early epoch. With 100 epochs to
+# choose from, as in the released code, an oracle has more chances still. The epoch picked on
+# validation normals alone, which a user could deploy, moves the AUC by
+# {glue:text}`cifar_val_diff:+.3f` and {glue:text}`mnist_val_diff:+.3f`.
 #
 # ## Does budget explain the gap?
 #
@@ -256,27 +291,34 @@ number("mnist_released_all", m.loc["released training + evaluation (ORACLE)", "a
 
 # %% tags=["hide-input"]
 budget = F.budget_table(root / "cifar10_deer")
-fig = plots.budget_curve(budget, PAPER_AUC, title="CIFAR-10 deer, released training: AUC against budget")
+fig = plots.budget_curve(budget, PAPER_AUC, title="CIFAR-10 deer: AUC against training budget")
 plt.show()
-by_budget = budget.groupby(["train_images", "epochs"]).agg(
+by_budget = budget.groupby(["recipe", "train_images", "epochs"]).agg(
     n=("seed", "size"),
-    oracle=("auc_all_oracle", "mean"),
-    last=("auc_all_last", "mean"),
-    ours=("auc_project_last", "mean"),
+    released_oracle=("auc_released_oracle", "mean"),
+    released_last=("auc_released_last", "mean"),
+    ours_last=("auc_ours_last", "mean"),
+    ours_last_std=("auc_ours_last", "std"),
     wall_minutes=("wall_seconds", lambda s: s.mean() / 60),
 )
-largest = by_budget.iloc[-1]
-number("budget_largest_images", int(by_budget.index[-1][0]))
-number("budget_largest_epochs", int(by_budget.index[-1][1]))
-number("budget_largest_oracle", largest["oracle"])
-number("budget_smallest_oracle", by_budget.iloc[0]["oracle"])
+released = by_budget.loc["released_cpu"]
+number("budget_largest_images", int(released.index[-1][0]))
+number("budget_largest_epochs", int(released.index[-1][1]))
+number("budget_largest_n", int(released.iloc[-1]["n"]))
+number("budget_largest_oracle", released.iloc[-1]["released_oracle"])
+number("budget_smallest_oracle", released.iloc[0]["released_oracle"])
+number("budget_largest_ours", released.iloc[-1]["ours_last"])
+number("budget_smallest_ours", released.iloc[0]["ours_last"])
 by_budget.round(3)
 
 # %% [markdown]
-# From the smallest to the largest budget ({glue:text}`budget_largest_images` images ×
-# {glue:text}`budget_largest_epochs` epochs) the released evaluation's oracle AUC goes from
-# {glue:text}`budget_smallest_oracle:.3f` to {glue:text}`budget_largest_oracle:.3f`. Wall times
-# are those of one run on 2 CPU cores (`timings.csv` beside each record gives the machine's load).
+# From the smallest budget to the largest ({glue:text}`budget_largest_images` images ×
+# {glue:text}`budget_largest_epochs` epochs, {glue:text}`budget_largest_n` seeds), the released
+# training read with the released evaluation at its best epoch goes from
+# {glue:text}`budget_smallest_oracle:.3f` to {glue:text}`budget_largest_oracle:.3f`, and read with
+# ours from {glue:text}`budget_smallest_ours:.3f` to {glue:text}`budget_largest_ours:.3f`. Wall
+# times are those of one run on 2 CPU cores, scoring after every epoch included
+# (`timings.csv` beside each record gives the 1-minute load at its start and end).
 #
 # ### The run that used to become NaN
 #
@@ -307,38 +349,104 @@ pd.DataFrame(outcomes).style.hide(axis="index")
 # evaluation at the last epoch:
 
 # %% tags=["hide-input"]
+NAMES = {
+    "first_epoch_0.8_l1floor0.0": "default: first-epoch gate 0.8, SSIM hinge",
+    "absolute_1.0_l1floor0.0": "old: absolute T = 1 nat/dim",
+    "first_epoch_0.8_l1floor0.2": "default gate, SSIM + L1 hinge (floor 0.2)",
+}
 gate_runs = []
 for folder in sorted((root / "digits_gate").iterdir()):
     rows = F.collect(folder)
     rows = rows[(rows["pass"] == "eval") & (rows["score"] == "ssim+l1")]
     for seed, curve in rows.groupby("seed"):
-        gate_runs.append({"variant": folder.name, "seed": seed, "auc": F.select(curve, "last")["auc"]})
-gate = pd.DataFrame(gate_runs).pivot(index="seed", columns="variant", values="auc")
-reference = "first_epoch_0.8_l1floor0.0"
-gate_diff = gate.drop(columns=reference).sub(gate[reference], axis=0)
-number("gate_default", gate[reference].mean())
-number("gate_absolute_diff", gate_diff["absolute_1.0_l1floor0.0"].mean())
-number("gate_l1_diff", gate_diff["first_epoch_0.8_l1floor0.2"].mean())
-summary = gate.agg(["mean", "std"]).T.round(3)
-summary["paired difference to the default"] = gate_diff.mean().round(3)
-summary
+        history = pd.read_csv(folder / "cpu" / f"seed{seed}" / "history.csv")
+        eligible = history[history["count"] <= 3]
+        gate_runs.append({"variant": NAMES[folder.name], "seed": seed, "auc": F.select(curve, "last")["auc"],
+                          "negative updates": int(history["negative"].notna().sum()) if "negative" in history else 0,
+                          "eligible batches": len(eligible)})
+gate = pd.DataFrame(gate_runs)
+default = NAMES["first_epoch_0.8_l1floor0.0"]
+auc = gate.pivot(index="seed", columns="variant", values="auc")
+diff = auc.drop(columns=default).sub(auc[default], axis=0)
+summary = gate.groupby("variant", sort=False).agg(
+    auc_mean=("auc", "mean"), auc_std=("auc", "std"), n=("auc", "size"),
+    negative_updates=("negative updates", "mean"), eligible_batches=("eligible batches", "mean"))
+summary["paired difference"] = [f"{diff[v].mean():+.3f} ± {diff[v].std():.3f}" if v in diff else "" for v in summary.index]
+
+
+def resolved(d: pd.Series) -> bool:
+    """Whether a paired difference is larger than twice its standard error."""
+    return abs(d.mean()) > 2 * d.std() / len(d) ** 0.5
+
+
+number("gate_default", auc[default].mean())
+number("gate_default_updates", summary.loc[default, "negative_updates"])
+number("gate_old_updates", summary.loc[NAMES["absolute_1.0_l1floor0.0"], "negative_updates"])
+number("gate_eligible", summary.loc[default, "eligible_batches"])
+number("gate_absolute_diff", diff[NAMES["absolute_1.0_l1floor0.0"]].mean())
+number("gate_l1_diff", diff[NAMES["first_epoch_0.8_l1floor0.2"]].mean())
+number("gate_n", len(auc))
+told = [name for name in diff if resolved(diff[name])]
+glue("gate_verdict", Markdown(
+    "Neither difference is larger than twice its standard error over these seeds: at this budget the "
+    "gate and the L1 hinge cannot be told apart from seed-to-seed variation."
+    if not told else
+    f"Larger than twice its standard error: {', '.join(told)}."), display=False)
+summary.round(3)
 
 # %% [markdown]
-# The default gate scores {glue:text}`gate_default:.3f`; the old, always-open gate differs by
-# {glue:text}`gate_absolute_diff:+.3f`, and adding an L1 hinge to the negative loss (III.F says
-# negative training raises both SSIM and L1 losses of the negatives; `negative_l1_floor` 0.2) by
-# {glue:text}`gate_l1_diff:+.3f`. With 3 seeds neither difference can be told from seed-to-seed
-# variation, so the L1 hinge stays off by default (`negative_l1_floor = 0`, SSIM's hinge alone):
-# a second hinge needs a floor the paper does not give, and it measured no gain.
+# Over {glue:text}`gate_n` seeds, the default gate let {glue:text}`gate_default_updates:.0f` of
+# {glue:text}`gate_eligible:.0f` eligible batches through, the old absolute gate
+# {glue:text}`gate_old_updates:.0f`. The default scores {glue:text}`gate_default:.3f`; the old gate
+# differs by {glue:text}`gate_absolute_diff:+.3f`, and adding an L1 hinge to the negative loss
+# (III.F says negative training raises both the SSIM and the L1 loss of the negatives;
+# `negative_l1_floor` 0.2) by {glue:text}`gate_l1_diff:+.3f`. {glue:md}`gate_verdict` The gate's
+# default follows the paper's reason for it, not a measured gain. The L1 hinge stays off
+# (`negative_l1_floor = 0`, SSIM's hinge alone): it needs a floor the paper does not give, and
+# no gain from it was measured.
+#
+# ## The bottom line
+#
+# What each kind of factor does, on the same trained models (paired over seeds, against this
+# project's evaluation of its own training; ORACLE rows look at the test labels):
+
+# %% tags=["hide-input"]
+bottom = pd.DataFrame({
+    "factor": ["released batchnorm + order (a leak)", "the same batchnorm on a shuffled test set",
+               "released score terms (FD term)", "best epoch on the test set (ORACLE)",
+               "released training", "all of the released code (ORACLE)"],
+    "CIFAR-10 deer": [t.loc[LABELS[k], "diff_mean"] for k in
+                      ("bn_first", "bn_shuffled", "mi", "oracle", "released_training", "released_all")],
+    "MNIST digit 1": [m.loc[LABELS[k], "diff_mean"] for k in
+                      ("bn_first", "bn_shuffled", "mi", "oracle", "released_training", "released_all")],
+}).set_index("factor")
+bottom.round(3)
+
+# %% [markdown]
+# On CIFAR-10 deer, all of the released code together moves the AUC by
+# {glue:text}`cifar_released_all_diff:+.3f`, to {glue:text}`cifar_released_all:.3f`: the paper's
+# {glue:text}`paper_auc:.3f` stays out of reach at these budgets, and
+# {glue:text}`cifar_remaining:.3f` of AUC is unexplained. The largest single factor on both
+# tasks, normals-first scoring with batch statistics ({glue:text}`cifar_bn_first_diff:+.3f` and
+# {glue:text}`mnist_bn_first_diff:+.3f`), depends on the test order, as the leak table shows; on
+# digit 1 the next, best-on-test selection ({glue:text}`mnist_oracle_diff:+.3f`), reads the test
+# labels. What a user could deploy moves our numbers by {glue:text}`cifar_bn_shuffled_diff:+.3f`
+# and {glue:text}`mnist_bn_shuffled_diff:+.3f` (batch statistics, shuffled) and by
+# {glue:text}`cifar_val_diff:+.3f` and {glue:text}`mnist_val_diff:+.3f` (the epoch chosen on
+# validation normals).
 #
 # ## Summary
 #
 # * Each difference between the paper, its released code and this project is a switch
-#   (`--bn-at-test`, `--test-order`, `--score`, `--select`, the `released` presets), measured on
-#   the same trained models.
-# * The released code's normals-first scoring with batch statistics leaks the labels into the
-#   scores through the batches; on a shuffled test set the same batchnorm mode does not carry
-#   the gain. Best-on-test selection is an oracle and is labelled as one.
-# * The per-factor numbers, the remainder of the gap and the budget curve are in the tables
-#   above, read from `ablations/results/forensics/`; `python -m cvgad.forensics summary` prints
-#   them again.
+#   (`--bn-at-test`, `--test-order`, `--score`, `--select`, the `released` presets), and its effect
+#   is measured on the same trained models, paired by seed.
+# * {glue:md}`leak_verdict`
+# * The released evaluation, oracle included, reaches {glue:text}`cifar_released_all:.3f` on
+#   CIFAR-10 deer and {glue:text}`mnist_released_all:.3f` on MNIST digit 1 with the released
+#   training, against {glue:text}`cifar_project:.3f` and {glue:text}`mnist_project:.3f` for this
+#   project's evaluation.
+# * More budget for the released training ({glue:text}`budget_largest_images` images ×
+#   {glue:text}`budget_largest_epochs` epochs) gives {glue:text}`budget_largest_oracle:.3f` with
+#   the released evaluation and {glue:text}`budget_largest_ours:.3f` with ours.
+# * The encoder's $\log\sigma^2$ is bounded, so the run that became NaN now finishes; the gate $T$
+#   waits for the first epoch and then a 20% fall of the latent loss.
