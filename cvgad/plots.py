@@ -487,7 +487,8 @@ def budget_curve(
         [
             table[table["recipe"] == recipe].assign(view=label, auc=table[column])
             for (recipe, column), label in views.items()
-        ]
+        ],
+        ignore_index=True,
     )
     order = [label for label in views.values() if label in set(long["view"])]
     sns.lineplot(long, x="image_epochs", y="auc", hue="view", hue_order=order, marker="o", errorbar=None, ax=ax)

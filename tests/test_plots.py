@@ -237,3 +237,27 @@ def test_neighbours_query_then_nearest_and_farthest():
     (ax,) = fig.axes
     assert _row_labels(ax) == ["10 nearest", "10 farthest"]
     assert _column_labels(ax) == ["query", *map(str, range(1, 11))]
+
+
+def _legend_texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_factor_points_one_row_per_factor_with_chance_the_paper_and_oracles_apart():
+    table = pd.DataFrame({"factor": ["ours", "best epoch (ORACLE)"], "auc_mean": [0.47, 0.6], "auc_std": [0.02, 0.03]})
+    fig = plots.factor_points(table, paper_auc=0.853)
+    ax = fig.axes[0]
+    assert _row_labels(ax) == ["ours", "best epoch (ORACLE)"] and ax.get_xlabel() == "AUC (test set)"
+    assert {"chance (AUC 0.5)", "paper (0.853)", "uses the test labels (oracle)"} <= set(_legend_texts(ax))
+
+
+def test_auc_by_epoch_and_budget_curve_label_their_axes_and_chance():
+    rows = pd.DataFrame({"epoch": [0, 1, 0, 1], "auc": [0.4, 0.5, 0.42, 0.55], "seed": [0, 0, 1, 1], "label": "ours"})
+    ax = plots.auc_by_epoch(rows).axes[0]
+    assert ax.get_ylabel() == "AUC (test set)" and "chance (AUC 0.5)" in _legend_texts(ax)
+    budget = pd.DataFrame({"recipe": "released_cpu", "image_epochs": [20000, 160000], "seed": 0,
+                           "auc_released_oracle": [0.5, 0.6], "auc_released_last": [0.48, 0.55],
+                           "auc_ours_last": [0.44, 0.5]})  # fmt: skip
+    ax = plots.budget_curve(budget, paper_auc=0.853).axes[0]
+    assert ax.get_xscale() == "log" and "paper (0.853)" in _legend_texts(ax)
+    assert "our training, our evaluation, last epoch" not in _legend_texts(ax)  # no cpu recipe rows
