@@ -271,8 +271,10 @@ exercises.check_missing_updates(answer_4, runs_on, runs_off)
 # ```{admonition} Discussion
 # :class: dropdown
 # The latent update logs two numbers, `latent` and `categorical`, and both vanish. Negative
-# training still runs while the latent loss, now computed without a gradient, is below $T$;
-# without the latent loss nothing pulls the codes towards the means, so the gate may close.
+# training runs in neither log: the default gate stays shut until the first epoch is over, and
+# six steps are far less than an epoch. Later it would run while the latent loss, computed
+# without a gradient when it is switched off, is below $T$; without the latent loss nothing
+# pulls the codes towards the means, so the gate may never open.
 # That is the paper's remark that "the negative training process can't work well without the
 # clustering effect of the latent loss".
 # ```
