@@ -174,7 +174,7 @@ def load_notebook(path: str | Path | None = None) -> str:
 def finished_metrics(spec: RunSpec) -> dict[str, Any] | None:
     """Metrics of an earlier run of exactly this spec (same identity), else None."""
     asked = runs.read_params(spec.run_dir)
-    same = isinstance(asked, dict) and identity(asked) == spec.identity()
+    same = isinstance(asked, dict) and identity(runs.upgrade_params(asked)) == spec.identity()
     return runs.read_metrics(spec.run_dir) if same else None
 
 

@@ -139,7 +139,8 @@ class LossConfig:
     #: nats per latent dimension (at 1, the old default, the gate was open from the first batch).
     negative_gate: NegativeGate = "first_epoch"
     #: T's value, a share (first_epoch) or nats per latent dimension (absolute); the negative
-    #: update runs while the latent loss is below T; inf: always (the released code).
+    #: update runs while the latent loss is below T; inf: always (absolute: from the first batch,
+    #: as the released code; first_epoch: once the first epoch is over).
     negative_threshold: float = 0.8
     #: A negative's reconstruction L1 is pushed up until it reaches this (a hinge like the SSIM
     #: ceiling's); 0: off, the negative loss is SSIM's alone.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -29,11 +30,13 @@ import yaml
 
 from cvgad import runs
 from cvgad.atomic import atomic_write_text
-from cvgad.config import EvalConfig, ExperimentConfig
+from cvgad.config import PAPER_SCORE, EvalConfig, ExperimentConfig
 from cvgad.experiment import prepare, run_experiment
-from cvgad.grid import load_grid
+from cvgad.grid import check_settings, load_grid
 from cvgad.params import make_config
+from cvgad.protocols import Split
 from cvgad.scoring import Errors, evaluate, model_errors, png_bits_per_dimension, scoring_order
+from cvgad.selection import MERIT, validation_error
 from cvgad.trainer import Loop, NonFiniteLossError
 
 #: A run's per-epoch rows, its record once finished, and the error that stopped it (a NaN loss).
@@ -67,11 +70,15 @@ def _pick(errors: Errors, score: str) -> Errors:
 
 
 def epoch_rows(
-    model: torch.nn.Module, images: torch.Tensor, test: np.ndarray, labels: np.ndarray, val: np.ndarray, seed: int
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    split: Split,
+    complexity: dict[str, np.ndarray],
+    seed: int,
 ) -> list[dict[str, Any]]:
-    """Metrics of every score in every pass, for the model as it is now."""
-    complexity = {"test": png_bits_per_dimension(images[torch.as_tensor(test)])}
-    complexity["val"] = png_bits_per_dimension(images[torch.as_tensor(val)])
+    """Metrics of every score in every pass, for the model as it is now; `complexity` holds the
+    PNG bits per dimension of the test and validation images (model-free, computed once a run)."""
+    test, labels, val = split.test, split.test_labels, split.val
     rows = []
     for name, cfg in PASSES.items():
         cfg = dataclasses.replace(cfg, score=MODEL_TERMS)
@@ -79,28 +86,53 @@ def epoch_rows(
         test_errors = model_errors(model, images[torch.as_tensor(test)], cfg, order)
         val_errors = model_errors(model, images[torch.as_tensor(val)], cfg)
         test_errors.complexity, val_errors.complexity = complexity["test"], complexity["val"]
-        val_error = float(np.mean(val_errors.terms()["ssim_loss"]) + np.mean(val_errors.terms()["l1"]))
-        for score in SCORES:
-            metrics = evaluate(_pick(test_errors, score), labels, _pick(val_errors, score)).metrics
+        evaluations = {score: evaluate(_pick(test_errors, score), labels, _pick(val_errors, score)) for score in SCORES}
+        val_error = validation_error(evaluations[PAPER_SCORE])  # the "val" rule's, on II.F's terms
+        for score, evaluation in evaluations.items():
+            metrics = evaluation.metrics
             rows.append({"pass": name, "score": score, **{k: metrics[k] for k in METRICS}, "val_error": val_error})
     return rows
+
+
+def _what(config: dict[str, Any]) -> dict[str, Any]:
+    """What a config computes, as JSON holds it: without where it runs (device, data root)."""
+    config = json.loads(json.dumps(config))
+    config["data"].pop("data_root", None)
+    config["train"].pop("device", None)
+    return config
+
+
+def conflict(cfg: ExperimentConfig, out_dir: str | os.PathLike) -> str | None:
+    """Why `out_dir` cannot hold a run of `cfg` (it holds another configuration's), or None."""
+    recorded = runs.read_json(Path(out_dir) / runs.CONFIG)
+    if recorded is not None and _what(runs.upgrade_config(recorded)) != _what(cfg.to_dict()):
+        return f"{out_dir} holds a run of another configuration; remove it or choose another --out"
+    return None
 
 
 def run(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bool = False) -> pd.DataFrame:
     """Trains `cfg` into `out_dir` (resumable: a killed run continues from its last epoch), scoring
     every pass and score before training and after each epoch into factors.csv."""
     out = Path(out_dir)
+    if (problem := conflict(cfg, out)) is not None:
+        raise ValueError(problem)
     out.mkdir(parents=True, exist_ok=True)
-    dataset, split = prepare(cfg)
     (out / FAILED_JSON).unlink(missing_ok=True)
     if (out / RUN_JSON).exists():  # finished
         return pd.read_csv(out / FACTORS_CSV)
-    resuming = runs.resume_path(out).exists() and (out / FACTORS_CSV).exists()
+    if not (out / FACTORS_CSV).exists():  # a resume file without its rows (epoch 0 among them): start afresh
+        runs.resume_path(out).unlink(missing_ok=True)
+    resuming = runs.resume_path(out).exists()
     rows: list[dict[str, Any]] = pd.read_csv(out / FACTORS_CSV).to_dict("records") if resuming else []
+    dataset, split = prepare(cfg)
+    complexity = {
+        "test": png_bits_per_dimension(dataset.images[torch.as_tensor(split.test)]),
+        "val": png_bits_per_dimension(dataset.images[torch.as_tensor(split.val)]),
+    }
 
     def score(epoch: int, trainer: Loop) -> None:
         start = time.perf_counter()
-        new = epoch_rows(trainer.scorer, dataset.images, split.test, split.test_labels, split.val, cfg.train.seed)
+        new = epoch_rows(trainer.scorer, dataset.images, split, complexity, cfg.train.seed)
         seconds = time.perf_counter() - start
         rows[:] = [r for r in rows if r["epoch"] != epoch] + [
             {"epoch": epoch, **r, "score_seconds": seconds} for r in new
@@ -119,6 +151,7 @@ def run(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bool = Fals
         "l1": cfg.train.losses.l1,
         "negative_gate": cfg.train.losses.negative_gate,
         "negative_threshold": cfg.train.losses.negative_threshold,
+        "negative_l1_floor": cfg.train.losses.negative_l1_floor,
     }
     record = {k: metrics[k] for k in kept} | settings | {"wall_seconds": metrics["wall_seconds"]}
     record["latent_loss_max"] = float(history["latent"].max()) if "latent" in history else None
@@ -154,12 +187,10 @@ def select(curve: pd.DataFrame, rule: str) -> pd.Series:
     if rule == "last":
         return trained.loc[trained["epoch"].idxmax()]
     if rule == "untrained":
-        return curve.loc[curve["epoch"].idxmin()]
-    if rule == "val":
-        return trained.loc[trained["val_error"].idxmin()]
-    if rule == "best_test":
-        return trained.loc[trained["auc"].idxmax()]
-    raise ValueError(f"rule={rule!r} is not valid; choose last, untrained, val or best_test")
+        return curve[curve["epoch"] == 0].iloc[0]
+    if rule in MERIT:  # cvgad.selection's rules
+        return trained.loc[trained.apply(MERIT[rule], axis=1).idxmax()]
+    raise ValueError(f"rule={rule!r} is not valid; choose last, untrained, {', '.join(MERIT)}")
 
 
 def collect(root: str | os.PathLike) -> pd.DataFrame:
@@ -234,13 +265,20 @@ def _budget(name: str) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------ command line
+#: Settings a forensics run fixes: it scores every variant itself, after every epoch, and the
+#: seeds come from --seeds.
+FIXED = {"select": "last", "score": PAPER_SCORE, "bn_at_test": "eval", "test_order": "shuffled", "disabled": ()}
+
+
 def _config(preset: str, seed: int, overrides: dict[str, Any], data_root: str | None) -> ExperimentConfig:
+    fixed = sorted(set(overrides) & (set(FIXED) | {"seed", "data_root"}))
+    if fixed:
+        raise ValueError(f"--set {', '.join(fixed)}: fixed by a forensics run (seeds: --seeds, data: --data-root)")
+    check_settings("--set", overrides)
     settings, _ = load_grid(TABLE1).resolve(preset)
-    settings = settings | overrides | {"seed": seed, "disabled": ()}
+    settings = settings | overrides | FIXED | {"seed": seed}
     if data_root is not None:
         settings["data_root"] = data_root
-    # the run's own selection and score are the project's: forensics scores every variant itself
-    settings |= {"select": "last", "score": "ssim+l1", "bn_at_test": "eval", "test_order": "shuffled"}
     return make_config(**settings)
 
 
@@ -272,12 +310,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run":
         overrides = dict(map(_override, args.set))
-        try:  # every config validated before any training
+        try:  # every config, and the folder it goes to (below), checked before any training
             configs = [
                 (p, seed, _config(p, seed, overrides, args.data_root)) for p in args.preset for seed in args.seeds
             ]
         except (ValueError, TypeError) as error:
             parser.error(str(error))
+        for preset, seed, cfg in configs:
+            if (problem := conflict(cfg, Path(args.out) / preset / f"seed{seed}")) is not None:
+                parser.error(problem)
         status = 0
         for preset, seed, cfg in configs:
             load, start, folder = os.getloadavg()[0], time.perf_counter(), Path(args.out) / preset / f"seed{seed}"

@@ -56,7 +56,8 @@ LOGVAR_BOUNDS = (-10.0, 2.0)
 def bound_logvar(raw: Tensor, low: float, high: float) -> Tensor:
     """log sigma^2 kept softly inside (low, high): high - softplus(high - (low + softplus(raw - low))),
     as Chua et al. (NeurIPS 2018, PETS) bound a learnt variance. Close to `raw` well inside the
-    bounds, smooth, with a gradient that never vanishes, so the latent loss stays finite."""
+    bounds, smooth, with a gradient that vanishes only where float32 saturates, so the latent
+    loss stays finite however far the raw head is driven."""
     return high - F.softplus(high - (low + F.softplus(raw - low)))
 
 

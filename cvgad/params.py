@@ -76,7 +76,7 @@ class RunParams:
     lr: float | None = _p(None, "Adam learning rate (None: 1e-3 as in III.C; 2e-4 for ganomaly, as in its paper)")
     n_clusters: int | None = _p(None, "K, the estimated number of normal categories (None: the protocol's)")
     mean_init_scale: float | None = _p(None, "scale of the cluster means' initial N(0, I) draws")
-    logvar: LogvarHead = _p("bounded", "log sigma^2 head: bounded (softly in (-10, 2)) or linear (paper, unbounded)")
+    logvar: LogvarHead | None = _p(None, "log sigma^2 head: bounded (None: the default) or linear (the paper's)")
     train_subset: int | None = _p(None, "use at most this many training images (None: all)")
     test_subset: int | None = _p(None, "use at most this many test images, drawn stratified (None: all)")
     n_inliers: int = _p(1, "coil100: the number of inlier objects, 1, 4 or 7")
@@ -92,7 +92,9 @@ class RunParams:
         None, "how T is set: first_epoch (a share of the first epoch's latent loss) or absolute (nats per dimension)"
     )
     negative_threshold: float | None = _p(
-        None, "T of Algorithm 1: the share (first_epoch) or nats per latent dimension (absolute); inf: no gate"
+        None,
+        "T of Algorithm 1: the share (first_epoch) or nats per latent dimension (absolute); inf: always open "
+        "(after the first epoch under first_epoch)",
     )
     negative_l1_floor: float | None = _p(None, "hinge floor for the negatives' L1 error (0: SSIM's hinge alone)")
     bn_at_test: BnAtTest = _p("eval", "batchnorm while scoring: eval (running statistics) or train (batch statistics)")

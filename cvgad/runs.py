@@ -85,11 +85,12 @@ def read_metrics(run_dir: PathLike) -> dict[str, Any] | None:
     return metrics if ok else None
 
 
-#: Settings added after runs were recorded, with the value those runs had (their config lacks the key).
+#: Settings added after runs were recorded, by their place in config.json, with the value those
+#: runs had: a recorded config or params.json that lacks one was trained with this value.
 BEFORE = {("model", "logvar"): "linear", ("train", "losses", "negative_gate"): "absolute"}
 
 
-def _upgrade(config: dict[str, Any]) -> dict[str, Any]:
+def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
     """A recorded config with the settings it predates filled in as the run had them."""
     for path, value in BEFORE.items():
         section = config
@@ -97,6 +98,11 @@ def _upgrade(config: dict[str, Any]) -> dict[str, Any]:
             section = section.setdefault(key, {})
         section.setdefault(path[-1], value)
     return config
+
+
+def upgrade_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Recorded run parameters (params.json) with the settings they predate filled in as the run had them."""
+    return {path[-1]: value for path, value in BEFORE.items()} | params
 
 
 def load(run_dir: PathLike, device: str) -> tuple[ExperimentConfig, dict]:
@@ -107,7 +113,7 @@ def load(run_dir: PathLike, device: str) -> tuple[ExperimentConfig, dict]:
             raise FileNotFoundError(
                 f"{run / name} is missing; {run} is not a finished run directory (see `cvgad train --out`)"
             )
-    cfg = ExperimentConfig.from_dict(_upgrade(json.loads((run / CONFIG).read_text())))
+    cfg = ExperimentConfig.from_dict(upgrade_config(json.loads((run / CONFIG).read_text())))
     return cfg, torch.load(run / CHECKPOINT, map_location=device, weights_only=True)
 
 

@@ -190,7 +190,7 @@ class Loop:
         name = "recon" if "recon" in last else next((k for k in last if k not in self._row(0)), None)
         return {"epoch": str(epoch), **({name: f"{last[name]:.3f}"} if name else {})}
 
-    def _end_epoch(self) -> None:
+    def end_epoch(self) -> None:
         """Called after every epoch, once its losses are on the host."""
 
     def extra_state(self) -> dict[str, float]:
@@ -237,7 +237,7 @@ class Loop:
                     bar.set_postfix(self._progress(epoch))
                 bar.update()
             self._flush()
-            self._end_epoch()
+            self.end_epoch()
             if on_epoch is not None:
                 on_epoch(epoch + 1)
             if resume is not None:
@@ -306,9 +306,10 @@ class Trainer(Loop):
         # negative codes from their own stream, so a closed gate leaves the others unchanged
         self.generators = {"negative": torch.Generator(self.device).manual_seed(cfg.seed)}
         self._negative_short: Tensor | None = None  # codes drawn within the radius, summed on the device
-        # the first epoch's latent loss, summed on the device, for the gate T (negative_gate="first_epoch")
-        self._first_epoch_latent: list[Tensor] = []
-        self.latent_reference: float | None = None  # its mean, once the first epoch is over
+        # the first epoch's latent loss, summed on the device, and its count, for the gate T
+        # (negative_gate="first_epoch"); its mean once the first epoch is over
+        self._first_epoch_latent: tuple[Tensor, int] | None = None
+        self.latent_reference: float | None = None
         self.opt_cvae, self.opt_critic = self._adam(self.cvae), self._adam(self.critic)
         self.modules = {"cvae": self.cvae, "critic": self.critic}
         self.optimizers = {"opt_cvae": self.opt_cvae, "opt_critic": self.opt_critic}
@@ -364,11 +365,11 @@ class Trainer(Loop):
         per_dim = losses.latent_reduction == "mean"
         return losses.negative_threshold * (1 if per_dim else self.model_cfg.latent_dim)
 
-    def _end_epoch(self) -> None:
+    def end_epoch(self) -> None:
         """After the first epoch, T = negative_threshold x its mean latent loss (first_epoch gate)."""
-        if self.latent_reference is None and self._first_epoch_latent:
-            self.latent_reference = float(torch.stack(self._first_epoch_latent).mean())
-            self._first_epoch_latent = []
+        if self.latent_reference is None and self._first_epoch_latent is not None:
+            total, count = self._first_epoch_latent
+            self.latent_reference, self._first_epoch_latent = float(total) / count, None
             self.threshold = self._gate_threshold()
 
     def extra_state(self) -> dict[str, float]:
@@ -460,7 +461,8 @@ class Trainer(Loop):
                     latent, _ = self._latent_terms(x)  # the gate still needs the value
             if lc.on("negative"):
                 if self.latent_reference is None and lc.negative_gate == "first_epoch":
-                    self._first_epoch_latent.append(latent.detach())
+                    total, count = self._first_epoch_latent or (torch.zeros((), device=self.device), 0)
+                    self._first_epoch_latent = (total + latent.detach(), count + 1)
                 self._negative_update(len(x), latent.detach() < self.threshold, log)  # T of Algorithm 1
             if lc.on("mi"):
                 log["mi"] = self._mi_update(x)

@@ -28,7 +28,7 @@ from cvgad.data import as_float_images
 from cvgad.networks import eval_mode
 from cvgad.runs import find_upwards
 from cvgad.scoring import Evaluation, confusion_at
-from cvgad.trainer import Trainer
+from cvgad.trainer import Trainer, applied
 
 WEIGHT_NAMES = ("ssim", "l1", "latent", "mi", "categorical", "negative", "adversarial")  # the loss lab's sliders
 
@@ -290,17 +290,19 @@ class LossLab(_Shown):
 
     def train(self, steps: int | None = None) -> list[dict[str, float]]:
         """Runs `steps` (default: the slider's) Algorithm 1 steps with the current switches and
-        weights; returns one log per step (the updates made and their losses)."""
+        weights; returns one log per step (the updates made and their losses). Each press counts
+        as an epoch for the gate T: with the first-epoch gate, negatives start from the second."""
         self.trainer.set_losses(self.loss_config())
         self.last_logs = []
         n = self.steps.value if steps is None else steps
         for i in range(n):
             batch = self.images[torch.randint(len(self.images), (self.batch_size,), generator=self.generator)]
-            log = {"step": self.trainer.steps, **{k: float(v) for k, v in self.trainer.step(batch).items()}}
+            log = {"step": self.trainer.steps, **{k: float(v) for k, v in applied(self.trainer.step(batch)).items()}}
             self.history.append(log)
             self.last_logs.append(log)
             if (i + 1) % self.redraw_every == 0 or i == n - 1:
                 self.redraw()
+        self.trainer.end_epoch()
         return self.last_logs
 
     def reconstructions(self) -> np.ndarray:

@@ -95,3 +95,21 @@ def test_a_run_that_becomes_nan_is_recorded_and_the_next_goes_on(tmp_path, monke
     assert "became nan at step 3" in failed["error"]
     timings = pd.read_csv(tmp_path / "timings.csv")
     assert list(timings["outcome"]) == [failed["error"], "finished"]
+
+
+def test_a_folder_holding_another_configuration_is_refused_before_training(tmp_path, capsys):
+    small = dict(dataset="digits", anomaly_class=1, width=4, latent_dim=8, train_subset=64, test_subset=60)
+    F.run(make_config(epochs=1, device="cpu", **small), tmp_path / "cpu" / "seed0")
+    with pytest.raises(ValueError, match="holds a run of another configuration"):
+        F.run(make_config(epochs=2, device="cpu", **small), tmp_path / "cpu" / "seed0")
+    assert F.conflict(make_config(epochs=1, device="cuda", **small), tmp_path / "cpu" / "seed0") is None  # place only
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [("seed=3", "--set seed: fixed by a forensics run"), ("epoch=3", "unknown key(s) ['epoch']")],
+)
+def test_a_setting_the_run_fixes_or_does_not_know_is_refused(tmp_path, capsys, setting, message):
+    with pytest.raises(SystemExit):
+        F.main(["run", "--preset", "ci", "--set", setting, "--out", str(tmp_path)])
+    assert message in capsys.readouterr().err

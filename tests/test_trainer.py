@@ -63,7 +63,8 @@ def test_the_gate_applies_the_negative_update_exactly_when_the_latent_loss_is_be
     assert steps.item() == 4 * len(below) + 24 // CYCLE + sum(below)
 
 
-def test_a_training_step_never_waits_for_the_device():
+@pytest.mark.parametrize("gate", ["absolute", "first_epoch"])
+def test_a_training_step_never_waits_for_the_device(gate):
     """.item(), float() or bool() of a tensor is the op _local_scalar_dense: a host synchronisation on CUDA."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -75,7 +76,7 @@ def test_a_training_step_never_waits_for_the_device():
                 self.found.append(str(func))
             return func(*args, **(kwargs or {}))
 
-    t = _trainer(negative_gate="absolute", negative_threshold=0.5)
+    t = _trainer(negative_gate=gate, negative_threshold=0.5)  # first_epoch: sums the latent loss on the device
     with Syncs() as mode:
         for i in range(2 * CYCLE):  # fewer steps than FINITE_CHECK_EVERY: no flush of the losses
             t.step(_batch(i))
@@ -254,3 +255,15 @@ def test_the_first_epoch_gate_stays_shut_then_opens_below_a_share_of_that_epochs
 def test_the_absolute_gate_at_one_nat_per_dimension_was_open_from_the_first_batch():
     t = _trainer(negative_gate="absolute", negative_threshold=1.0)  # the old default
     assert "negative" in applied(t.step(_batch()))
+
+
+def test_the_gates_reference_survives_a_resume(tmp_path):
+    images = torch.rand(32, 1, 32, 32, generator=torch.Generator().manual_seed(4))
+    gate = {"negative_gate": "first_epoch", "negative_threshold": 2.0}
+    whole = _trainer(**gate)
+    expected = whole.fit(images, epochs=2, progress=False)
+    assert "negative" in expected  # the gate opened in the second epoch: its reference mattered
+    _trainer(**gate).fit(images, epochs=1, progress=False, resume=tmp_path / "resume.pt")  # then "killed"
+    resumed = _trainer(**gate)
+    history = resumed.fit(images, epochs=2, progress=False, resume=tmp_path / "resume.pt")
+    assert resumed.latent_reference == whole.latent_reference and history.equals(expected)

@@ -122,6 +122,7 @@ def test_loss_lab_switching_a_loss_off_removes_its_update():
     png = lab.image.value
     lab.button.click()
     assert len(lab.history) == 4 and all("mi" in log for log in lab.last_logs)
+    assert lab.trainer.latent_reference is not None  # a press is an epoch for the gate T
     assert lab.image.value != png
     lab.checkboxes["mi"].value = False
     lab.sliders["latent"].value = 2.0
