@@ -393,13 +393,17 @@ print(f"latent loss per dimension: first {eligible['latent'].iloc[0]:.3f}, max {
 print(f"negative training first ran at step {first}; it ran on {len(negatives)} of {len(eligible)} eligible batches")
 print(f"negative updates whose hinge loss was exactly 0 (nothing to push): {(negatives == 0).sum()} of {len(negatives)}")
 print(f"reconstruction loss: first {eligible['recon'].iloc[0]:.1f}, mean of the last 10 {eligible['recon'].tail(10).mean():.1f}")
+first_latent = eligible["latent"].iloc[0]
+print(f"the first latent loss per dimension, {first_latent:.3f}, is {'below' if first_latent < 1 else 'above'} "
+      "the old absolute T = 1 nat per dimension")
 
 # %% [markdown]
 # The paper's reason for the gate is that negatives make sense only once the normal codes are
 # clustered (II.E, III.C), and it gives no value for $T$. An absolute $T$ of 1 nat per
-# dimension, this project's first choice, gated nothing: the untrained encoder puts every code
-# near the origin with unit variance, where the small initial cluster means sit too, so the
-# first latent loss printed above is already below it. The default gate is therefore relative:
+# dimension, this project's first choice, gates nothing when the untrained model's latent loss
+# already lies below it: the untrained encoder puts every code near the origin with unit
+# variance, where the small initial cluster means sit too. The last line above compares the
+# two. The default gate is therefore relative:
 # it stays shut for the first epoch and then opens on the batches whose latent loss has fallen
 # to 0.8 of that epoch's mean. The lines above give $T$, the step at which negative training
 # first ran and on how many batches. When a negative update does run, its hinge is often
@@ -416,5 +420,5 @@ print(f"reconstruction loss: first {eligible['recon'].iloc[0]:.1f}, mean of the 
 #   lower its own loss. The updates also pull against each other, most visibly the critic and
 #   the generator.
 # * The gate $T$ compares the latent loss per dimension with a threshold: by default 0.8 of the
-#   first epoch's mean, so negatives start only after the codes have moved towards their
-#   clusters. The hinge of the negative loss is often inactive.
+#   first epoch's mean, so negatives start only once the latent loss has fallen below it. The
+#   hinge of the negative loss is often inactive.
