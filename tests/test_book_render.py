@@ -76,7 +76,7 @@ def test_the_book_was_built():
     assert (HTML / "intro.html").is_file(), f"no built book in {HTML}: run `make book` (make test does)"
     built = set(PAGE_IDS)
     assert {"intro.html", "bibliography.html"} <= built
-    chapters = ((1, "cvae_bound"), (7, "baselines"), (8, "exercises"))
+    chapters = ((1, "cvae_bound"), (7, "baselines"), (8, "gap"), (9, "exercises"))
     assert {f"notebooks/0{n}_{name}.html" for n, name in chapters} <= built
     # The jupytext twins and the papermill template are no pages of the book.
     assert "notebooks/run.html" not in built
