@@ -78,13 +78,14 @@ def epoch_rows(
 ) -> list[dict[str, Any]]:
     """Metrics of every score in every pass, for the model as it is now; `complexity` holds the
     PNG bits per dimension of the test and validation images (model-free, computed once a run)."""
-    test, labels, val = split.test, split.test_labels, split.val
+    test_images, val_images = images[torch.as_tensor(split.test)], images[torch.as_tensor(split.val)]
+    labels = split.test_labels
     rows = []
     for name, cfg in PASSES.items():
         cfg = dataclasses.replace(cfg, score=MODEL_TERMS)
         order = scoring_order(labels, cfg.test_order, seed)
-        test_errors = model_errors(model, images[torch.as_tensor(test)], cfg, order)
-        val_errors = model_errors(model, images[torch.as_tensor(val)], cfg)
+        test_errors = model_errors(model, test_images, cfg, order)
+        val_errors = model_errors(model, val_images, cfg)
         test_errors.complexity, val_errors.complexity = complexity["test"], complexity["val"]
         evaluations = {score: evaluate(_pick(test_errors, score), labels, _pick(val_errors, score)) for score in SCORES}
         val_error = validation_error(evaluations[PAPER_SCORE])  # the "val" rule's, on II.F's terms
@@ -206,20 +207,33 @@ def collect(root: str | os.PathLike) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def factor_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One line per FACTOR_ROWS entry: AUC mean, std and n over seeds, the paired difference to the
-    project's evaluation (same seeds), and the epochs picked."""
+def cell(rows: pd.DataFrame, pass_: str, score: str, recipe: str | None = None) -> pd.DataFrame:
+    """The rows of one scoring pass and score (and training recipe, if given)."""
+    mask = (rows["pass"] == pass_) & (rows["score"] == score)
+    return rows[mask & (rows["recipe"] == recipe)] if recipe is not None else rows[mask]
+
+
+def picks(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per FACTOR_ROWS entry and seed: the epoch its rule picks, its metrics, and `auc_diff`, its
+    AUC less the project's evaluation of the same seed (the first entry)."""
     picked = []
     for label, recipe, pass_, score, rule in FACTOR_ROWS:
-        cell = rows[(rows["recipe"] == recipe) & (rows["pass"] == pass_) & (rows["score"] == score)]
-        for seed, curve in cell.groupby("seed"):
+        for seed, curve in cell(rows, pass_, score, recipe).groupby("seed"):
             row = select(curve, rule)
             picked.append({"factor": label, "seed": seed, "epoch": int(row["epoch"]), **{k: row[k] for k in METRICS}})
     frame = pd.DataFrame(picked)
+    if not frame.empty:
+        base = frame[frame["factor"] == FACTOR_ROWS[0][0]].set_index("seed")["auc"]
+        frame["auc_diff"] = frame["auc"] - frame["seed"].map(base)
+    return frame
+
+
+def factor_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per FACTOR_ROWS entry: AUC mean, std and n over seeds, the paired difference to the
+    project's evaluation (same seeds), and the epochs picked."""
+    frame = picks(rows)
     if frame.empty:
         return frame
-    base = frame[frame["factor"] == FACTOR_ROWS[0][0]].set_index("seed")["auc"]
-    frame["auc_diff"] = frame["auc"] - frame["seed"].map(base)
     out = frame.groupby("factor", sort=False).agg(
         auc_mean=("auc", "mean"),
         auc_std=("auc", "std"),
@@ -253,7 +267,7 @@ def budget_table(root: str | os.PathLike) -> pd.DataFrame:
             line = {"recipe": recipe, "train_images": images, "epochs": epochs, "image_epochs": images * epochs}
             line |= {"seed": seed, "wall_seconds": record.get("wall_seconds")}
             for name, (pass_, score, rule) in views.items():
-                line[name] = select(curve[(curve["pass"] == pass_) & (curve["score"] == score)], rule)["auc"]
+                line[name] = select(cell(curve, pass_, score), rule)["auc"]
             lines.append(line)
     return pd.DataFrame(lines)
 

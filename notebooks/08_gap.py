@@ -79,7 +79,6 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
-from scipy.stats import wilcoxon
 
 from cvgad import forensics as F
 from cvgad import plots, report, runs
@@ -95,17 +94,9 @@ def number(name: str, value: float) -> None:
     glue(name, value.item() if hasattr(value, "item") else value, display=False)
 
 
-def paired(rows: pd.DataFrame, factor: str) -> tuple[pd.Series, float]:
-    """Per seed, `factor`'s AUC less the project's, and the Wilcoxon signed-rank p-value
-    (two-sided; with 3 seeds it cannot fall below 0.25, so read it as a sign count)."""
-    picked = []
-    for label, recipe, pass_, score, rule in F.FACTOR_ROWS:
-        if label in (factor, PROJECT):
-            cell = rows[(rows["recipe"] == recipe) & (rows["pass"] == pass_) & (rows["score"] == score)]
-            picked += [{"factor": label, "seed": s, "auc": F.select(c, rule)["auc"]} for s, c in cell.groupby("seed")]
-    table = pd.DataFrame(picked).pivot(index="seed", columns="factor", values="auc").dropna()
-    diff = table[factor] - table[PROJECT]
-    return diff, float(wilcoxon(diff).pvalue) if (diff != 0).any() else 1.0
+def paired(rows: pd.DataFrame, factor: str) -> pd.Series:
+    """Per seed, `factor`'s AUC less the project's evaluation of the same seed."""
+    return F.picks(rows).query("factor == @factor").set_index("seed")["auc_diff"]
 
 
 def shown(table: pd.DataFrame):
@@ -248,18 +239,17 @@ print(f"MNIST digit 1, n = {int(m.loc[PROJECT, 'n'])} seeds: ours {m.loc[PROJECT
 # composition says nothing about its labels.
 
 # %% tags=["hide-input"]
-lines = []
+lines, first_gain, shuffled_gain = [], [], []
 for task, rows in (("CIFAR-10 deer", cifar), ("MNIST digit 1", mnist)):
-    first, _ = paired(rows, LABELS["bn_first"])
-    shuffled, _ = paired(rows, LABELS["bn_shuffled"])
+    first, shuffled = paired(rows, LABELS["bn_first"]), paired(rows, LABELS["bn_shuffled"])
+    first_gain.append(first.mean())
+    shuffled_gain.append(shuffled.mean())
     lines.append({"task": task, "normals first − ours": f"{first.mean():+.3f} ± {first.std():.3f}",
                   "seeds up": f"{int((first > 0).sum())} of {len(first)}",
                   "shuffled − ours": f"{shuffled.mean():+.3f} ± {shuffled.std():.3f}",
                   "seeds up ": f"{int((shuffled > 0).sum())} of {len(shuffled)}",
                   "order's share": first.mean() - shuffled.mean()})
 leaks = pd.DataFrame(lines)
-first_gain = [paired(rows, LABELS["bn_first"])[0].mean() for rows in (cifar, mnist)]
-shuffled_gain = [paired(rows, LABELS["bn_shuffled"])[0].mean() for rows in (cifar, mnist)]
 leak_verdict = (
     "On both tasks the gain comes with the order, not with the batchnorm mode: normals first it is positive, "
     "shuffled it is less than a fifth of that. It is a leak of the labels through the batches."
@@ -290,15 +280,14 @@ views = {
 fig, axes = plots.new_figure((plots.WIDTH, 7.0), 2, 1, sharex=True)
 fig.suptitle("test AUC after each epoch (mean and 95% interval over seeds)")
 for ax, (task, rows) in zip(axes, (("(a) CIFAR-10 deer", cifar), ("(b) MNIST digit 1", mnist)), strict=True):
-    curves = pd.concat([rows[(rows["recipe"] == r) & (rows["pass"] == p) & (rows["score"] == s)].assign(label=label)
-                        for (r, p, s), label in views.items()])  # fmt: skip
+    curves = pd.concat([F.cell(rows, p, s, r).assign(label=label) for (r, p, s), label in views.items()])
     plots.auc_by_epoch(curves, ax=ax)
     ax.set_title(task)
     if ax is axes[0]:  # one legend, under the lower panel
         ax.set_xlabel("")
         ax.get_legend().remove()
 plt.show()
-ours = mnist[(mnist["recipe"] == "cpu") & (mnist["pass"] == "eval") & (mnist["score"] == "ssim+l1")]
+ours = F.cell(mnist, "eval", "ssim+l1", "cpu")
 number("mnist_epoch1", ours[ours["epoch"] == 1]["auc"].mean())
 
 # %% [markdown]
@@ -401,8 +390,7 @@ NAMES = {
 }
 gate_runs = []
 for folder in sorted((root / "digits_gate").iterdir()):
-    rows = F.collect(folder)
-    rows = rows[(rows["pass"] == "eval") & (rows["score"] == "ssim+l1")]
+    rows = F.cell(F.collect(folder), "eval", "ssim+l1")
     for seed, curve in rows.groupby("seed"):
         history = pd.read_csv(folder / "cpu" / f"seed{seed}" / "history.csv")
         eligible = history[history["count"] <= 3]
