@@ -183,6 +183,11 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3
+    #: Learning rate of the cluster means mu_y alone (None: lr). Adam moves a parameter by about
+    #: its learning rate per step, and the means are updated only by the latent loss, on 4 of
+    #: every 6 batches: at 1e-3 a few hundred steps leave them where their small initialisation
+    #: put them (chapter 5 measured it; benchmarks/results/book_defaults.csv).
+    means_lr: float | None = None
     betas: tuple[float, float] = (0.5, 0.999)
     seed: int = 0
     device: str = "auto"  # "auto": CUDA when present, else CPU
@@ -206,6 +211,10 @@ class TrainConfig:
             f"batch_size={self.batch_size} is not valid; use 2 or more (MI shuffles the batch)",
         )
         _check(self.lr > 0, f"lr={self.lr} is not valid; use a positive learning rate")
+        _check(
+            self.means_lr is None or self.means_lr > 0,
+            f"means_lr={self.means_lr} is not valid; use a positive learning rate or None (the same as lr)",
+        )
         _check(
             len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
             f"betas={self.betas} must be two numbers in [0, 1)",

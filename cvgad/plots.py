@@ -453,6 +453,28 @@ def factor_points(
     return root_figure(ax)
 
 
+def paired_dots(
+    runs: pd.DataFrame, reference: str = "all", title: str = "AUC paired by seed", ax: Axes | None = None
+) -> Figure:
+    """Per row of `runs` (`cvgad.report.collect_runs`' lines): its AUC minus `reference`'s for the
+    same seed, one dot per seed and the mean as a bar, with no difference (0) as a line."""
+    ok = runs[runs["status"] == "ok"]
+    ref = ok[ok["row"] == reference].set_index("seed")["auc"].astype(float)
+    diffs = ok[ok["row"] != reference].assign(
+        diff=lambda d: d["auc"].astype(float).to_numpy() - ref.reindex(d["seed"]).to_numpy()
+    )
+    if ax is None:
+        fig, ax = new_figure((WIDTH, 0.35 * diffs["row"].nunique() + 1.3))
+        fig.suptitle(title)
+    sns.stripplot(diffs, x="diff", y="row", color="C0", alpha=0.6, jitter=0.15, ax=ax)
+    sns.pointplot(diffs, x="diff", y="row", color="black", errorbar=None, markers="|", markersize=14,
+                  linestyles="none", ax=ax)  # fmt: skip
+    line = ax.axvline(0, color="black", ls=":", lw=1, label=f"no difference from `{reference}`")
+    ax.set(xlabel=f"AUC minus `{reference}`'s AUC, same seed (dots: seeds; bar: mean)", ylabel="")
+    _legend(ax, line, loc="lower left")
+    return root_figure(ax)
+
+
 def auc_by_epoch(rows: pd.DataFrame, title: str = "test AUC after each epoch", ax: Axes | None = None) -> Figure:
     """AUC against epoch (0: untrained), mean and 95% interval over seeds, one line per `label`."""
     if ax is None:
@@ -509,6 +531,7 @@ use_house_style()
 __all__ = [
     "WIDTH",
     "HOUSE",
+    "paired_dots",
     "NORMAL",
     "ANOMALOUS",
     "use_house_style",

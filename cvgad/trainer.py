@@ -148,11 +148,15 @@ class Loop:
         """A batch on the device as float images in [0, 1], in the configured memory layout."""
         return as_float_images(x.to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)
 
-    def _adam(self, module: nn.Module) -> torch.optim.Optimizer:
-        """Adam with the config's learning rate and betas; fused (one kernel for all parameters,
-        and the device-side skip that `_update` uses) where torch has it."""
+    def _adam(self, module: nn.Module, lr: dict[str, float] | None = None) -> torch.optim.Optimizer:
+        """Adam with the config's learning rate and betas, or the rate `lr` gives a parameter by
+        name; fused (one kernel for all parameters, and the device-side skip that `_update` uses)
+        where torch has it."""
         fused = self.device.type in ("cpu", "cuda")
-        return torch.optim.Adam(module.parameters(), lr=self.cfg.lr, betas=self.cfg.betas, fused=fused)
+        own = lr or {}
+        groups = [{"params": [p for n, p in module.named_parameters() if n not in own]}]
+        groups += [{"params": [p], "lr": own[n]} for n, p in module.named_parameters() if n in own]
+        return torch.optim.Adam(groups, lr=self.cfg.lr, betas=self.cfg.betas, fused=fused)
 
     def _log(self, log: dict[str, Tensor]) -> None:
         """Keeps a step's losses on the device; every FINITE_CHECK_EVERY steps they go to the history."""
@@ -310,7 +314,8 @@ class Trainer(Loop):
         # (negative_gate="first_epoch"); its mean once the first epoch is over
         self._first_epoch_latent: tuple[Tensor, int] | None = None
         self.latent_reference: float | None = None
-        self.opt_cvae, self.opt_critic = self._adam(self.cvae), self._adam(self.critic)
+        means_lr = {} if cfg.means_lr is None else {"means": cfg.means_lr}
+        self.opt_cvae, self.opt_critic = self._adam(self.cvae, means_lr), self._adam(self.critic)
         self.modules = {"cvae": self.cvae, "critic": self.critic}
         self.optimizers = {"opt_cvae": self.opt_cvae, "opt_critic": self.opt_critic}
         self.set_losses(cfg.losses)

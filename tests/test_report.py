@@ -387,3 +387,21 @@ def test_a_varied_setting_that_metrics_also_record_is_one_column(tmp_path):
     runs = collect_runs(tmp_path)
     assert list(runs.columns).count("epochs") == 1 and list(runs["epochs"]) == [10, 30]
     assert list(cell_table(runs, ["epochs"])["epochs"]) == [10, 30]
+
+
+def test_signed_rank_p_by_hand():
+    from cvgad.report import signed_rank_p
+
+    # five differences of one sign: of the 2^5 equally likely sign patterns, 2 are as extreme
+    assert signed_rank_p([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(2 / 32)
+    # ranks 1..5, the largest negative: W- = 5; 10 of 32 sign patterns have W- <= 5, two-sided x2
+    assert signed_rank_p([0.1, 0.2, 0.3, 0.4, -0.5]) == pytest.approx(20 / 32)
+    assert math.isnan(signed_rank_p([0.0, 0.0, 0.0])) and math.isnan(signed_rank_p([0.1]))
+
+
+def test_paired_differences_carry_the_signed_rank_p():
+    runs = pd.read_csv(io.StringIO(RUNS_CSV))
+    lines = paired_differences(runs, []).set_index("row")
+    # no_mi - all on seeds 0 and 1: -0.10, -0.10 (tied ranks); no_l1: one pair
+    assert lines.at["no_mi", "pairs"] == 2 and 0 < lines.at["no_mi", "wilcoxon_p"] <= 1
+    assert math.isnan(lines.at["no_l1", "wilcoxon_p"])

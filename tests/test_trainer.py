@@ -267,3 +267,19 @@ def test_the_gates_reference_survives_a_resume(tmp_path):
     resumed = _trainer(**gate)
     history = resumed.fit(images, epochs=2, progress=False, resume=tmp_path / "resume.pt")
     assert resumed.latent_reference == whole.latent_reference and history.equals(expected)
+
+
+def test_means_lr_gives_the_cluster_means_their_own_learning_rate():
+    cfg = TrainConfig(batch_size=8, device="cpu", seed=0, lr=1e-3, means_lr=3e-2)
+    trainer = Trainer(TINY, cfg)
+    rates = {id(p): group["lr"] for group in trainer.opt_cvae.param_groups for p in group["params"]}
+    assert rates[id(trainer.cvae.means)] == 3e-2
+    assert {lr for key, lr in rates.items() if key != id(trainer.cvae.means)} == {1e-3}
+    assert len(rates) == len(list(trainer.cvae.parameters()))  # every parameter in exactly one group
+    plain = Trainer(TINY, TrainConfig(batch_size=8, device="cpu", seed=0))
+    assert {g["lr"] for g in plain.opt_cvae.param_groups} == {1e-3}
+
+
+def test_means_lr_must_be_positive():
+    with pytest.raises(ValueError, match="means_lr=0"):
+        TrainConfig(means_lr=0)
