@@ -151,13 +151,47 @@ def run_one(candidate: str, seed: int, threads: int) -> dict:
     }
 
 
+def summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per candidate: n seeds, mean ± std of the paired measures, and how many seeds agree."""
+
+    def ms(values: pd.Series) -> str:
+        return f"{values.mean():.3f} ± {values.std():.3f}" if len(values) > 1 else f"{values.mean():.3f}"
+
+    out = []
+    for candidate, r in rows.groupby("candidate", sort=False):
+        out.append(
+            {
+                "candidate": candidate,
+                "n": len(r),
+                "AUC untrained": ms(r["auc_untrained"]),
+                "AUC trained": ms(r["auc"]),
+                "gain (ahead)": f"{r['auc_gain'].mean():+.3f} ({int((r['auc_gain'] > 0).sum())}/{len(r)})",
+                "NMI untrained -> trained": f"{r['nmi_normal_untrained'].mean():.3f} -> {r['nmi_normal'].mean():.3f}",
+                "distinct digits (of 9)": (
+                    f"{r['distinct_digits_untrained'].mean():.1f} -> {r['distinct_digits'].mean():.1f}"
+                ),
+                "consistency": f"{r['consistency'].mean():.2f}",
+                "means moved": f"{r['means_moved'].mean():.2f}",
+                "normal inside radius": f"{r['normal_inside_radius'].mean():.3f}",
+                "gate opened (epoch, per seed)": " ".join(
+                    "-" if pd.isna(e) else str(int(e) + 1) for e in r["gate_open_epoch"]
+                ),
+            }
+        )
+    return pd.DataFrame(out)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="CSV of rows (resumed; with --summary: read)")
+    p.add_argument("--summary", action="store_true", help="print the per-candidate summary of --out and stop")
     args = p.parse_args()
+    if args.summary:
+        print(summary(pd.read_csv(args.out)).to_markdown(index=False))
+        return
     done = pd.read_csv(args.out) if args.out.exists() else pd.DataFrame(columns=["candidate", "seed"])
     finished = set(zip(done["candidate"], done["seed"], strict=True))
     todo = [(c, s) for c in args.candidates for s in args.seeds if (c, s) not in finished]

@@ -22,7 +22,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 import torch
@@ -154,7 +154,7 @@ class Loop:
         where torch has it."""
         fused = self.device.type in ("cpu", "cuda")
         own = lr or {}
-        groups = [{"params": [p for n, p in module.named_parameters() if n not in own]}]
+        groups: list[dict[str, Any]] = [{"params": [p for n, p in module.named_parameters() if n not in own]}]
         groups += [{"params": [p], "lr": own[n]} for n, p in module.named_parameters() if n in own]
         return torch.optim.Adam(groups, lr=self.cfg.lr, betas=self.cfg.betas, fused=fused)
 

@@ -264,7 +264,7 @@ print(f"the trained model beats its untrained self in AUC on every one of the {l
 # {glue:text}`ch4_auc_untrained:.3f` ± {glue:text}`ch4_auc_untrained_std:.3f` (mean ± sample std).
 # Paired by seed, training adds {glue:text}`ch4_auc_gain:.3f` ± {glue:text}`ch4_auc_gain_std:.3f`
 # AUC and is ahead on {glue:text}`ch4_auc_ahead` of {glue:text}`ch4_n_seeds` seeds (two-sided
-# Wilcoxon signed-rank p = {glue:text}`ch4_auc_p:.4f`; with 5 pairs no test can go below 0.0625).
+# Wilcoxon signed-rank p = {glue:text}`ch4_auc_p:.4f`; with 5 pairs this test cannot go below 0.0625).
 # The AUPRC gains {glue:text}`ch4_auprc_gain:.3f` (ahead on {glue:text}`ch4_auprc_ahead` seeds).
 # So at this budget the trained model {glue:text}`ch4_verdict` the score the untrained network
 # gets from the data alone.

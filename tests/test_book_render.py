@@ -11,6 +11,7 @@ size they were made for, and the widgets render.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 from pathlib import Path
@@ -159,3 +160,39 @@ def test_exercises_fold_their_solutions_and_show_each_widget_once(measured):
     views = html.count(f'type="{WIDGET_VIEW}"')
     assert views == 4, "one view of each widget: threshold explorer, latent explorer, loss lab, quiz"
     assert measured(page, LAPTOP)["widgets"] == views, "each widget view must be drawn exactly once"
+
+
+EXECUTED = ROOT / "book" / "_build" / "jupyter_execute"
+GLUE_REFERENCE = re.compile(r"\{glue(?::[a-z]+)?\}`([A-Za-z0-9_]+)")
+
+
+def _glue_names_and_references(notebook: Path) -> tuple[set[str], set[str]]:
+    """The names an executed notebook glued, and the names its Markdown cells refer to."""
+    cells = json.loads(notebook.read_text())["cells"]
+    glued = {
+        out["metadata"]["scrapbook"]["name"]
+        for cell in cells
+        for out in cell.get("outputs", [])
+        if "scrapbook" in out.get("metadata", {})
+    }
+    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return glued, set(GLUE_REFERENCE.findall(text))
+
+
+def test_every_glued_value_is_shown_and_every_shown_value_is_glued():
+    executed = sorted(EXECUTED.rglob("*.ipynb"))
+    assert executed, f"no executed notebooks in {EXECUTED}: build the book first (make book)"
+    for notebook in executed:
+        glued, referred = _glue_names_and_references(notebook)
+        assert referred <= glued, f"{notebook.name} refers to values it never glues: {sorted(referred - glued)}"
+        assert glued <= referred, f"{notebook.name} glues values no sentence shows: {sorted(glued - referred)}"
+
+
+@pytest.mark.parametrize("chapter", ["04_scoring", "05_latent_space", "06_ablation"])
+def test_chapters_state_their_numbers_in_their_summaries(chapter):
+    """The summary of a chapter that interprets results carries the computed values (glued)."""
+    [notebook] = EXECUTED.rglob(f"{chapter}.ipynb")
+    cells = json.loads(notebook.read_text())["cells"]
+    [summary] = [c for c in cells if c["cell_type"] == "markdown" and "## Summary" in "".join(c["source"])]
+    summary_text = "".join(summary["source"]).split("## Summary", 1)[1]
+    assert GLUE_REFERENCE.search(summary_text), f"the summary of {chapter} shows no computed value"
