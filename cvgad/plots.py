@@ -382,7 +382,8 @@ def ablation_bars(
             [
                 pd.DataFrame({"row": table["row"], "value": table[f"{metric}_mean"], "source": ours}),
                 pd.DataFrame({"row": table["row"], "value": table[f"{metric}_paper"], "source": paper}),
-            ]
+            ],
+            ignore_index=True,
         )
         sns.barplot(
             bars,

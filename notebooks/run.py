@@ -65,4 +65,5 @@ result = run_experiment(cfg, out_dir=out_dir, progress=False)
 pd.Series(result.metrics, name="value").to_frame()
 
 # %%
-pd.read_csv(f"{out_dir}/history.csv").tail()
+# an untrained run (epochs = 0) has no training steps and so an empty history
+result.history.tail() if len(result.history) else print("epochs = 0: no training steps, no history")
