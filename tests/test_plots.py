@@ -261,3 +261,17 @@ def test_auc_by_epoch_and_budget_curve_label_their_axes_and_chance():
     ax = plots.budget_curve(budget, paper_auc=0.853).axes[0]
     assert ax.get_xscale() == "log" and "paper (0.853)" in _legend_texts(ax)
     assert "our training, our evaluation, last epoch" not in _legend_texts(ax)  # no cpu recipe rows
+
+
+def test_paired_dots_one_dot_per_seed_and_a_zero_line():
+    runs = pd.DataFrame(
+        [{"row": r, "seed": s, "status": "ok", "auc": a} for r, base in (("all", 0.9), ("no_ssim", 0.6)) for s, a in
+         enumerate([base, base + 0.02, base - 0.01])]
+    )  # fmt: skip
+    fig = plots.paired_dots(runs, "all", title="t")
+    [ax] = fig.axes
+    dots = [c for c in ax.collections if len(c.get_offsets()) == 3]
+    assert dots and np.allclose(dots[0].get_offsets()[:, 0], [-0.3, -0.3, -0.3])  # no_ssim minus all, per seed
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["no_ssim"]
+    assert ax.get_legend().get_texts()[0].get_text() == "no difference from `all`"
+    plt.close(fig)
