@@ -57,13 +57,14 @@ PAPER_TRAIN_IMAGES = 43_200
 
 
 def paper_preset() -> dict[str, int]:
-    """Table 1's `paper` preset as the grid file says: rows, seeds, epochs, width."""
+    """Table 1's `paper` preset as the grid file says: rows that train (not `untrained`), seeds,
+    epochs, width."""
     grid = load_grid(ROOT / "ablations" / "table1.yaml")
     settings, seeds = grid.resolve("paper")
     return {
         "train_images": PAPER_TRAIN_IMAGES,
         "epochs": settings["epochs"],
-        "rows": len(grid.rows),
+        "rows": sum(1 for row in grid.rows if row.settings.get("epochs") != 0),
         "seeds": len(seeds),
         "width": settings["width"],
     }

@@ -294,6 +294,7 @@ def test_report_of_a_grid_with_vary_writes_the_per_class_files(tmp_path):
         "auc_diff_mean",
         "auc_diff_std",
         "ahead",
+        "wilcoxon_p",
     ]
     md = (root / "per_cell.md").read_text()
     assert "| 4 (deer) | `ae` | 1 | 0.500 | 0.400 | 0.500 | 0.180 |" in md
