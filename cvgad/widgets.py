@@ -120,10 +120,10 @@ def _readable(path: Path) -> str:
 def load_ablation_results(
     results: str | Path | None = None, metric: str = "auc", paper: str | Path | None = None
 ) -> tuple[pd.DataFrame, str]:
-    """Table 1's rows with the mean `metric` (auc or f1_best) over finished seeds, by
-    `cvgad.report.aggregate`: from a recorded `runs.csv` (`results`, else the newest of Table 1's
-    grid, under `find_ablations()`/results/table1/; other grids have other rows) holding two rows
-    or more, else the paper's values (`paper`, else
+    """Table 1's rows (the paper's: not `untrained`) with the mean `metric` (auc or f1_best) over
+    finished seeds, by `cvgad.report.aggregate`: from a recorded `runs.csv` (`results`, else the
+    newest of Table 1's grid, under `find_ablations()`/results/table1/, ties by path; other grids
+    have other rows) holding two rows or more, else the paper's values (`paper`, else
     `find_ablations()`/paper_table1.csv). Returns (table indexed by row with label, value, n)
     and a sentence saying where it came from."""
     if metric not in report.PAPER_NAMES:
@@ -131,15 +131,18 @@ def load_ablation_results(
     files = (
         [Path(results)]
         if results
-        else sorted((find_ablations() / "results" / "table1").rglob("runs.csv"), key=lambda p: -p.stat().st_mtime)
+        else sorted(
+            (find_ablations() / "results" / "table1").rglob("runs.csv"), key=lambda p: (-p.stat().st_mtime, str(p))
+        )
     )
+    paper_csv = Path(paper) if paper else find_ablations() / "paper_table1.csv"
+    paper_table = pd.read_csv(paper_csv).set_index("row")
     for path in (p for p in files if p.is_file()):
         table = report.aggregate(pd.read_csv(path).reindex(columns=report.RUN_COLUMNS)).set_index("row")
         table = table.rename(columns={f"{metric}_mean": "value"})[["label", "value", "n"]].dropna(subset=["value"])
+        table = table[table.index.isin(paper_table.index)]  # the paper's rows: the quiz ranks those
         if len(table) >= 2:
             return table, f"recorded results: mean {metric} over seeds, from {_readable(path)}"
-    paper_csv = Path(paper) if paper else find_ablations() / "paper_table1.csv"
-    paper_table = pd.read_csv(paper_csv).set_index("row")
     table = pd.DataFrame({"label": paper_table["label"], "value": paper_table[report.PAPER_NAMES[metric]], "n": 0})
     looked = ", ".join(map(_readable, files)) if files else "no runs.csv found"
     return table, (
