@@ -250,7 +250,7 @@ digit1 = search[search["candidate"] == "a1_meanslr3e-2_gate1"]
 facts |= {"digit1_untrained": digit1["auc_untrained"].mean(), "digit1_trained": digit1["auc"].mean(),
           "digit1_ahead": int((digit1["auc_gain"] > 0).sum()), "digit1_n": len(digit1)}
 for name, value in facts.items():
-    glue(f"ch4_{name}", value, display=False)
+    glue(f"ch4_{name}", value.item() if hasattr(value, "item") else value, display=False)  # numpy -> Python
 print(f"AUC trained {facts['auc_trained']:.3f} ± {facts['auc_trained_std']:.3f}, untrained "
       f"{facts['auc_untrained']:.3f} ± {facts['auc_untrained_std']:.3f} (n = {len(seeds)} seeds)")
 

@@ -345,7 +345,7 @@ else:
         f"Negative training first ran in epoch {gate_epoch + 1}, after the NMI had risen from "
         f"{nmi_by_epoch[0]:.3f} (untrained) to {nmi_by_epoch[gate_epoch]:.3f}, and ran on {len(negatives)} batches.")
 for name, value in facts.items():
-    glue(f"ch5_{name}", value, display=False)
+    glue(f"ch5_{name}", value.item() if hasattr(value, "item") else value, display=False)  # numpy -> Python
 print(f"T = {trainer.threshold:.3f} nats per dimension; {facts['gate_sentence']}")
 
 # %% [markdown]
