@@ -24,9 +24,10 @@ def _mean_std(values: pd.Series, digits: int = 3) -> str:
     return report.fmt(values.mean(), values.std(), len(values)) if digits == 3 else f"{values.mean():.{digits}f}"
 
 
-def _grid_lines(root: Path, chapter: str, task: str) -> list[dict[str, str]]:
-    """`all` against `untrained` in a recorded Table 1 grid, and its largest paired removal."""
-    runs, _ = report.load_runs(root)
+def _grid_lines(repo: Path, record: Path, chapter: str, task: str) -> list[dict[str, str]]:
+    """`all` against `untrained` in a recorded Table 1 grid (`record`, relative to `repo`), and its
+    largest paired removal."""
+    runs, _ = report.load_runs(repo / record)
     if runs is None:
         return []
     ok = runs[runs["status"] == "ok"]
@@ -37,7 +38,7 @@ def _grid_lines(root: Path, chapter: str, task: str) -> list[dict[str, str]]:
             "result": f"{task}: AUC with all losses, and untrained (paired by seed: `all` ahead)",
             "value": f"{_mean_std(auc['all'])} vs {_mean_std(auc['untrained'])} "
             f"({int((auc['all'] > auc['untrained']).sum())} of {len(auc)} seeds)",
-            "record": root.as_posix(),
+            "record": record.as_posix(),
         }
     ]
     pairs = report.paired_differences(runs, [], reference="all").set_index("row").drop(index="untrained")
@@ -50,7 +51,7 @@ def _grid_lines(root: Path, chapter: str, task: str) -> list[dict[str, str]]:
             "value": f"`{worst}` {pairs.at[worst, 'auc_diff_mean']:+.3f} ± {pairs.at[worst, 'auc_diff_std']:.3f} "
             f"(lower on {int(pairs.at[worst, 'pairs'] - pairs.at[worst, 'ahead'])} of {int(pairs.at[worst, 'pairs'])}"
             f" seeds, p = {p:.3f})",
-            "record": root.as_posix(),
+            "record": record.as_posix(),
         }
     )
     return lines
@@ -93,8 +94,8 @@ def at_a_glance(repo: Path) -> pd.DataFrame:
                 "record": record,
             },
         ]
-    lines += _grid_lines(repo / DIGITS_GRID, "6", "digits, 7 as the anomaly")
-    lines += _grid_lines(repo / CIFAR_GRID, "6", "CIFAR-10 deer, cpu budget")
+    lines += _grid_lines(repo, DIGITS_GRID, "6", "digits, 7 as the anomaly")
+    lines += _grid_lines(repo, CIFAR_GRID, "6", "CIFAR-10 deer, cpu budget")
     return pd.DataFrame(lines, columns=["chapter", "result", "value", "record"])
 
 

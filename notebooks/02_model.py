@@ -275,7 +275,7 @@ params.loc[len(params)] = ["CVAE + critic", "", count_parameters(cvae) + count_p
 # %% tags=["nbval-check-output"]
 print(params.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
 
-# %% tags=["remove-cell"]
+# %% tags=["remove-input"]
 from myst_nb import glue
 
 totals = params.set_index("module")

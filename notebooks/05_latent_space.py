@@ -335,7 +335,7 @@ ax.set(xlabel="epochs trained", ylabel="NMI", ylim=(-0.02, 1), title="clustering
 ax.legend(loc="lower right")
 fig.tight_layout()
 plt.show()
-facts |= {"threshold": negative_threshold, "T": trainer.threshold, "negative_updates": len(negatives),
+facts |= {"threshold": negative_threshold,
           "negatives_where": ("beyond almost every normal code" if after["normal_inside_radius"] > 0.95
                               else "where many normal codes still are")}
 if gate_epoch is None:
