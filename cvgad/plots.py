@@ -472,7 +472,7 @@ def paired_dots(
                   linestyles="none", ax=ax)  # fmt: skip
     line = ax.axvline(0, color="black", ls=":", lw=1, label=f"no difference from `{reference}`")
     ax.set(xlabel=f"AUC minus `{reference}`'s AUC, same seed (dots: seeds; bar: mean)", ylabel="")
-    ax.legend(handles=[line], loc="lower left")
+    ax.legend(handles=[line], loc="upper left")
     return root_figure(ax)
 
 
