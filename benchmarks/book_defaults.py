@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from cvgad.atomic import atomic_write
+from cvgad.params import BOOK
 
 #: The candidates: settings over the digits defaults (anomaly class 1).
 CANDIDATES: dict[str, dict] = {
@@ -54,14 +55,7 @@ CANDIDATES: dict[str, dict] = {
         "means_lr": 3e-2,
         "negative_threshold": 0.9,
     },
-    "a7_meanslr3e-2_gate1": {
-        "latent_dim": 32,
-        "width": 16,
-        "epochs": 6,
-        "anomaly_class": 7,
-        "means_lr": 3e-2,
-        "negative_threshold": 1.0,
-    },
+    "a7_meanslr3e-2_gate1": {k: v for k, v in BOOK.items() if k != "dataset"},  # the book's (cvgad.params.BOOK)
     "a1_meanslr3e-2_gate1": {
         "latent_dim": 32,
         "width": 16,
@@ -107,26 +101,22 @@ def run_one(candidate: str, seed: int, threads: int) -> dict:
         "anomaly_class": cfg.data.anomaly_class,
     }
     init: dict = {}
-    nmi_after: dict[int, float] = {}
     auc_after: dict[int, float] = {}
-
-    def measure(trainer) -> dict:
-        codes = encode(trainer.cvae, test_images)
-        summary = latent_summary(trainer.cvae, codes, classes, is_anomaly, trainer.radius, init["means"], seed)
-        decoded = decode_near_means(trainer.cvae, PER_CLUSTER, NOISE_SCALE, seed)
-        return summary | means_score(decoded_means_check(classifier, decoded, PER_CLUSTER))
+    measured: dict[int, dict] = {}  # per epoch: latent_summary, with the decoded-means check at 0 and at the end
 
     def on_epoch(epoch: int, trainer) -> None:
-        if epoch == 0:  # the untrained network, the same seed's initial weights
+        """Scores and encodes the test images once per epoch (0: the seed's untrained network)."""
+        if epoch == 0:
             init["means"] = trainer.cvae.means.detach().clone()
-            record.update({f"{k}_untrained": v for k, v in measure(trainer).items() if k != "means_moved"})
+        codes = encode(trainer.cvae, test_images)
+        measured[epoch] = latent_summary(trainer.cvae, codes, classes, is_anomaly, trainer.radius, init["means"], seed)
+        if epoch in (0, cfg.train.epochs):
+            decoded = decode_near_means(trainer.cvae, PER_CLUSTER, NOISE_SCALE, seed)
+            measured[epoch] |= means_score(decoded_means_check(classifier, decoded, PER_CLUSTER))
         reference = split.val if len(split.val) else split.train
         auc_after[epoch] = evaluate_model(
             trainer.cvae, data.images, split.test, split.test_labels, reference, seed=seed
         ).metrics["auc"]
-        nmi_after[epoch] = latent_summary(
-            trainer.cvae, encode(trainer.cvae, test_images), classes, is_anomaly, trainer.radius, init["means"], seed
-        )["nmi_normal"]
 
     start = time.perf_counter()
     result = run_experiment(cfg, progress=False, dataset=data, on_epoch=on_epoch)
@@ -134,21 +124,26 @@ def run_one(candidate: str, seed: int, threads: int) -> dict:
     negative = history["negative"] if "negative" in history else pd.Series(dtype=float)
     opened = negative.first_valid_index()
     gate_epoch = None if opened is None else int(history.loc[opened, "step"]) * cfg.train.epochs // len(history)
-    return record | {
-        "auc": result.metrics["auc"],
-        "auc_untrained": auc_after[0],
-        "auc_gain": result.metrics["auc"] - auc_after[0],
-        "auc_by_epoch": " ".join(f"{auc_after[e]:.3f}" for e in sorted(auc_after)),
-        "f1_val": result.metrics["f1_val"],
-        "f1_floor": result.metrics["f1_floor"],
-        **measure(result.trainer),
-        "negative_updates": int(negative.notna().sum()),
-        "gate_open_epoch": gate_epoch,
-        "nmi_when_gate_opened": None if gate_epoch is None else nmi_after[gate_epoch],
-        "nmi_by_epoch": " ".join(f"{nmi_after[e]:.3f}" for e in sorted(nmi_after)),
-        "seconds": time.perf_counter() - start,
-        "threads": threads,
-    }
+    untrained = {f"{k}_untrained": v for k, v in measured[0].items() if k != "means_moved"}
+    return (
+        record
+        | untrained
+        | {
+            "auc": result.metrics["auc"],
+            "auc_untrained": auc_after[0],
+            "auc_gain": result.metrics["auc"] - auc_after[0],
+            "auc_by_epoch": " ".join(f"{auc_after[e]:.3f}" for e in sorted(auc_after)),
+            "f1_val": result.metrics["f1_val"],
+            "f1_floor": result.metrics["f1_floor"],
+            **measured[cfg.train.epochs],
+            "negative_updates": int(negative.notna().sum()),
+            "gate_open_epoch": gate_epoch,
+            "nmi_when_gate_opened": None if gate_epoch is None else measured[gate_epoch]["nmi_normal"],
+            "nmi_by_epoch": " ".join(f"{measured[e]['nmi_normal']:.3f}" for e in sorted(measured)),
+            "seconds": time.perf_counter() - start,
+            "threads": threads,
+        }
+    )
 
 
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
