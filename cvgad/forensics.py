@@ -62,11 +62,18 @@ SCORES = (
     "ssim+l1+complexity",
 )
 METRICS = ("auc", "auprc", "f1_best", "f1_val", "f1_floor")
+#: The released code's score, and the part of it a model without the feature discriminator has.
+RELEASED_SCORE, RELEASED_SCORE_NO_MI = "logssim+l1+mi", "logssim+l1"
 
 
 def _pick(errors: Errors, score: str) -> Errors:
     """The terms of `score` from errors that hold every term."""
     return Errors(**{field: getattr(errors, field) for field in Errors.fields_of(EvalConfig(score=score).terms)})
+
+
+def _has_terms(errors: Errors, score: str) -> bool:
+    """Whether the model gave every term of `score` (the autoencoders have no mi or cluster term)."""
+    return all(getattr(errors, field) is not None for field in Errors.fields_of(EvalConfig(score=score).terms))
 
 
 def epoch_rows(
@@ -87,7 +94,11 @@ def epoch_rows(
         test_errors = model_errors(model, test_images, cfg, order)
         val_errors = model_errors(model, val_images, cfg)
         test_errors.complexity, val_errors.complexity = complexity["test"], complexity["val"]
-        evaluations = {score: evaluate(_pick(test_errors, score), labels, _pick(val_errors, score)) for score in SCORES}
+        evaluations = {
+            score: evaluate(_pick(test_errors, score), labels, _pick(val_errors, score))
+            for score in SCORES
+            if _has_terms(test_errors, score)
+        }
         val_error = validation_error(evaluations[PAPER_SCORE])  # the "val" rule's, on II.F's terms
         for score, evaluation in evaluations.items():
             metrics = evaluation.metrics
@@ -253,29 +264,40 @@ def budget_table(root: str | os.PathLike) -> pd.DataFrame:
     recipe and seed, the AUC of the released evaluation (at the best epoch, an oracle, and at the
     last) and of this project's evaluation (last epoch), with the run's wall time."""
     views = {
-        "auc_released_oracle": ("train_normals_first", "logssim+l1+mi", "best_test"),
-        "auc_released_last": ("train_normals_first", "logssim+l1+mi", "last"),
+        "auc_released_oracle": ("train_normals_first", RELEASED_SCORE, "best_test"),
+        "auc_released_last": ("train_normals_first", RELEASED_SCORE, "last"),
         "auc_ours_last": ("eval", "ssim+l1", "last"),
+        "auc_untrained": ("eval", "ssim+l1", "untrained"),
     }
     lines = []
-    for folder in sorted(Path(root).iterdir(), key=lambda p: _budget(p.name)):
+    for folder in sorted(Path(root).iterdir(), key=lambda p: _budget_order(p.name)):
         if not folder.is_dir() or _budget(folder.name) == (0, 0) or not list(folder.glob(f"*/seed*/{RUN_JSON}")):
             continue
-        images, epochs = _budget(folder.name)
         for (recipe, seed), curve in collect(folder).groupby(["recipe", "seed"]):
             record = runs.read_json(folder / str(recipe) / f"seed{seed}" / RUN_JSON) or {}
+            images, epochs = _budget(folder.name)
+            images = images if images > 0 else int(record["n_train"])  # `all`: every training image
             line = {"recipe": recipe, "train_images": images, "epochs": epochs, "image_epochs": images * epochs}
             line |= {"seed": seed, "wall_seconds": record.get("wall_seconds")}
             for name, (pass_, score, rule) in views.items():
-                line[name] = select(cell(curve, pass_, score), rule)["auc"]
+                if (scored := cell(curve, pass_, score)).empty and score == RELEASED_SCORE:
+                    scored = cell(curve, pass_, RELEASED_SCORE_NO_MI)  # no FD term: the released terms it has
+                line[name] = select(scored, rule)["auc"]
             lines.append(line)
     return pd.DataFrame(lines)
 
 
 def _budget(name: str) -> tuple[int, int]:
-    """`5000x4` -> (5000, 4); anything else (0, 0)."""
+    """`5000x4` -> (5000, 4); `allx15` (every training image) -> (-1, 15); anything else (0, 0)."""
     images, _, epochs = name.partition("x")
-    return (int(images), int(epochs)) if images.isdigit() and epochs.isdigit() else (0, 0)
+    if not epochs.isdigit() or not (images.isdigit() or images == "all"):
+        return (0, 0)
+    return (int(images) if images.isdigit() else -1, int(epochs))
+
+
+def _budget_order(name: str) -> tuple[float, int]:
+    images, epochs = _budget(name)
+    return (images if images >= 0 else float("inf"), epochs)
 
 
 # ------------------------------------------------------------------ command line
@@ -294,6 +316,46 @@ def _config(preset: str, seed: int, overrides: dict[str, Any], data_root: str | 
     if data_root is not None:
         settings["data_root"] = data_root
     return make_config(**settings)
+
+
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    """One run of a study: its folder (relative to the study's --out), seed and config."""
+
+    folder: Path
+    seed: int
+    cfg: ExperimentConfig
+
+
+def load_study(path: str | os.PathLike, data_root: str | None = None) -> list[Planned]:
+    """The runs of a study file (e.g. ablations/scale.yaml): a table1.yaml `preset`, `settings` over
+    it, `seeds`, and `cross`, axes of named settings crossed with each other. A run's folder is
+    <value of each axis>/seed<k>; the runs come first axis outermost, then seed, then the other axes,
+    so that the runs of one seed and first-axis value (e.g. a budget's models) finish together.
+    Every config is checked before it is returned."""
+    spec = yaml.safe_load(Path(path).read_text())
+    known = {"name", "description", "preset", "settings", "seeds", "cross"}
+    if not isinstance(spec, dict) or not {"preset", "seeds", "cross"} <= set(spec) or set(spec) - known:
+        raise ValueError(f"{path}: a study needs preset, seeds and cross (and may have {', '.join(sorted(known))})")
+    axes = list(spec["cross"].items())
+    first, rest = axes[0], axes[1:]
+    combos: list[list[tuple[str, dict[str, Any]]]] = [[]]
+    for _, values in rest:
+        combos = [c + [(name, settings or {})] for c in combos for name, settings in values.items()]
+    planned = []
+    for outer, outer_settings in first[1].items():
+        for seed in spec["seeds"]:
+            for combo in combos:
+                overrides = dict(spec.get("settings") or {}) | (outer_settings or {})
+                for _, settings in combo:
+                    overrides |= settings
+                folder = Path(outer, *(name for name, _ in combo), f"seed{seed}")
+                try:
+                    cfg = _config(spec["preset"], seed, overrides, data_root)
+                except (ValueError, TypeError) as error:
+                    raise ValueError(f"{path}: {folder}: {error}") from None
+                planned.append(Planned(folder, seed, cfg))
+    return planned
 
 
 def _log(root: Path, line: dict[str, Any]) -> None:
@@ -318,34 +380,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
     p.add_argument("--data-root", default=None)
     p.add_argument("--out", required=True)
+    st = sub.add_parser("study", help="train every run of a study file (e.g. ablations/scale.yaml), resumable")
+    st.add_argument("spec")
+    st.add_argument("--data-root", default=None)
+    st.add_argument("--out", required=True)
+    st.add_argument("--dry-run", action="store_true", help="list the runs, finished or not, and train nothing")
     s = sub.add_parser("summary", help="the factor table (and the budget curve) of recorded runs")
     s.add_argument("root")
     s.add_argument("--budget", action="store_true", help="root holds budget folders <images>x<epochs>")
     args = parser.parse_args(argv)
-    if args.command == "run":
-        overrides = dict(map(_override, args.set))
+    if args.command in ("run", "study"):
         try:  # every config, and the folder it goes to (below), checked before any training
-            configs = [
-                (p, seed, _config(p, seed, overrides, args.data_root)) for p in args.preset for seed in args.seeds
-            ]
+            if args.command == "run":
+                overrides = dict(map(_override, args.set))
+                planned = [
+                    Planned(Path(preset, f"seed{seed}"), seed, _config(preset, seed, overrides, args.data_root))
+                    for preset in args.preset
+                    for seed in args.seeds
+                ]
+            else:
+                planned = load_study(args.spec, args.data_root)
         except (ValueError, TypeError) as error:
             parser.error(str(error))
-        for preset, seed, cfg in configs:
-            if (problem := conflict(cfg, Path(args.out) / preset / f"seed{seed}")) is not None:
+        for plan in planned:
+            if (problem := conflict(plan.cfg, Path(args.out) / plan.folder)) is not None:
                 parser.error(problem)
+        if getattr(args, "dry_run", False):
+            for plan in planned:
+                done = (Path(args.out) / plan.folder / RUN_JSON).exists()
+                print(f"{plan.folder}: {'finished' if done else 'to run'}")
+            return 0
         status = 0
-        for preset, seed, cfg in configs:
-            load, start, folder = os.getloadavg()[0], time.perf_counter(), Path(args.out) / preset / f"seed{seed}"
+        for plan in planned:
+            load, start, folder = os.getloadavg()[0], time.perf_counter(), Path(args.out) / plan.folder
+            if (folder / RUN_JSON).exists():
+                continue
             try:
-                run(cfg, folder)
+                run(plan.cfg, folder)
                 outcome = "finished"
             except NonFiniteLossError as error:  # recorded, and the next run goes on
                 runs.write_json(folder / FAILED_JSON, {"error": str(error)})
                 outcome, status = str(error), 1
             wall = time.perf_counter() - start
-            line = {"preset": preset, "seed": seed, "outcome": outcome, "wall_seconds": round(wall, 1)}
-            _log(Path(args.out), line | {"load_start": load, "load_end": os.getloadavg()[0], "cpus": os.cpu_count()})
-            print(f"{preset} seed {seed}: {outcome} after {wall:.0f} s (1-minute load {load:.1f} at the start)")
+            line = {"run": str(plan.folder.parent), "seed": plan.seed, "outcome": outcome}
+            line |= {"wall_seconds": round(wall, 1), "load_start": load, "load_end": os.getloadavg()[0]}
+            _log(Path(args.out), line | {"cpus": os.cpu_count(), "threads": torch.get_num_threads()})
+            print(f"{plan.folder}: {outcome} after {wall:.0f} s (1-minute load {load:.1f} at the start)", flush=True)
         return status
     if args.budget:
         table = budget_table(args.root)
