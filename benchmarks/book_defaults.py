@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from cvgad.atomic import atomic_write
-from cvgad.params import BOOK
+from cvgad.experiment.params import BOOK
 
 #: The candidates: settings over the digits defaults (anomaly class 1).
 CANDIDATES: dict[str, dict] = {
@@ -55,7 +55,9 @@ CANDIDATES: dict[str, dict] = {
         "means_lr": 3e-2,
         "negative_threshold": 0.9,
     },
-    "a7_meanslr3e-2_gate1": {k: v for k, v in BOOK.items() if k != "dataset"},  # the book's (cvgad.params.BOOK)
+    "a7_meanslr3e-2_gate1": {
+        k: v for k, v in BOOK.items() if k != "dataset"
+    },  # the book's (cvgad.experiment.params.BOOK)
     "a1_meanslr3e-2_gate1": {
         "latent_dim": 32,
         "width": 16,
@@ -70,9 +72,7 @@ NOISE_SCALE = 0.5
 
 
 def run_one(candidate: str, seed: int, threads: int) -> dict:
-    from cvgad.data import load_dataset
-    from cvgad.experiment import make_config, prepare, run_experiment
-    from cvgad.latent import (
+    from cvgad.book.latent import (
         decode_near_means,
         decoded_means_check,
         digit_classifier,
@@ -80,7 +80,9 @@ def run_one(candidate: str, seed: int, threads: int) -> dict:
         latent_summary,
         means_score,
     )
-    from cvgad.scoring import evaluate_model
+    from cvgad.experiment.data import load_dataset
+    from cvgad.experiment.experiment import make_config, prepare, run_experiment
+    from cvgad.model.scoring import evaluate_model
 
     torch.set_num_threads(threads)
     data = load_dataset("digits")

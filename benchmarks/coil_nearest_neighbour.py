@@ -1,6 +1,6 @@
 """Why Table 3's AUCs are so high: how easy is the COIL-100 protocol without any training?
 
-For the same draws (seeds) as `ablations/table3_coil100.yaml`, the same split (`cvgad.protocols`)
+For the same draws (seeds) as `ablations/table3_coil100.yaml`, the same split (`cvgad.experiment.protocols`)
 is scored by the pixel distance of each test image to its nearest training image (no model at
 all), and, as a control that must sit at chance, by that score with the test labels shuffled.
 If the untrained nearest-neighbour score is already near 1, the high AUCs of CVGAD and the
@@ -21,9 +21,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from cvgad.atomic import atomic_write_text
-from cvgad.data import load_dataset
-from cvgad.params import make_config
-from cvgad.protocols import make_split
+from cvgad.experiment.data import load_dataset
+from cvgad.experiment.params import make_config
+from cvgad.experiment.protocols import make_split
 
 
 def nearest_neighbour_auc(images: torch.Tensor, labels: np.ndarray, n_inliers: int, seed: int) -> dict:

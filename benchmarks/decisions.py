@@ -36,8 +36,8 @@ VARIANTS: dict[str, dict] = {
 
 
 def run_one(variant: str, anomaly_class: int, seed: int, epochs: int, data: dict) -> dict:
-    from cvgad.experiment import make_config, run_experiment
-    from cvgad.scoring import cluster_purity
+    from cvgad.experiment.experiment import make_config, run_experiment
+    from cvgad.model.scoring import cluster_purity
 
     torch.set_num_threads(1)
     cfg = make_config(anomaly_class=anomaly_class, epochs=epochs, seed=seed, device="cpu", **data, **VARIANTS[variant])

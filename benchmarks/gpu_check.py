@@ -41,15 +41,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import OPEN_GATE, count_flops, cycle_rate, matmul_peak  # noqa: E402
 
-from cvgad import losses as L  # noqa: E402
 from cvgad.atomic import atomic_write_text  # noqa: E402
-from cvgad.config import ModelConfig, TrainConfig  # noqa: E402
-from cvgad.data import as_float_images, load_dataset  # noqa: E402
-from cvgad.experiment import run_experiment  # noqa: E402
-from cvgad.grid import load_grid  # noqa: E402
-from cvgad.networks import CVAE, Critic  # noqa: E402
-from cvgad.params import make_config  # noqa: E402
-from cvgad.trainer import CYCLE, Trainer  # noqa: E402
+from cvgad.experiment.data import load_dataset  # noqa: E402
+from cvgad.experiment.experiment import run_experiment  # noqa: E402
+from cvgad.experiment.params import make_config  # noqa: E402
+from cvgad.model import losses as L  # noqa: E402
+from cvgad.model.config import ModelConfig, TrainConfig  # noqa: E402
+from cvgad.model.networks import (  # noqa: E402
+    CVAE,
+    Critic,
+    as_float_images,  # noqa: E402
+)
+from cvgad.model.trainer import CYCLE, Trainer  # noqa: E402
+from cvgad.workbench.grid import load_grid  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: CIFAR-10's training normals with deer as the anomaly (ablations/table1.yaml's comment).

@@ -26,9 +26,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from cvgad.config import LossConfig, ModelConfig, TrainConfig
-from cvgad.networks import CVAE
-from cvgad.trainer import CYCLE, Trainer, resolve_device
+from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
+from cvgad.model.networks import CVAE
+from cvgad.model.trainer import CYCLE, Trainer, resolve_device
 
 #: The gate T always open, so every update of Algorithm 1 is timed.
 OPEN_GATE = LossConfig(negative_gate="absolute", negative_threshold=float("inf"))
@@ -171,7 +171,7 @@ def main() -> None:
         for fmt in ("contiguous", "channels_last")
     }
     print("Algorithm 1 by memory layout: " + ", ".join(f"{fmt} {r:.1f} images/s" for fmt, r in rates.items()))
-    from cvgad.trainer import resolve_memory_format  # not at the top: --cycle-only runs older code too
+    from cvgad.model.trainer import resolve_memory_format  # not at the top: --cycle-only runs older code too
 
     chosen = "channels_last" if resolve_memory_format("auto") == torch.channels_last else "contiguous"
     faster = max(rates, key=lambda k: rates[k])

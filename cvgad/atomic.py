@@ -7,6 +7,9 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import torch
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
@@ -27,3 +30,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Writes `text` to `path` atomically."""
     atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def save_torch(obj: Any, path: str | os.PathLike[str]) -> None:
+    """`torch.save` atomically: a kill mid-save leaves the previous file intact."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))

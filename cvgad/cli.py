@@ -1,6 +1,6 @@
 """Command line: `cvgad train`, `cvgad evaluate`, `cvgad ablate`, `cvgad report`.
 
-The only module with argparse. `train`'s flags are derived from `cvgad.params.RunParams`.
+The only module with argparse. `train`'s flags are derived from `cvgad.experiment.params.RunParams`.
 Exit codes: 0 success, 1 a run failed (e.g. a loss became NaN), 2 bad input or a missing
 optional package (said before anything runs), 130 interrupted by Ctrl-C.
 """
@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvgad.params import EVAL_PARAMS, RunParams, defaults, param_help, param_types
+from cvgad.experiment.params import EVAL_PARAMS, RunParams, defaults, param_help, param_types
 
 OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
 
@@ -61,7 +61,7 @@ def _params(args: argparse.Namespace) -> RunParams:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from cvgad.experiment import run_experiment, summary_line
+    from cvgad.experiment.experiment import run_experiment, summary_line
 
     params = _params(args)
     result = run_experiment(params.config(), out_dir=args.out, progress=not args.quiet)
@@ -79,7 +79,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from cvgad.experiment import evaluate_run, summary_line
+    from cvgad.experiment.experiment import evaluate_run, summary_line
 
     evaluation = {name: getattr(args, name) for name in EVAL_PARAMS}
     metrics = evaluate_run(args.run_dir, device=args.device, data_root=args.data_root, **evaluation)
@@ -89,7 +89,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _ablate(args: argparse.Namespace) -> int:
-    from cvgad.ablation import ablate
+    from cvgad.workbench.ablation import ablate
 
     root, outcomes = ablate(
         args.grid,
@@ -114,7 +114,7 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from cvgad.report import write_report
+    from cvgad.workbench.report import write_report
 
     written = write_report(args.results, args.out, args.paper)
     print(f"wrote {written[0].parent}/" + ", ".join(path.name for path in written))
@@ -204,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from cvgad.ablation import Interrupted
-    from cvgad.trainer import NonFiniteLossError
+    from cvgad.model.trainer import NonFiniteLossError
+    from cvgad.workbench.ablation import Interrupted
 
     def say(message: str) -> None:
         print(f"cvgad {args.command}: {message}", file=sys.stderr)

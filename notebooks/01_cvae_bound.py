@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -49,8 +49,8 @@ from pytorch_msssim import ssim as ms_ssim
 from scipy.stats import chi
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
-from cvgad import losses as L
-from cvgad import plots  # the book's figure style
+from cvgad.model import losses as L
+from cvgad.workbench import plots  # the book's figure style
 
 torch.set_default_dtype(torch.float64)
 pd.set_option("display.precision", 4)
@@ -416,7 +416,7 @@ print("L_CVAE >= -log P_model for every x:", bool((integrand.mean(0) >= -log_p_m
 # \end{aligned}
 # $$ (bound-kl-closed)
 #
-# `cvgad.losses.gaussian_kl_to_means` computes {eq}`bound-kl-closed` for every (image,
+# `cvgad.model.losses.gaussian_kl_to_means` computes {eq}`bound-kl-closed` for every (image,
 # category) pair. The check below compares it with a Monte Carlo estimate of
 # $\mathbb E[\log p(z \mid x) - \log q(z \mid y)]$ in $d = 256$ dimensions, and with
 # `torch.distributions.kl_divergence`.
@@ -444,7 +444,7 @@ print(f"max |closed - torch kl_divergence| < 1e-9:  {bool((closed - torch_kl).ab
 # The closed form agrees with Monte Carlo to within a few standard errors and with PyTorch's own
 # Gaussian KL to rounding error.
 #
-# `cvgad.losses.latent_loss` weights these KLs with $p(y \mid z)$ evaluated at the *one*
+# `cvgad.model.losses.latent_loss` weights these KLs with $p(y \mid z)$ evaluated at the *one*
 # sampled code $z$ of each image:
 # $\sum_y p(y \mid z_s)\, \mathrm{KL}(p(z \mid x)\,\|\,q(z \mid y))$. This is not exactly the
 # middle term of {eq}`bound-cvae-loss`, which is
@@ -538,7 +538,7 @@ print(pd.DataFrame({"latent term, MC": latent_t.mean(0), "library shortcut": lib
 # lies in $[-2 \log 2, 0]$. The outer maximisation over the encoder therefore raises the JS
 # divergence between joint and product, a bounded stand-in for $I(x; z)$ in the spirit of Deep
 # InfoMax {cite:p}`hjelm2018` and of $f$-divergence estimation {cite:p}`nguyen2010,nowozin2016`.
-# `cvgad.losses.mutual_information_loss` returns the negative of {eq}`bound-mi-game` as a sum
+# `cvgad.model.losses.mutual_information_loss` returns the negative of {eq}`bound-mi-game` as a sum
 # of two binary cross-entropies, so at the optimal FD it equals
 # $2 \log 2 - 2\,\mathrm{JS}$, between $0$ and $2 \log 2 \approx 1.386$. The product samples come
 # from rolling $z$ by one position in the batch.
@@ -666,7 +666,7 @@ print(f"JS(P, P)           = {js(P, P):.6f}")
 #
 # The paper says $c_1$ and $c_2$ are "typically 0.01 and 0.03". Those are Wang et al.'s $K_1$ and
 # $K_2$; with the data range $L = 1$ the constants are $c_1 = 10^{-4}$ and $c_2 = 9 \cdot 10^{-4}$,
-# which is what `cvgad.losses.ssim_per_sample` uses (through `pytorch-msssim`, with an
+# which is what `cvgad.model.losses.ssim_per_sample` uses (through `pytorch-msssim`, with an
 # $11 \times 11$ Gaussian window of width 1.5 and no padding). The cell computes
 # {eq}`bound-ssim` directly with the same window and checks the library against it.
 
@@ -742,7 +742,7 @@ print(ssim_table.round(4).to_string())
 # distance 2 of its mean, so the rule "farther than 2" accepts essentially every normal code as a
 # negative, and negative training would then teach the decoder to reconstruct normal codes badly.
 #
-# `cvgad.losses.negative_radius(d, "chi", 0.999)` takes the $0.999$ quantile of $\chi_d$ instead,
+# `cvgad.model.losses.negative_radius(d, "chi", 0.999)` takes the $0.999$ quantile of $\chi_d$ instead,
 # and `sample_negative_codes(..., rule="chi")` draws codes between that radius and 1.5 times it.
 # `rule="literal"` keeps the paper's reading (draw $z \sim \mathcal N(\mu_y, I)$, keep it when it
 # is farther than 2 from every mean). The means below are those of a fresh model

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -16,11 +16,11 @@
 # %% [markdown]
 # # The model, piece by piece
 #
-# This chapter opens up the networks of `cvgad.networks`, one at a time, and ties each to a box
+# This chapter opens up the networks of `cvgad.model.networks`, one at a time, and ties each to a box
 # of Fig. 1 of {cite:t}`bian2019`. For every network it lists the tensor shapes layer by layer
 # (measured with forward hooks on a dummy batch, not typed by hand) and the number of
 # parameters. At the end it decodes images with an untrained model and explains the choices that
-# `cvgad.config` makes where the paper is silent or ambiguous.
+# `cvgad.model.config` makes where the paper is silent or ambiguous.
 #
 # The shapes depend on the dataset: grey data (digits, MNIST, Fashion-MNIST) has one channel,
 # CIFAR-10 three, and the digits default uses a narrower network. Run the notebook with
@@ -45,16 +45,17 @@ import torch
 from IPython.display import display
 from torch.utils.flop_counter import FlopCounterMode
 
-from cvgad import diagram, plots
-from cvgad.config import LossConfig, ModelConfig
-from cvgad.experiment import make_config, prepare
-from cvgad.networks import (
+from cvgad.book import diagram
+from cvgad.experiment.experiment import make_config, prepare
+from cvgad.model.config import LossConfig, ModelConfig
+from cvgad.model.networks import (
     CVAE,
     Critic,
     count_parameters,
     reparameterize,
 )
-from cvgad.trainer import Trainer, resolve_device
+from cvgad.model.trainer import Trainer, resolve_device
+from cvgad.workbench import plots
 
 cfg = make_config(dataset=dataset, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,
                   data_root=data_root, train_subset=train_subset)
@@ -129,7 +130,7 @@ with torch.no_grad():
 # %% [markdown]
 # ### Fig. 1 as a diagram
 #
-# The same boxes, drawn by `cvgad.diagram.architecture` from the shapes that the model built
+# The same boxes, drawn by `cvgad.book.diagram.architecture` from the shapes that the model built
 # above produces on a blank image (channels × height × width, per image). The dashed boxes are
 # the paper's red classifier and blue feature discriminator; the critic compares real images
 # with reconstructions.
@@ -328,8 +329,8 @@ plt.show()
 # ## Design decisions in the config
 #
 # The paper leaves several points open or states them in a way that does not work as written.
-# `cvgad.config.LossConfig` and `ModelConfig` make each choice a named field, with its reason
-# in the field's `#:` comment. The table is read from the source of `cvgad/config.py`, so it
+# `cvgad.model.config.LossConfig` and `ModelConfig` make each choice a named field, with its reason
+# in the field's `#:` comment. The table is read from the source of `cvgad/model/config.py`, so it
 # cannot drift from the code.
 
 # %% tags=["hide-input"]

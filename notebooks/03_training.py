@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -22,7 +22,7 @@
 # into one objective. Instead, Algorithm 1 makes a separate optimiser step for each loss, in a
 # fixed order, and a counter decides which steps a batch gets. This chapter runs that schedule
 # by hand, one update at a time, and checks whether each update lowers its own loss on the batch.
-# Then it steps through twelve batches with `cvgad.trainer.Trainer` and ends with a whole run
+# Then it steps through twelve batches with `cvgad.model.trainer.Trainer` and ends with a whole run
 # and its loss curves, in the manner of the paper's Fig. 8.
 #
 # ## Algorithm 1
@@ -83,7 +83,7 @@
 # threshold $T$ is read on that scale. The categorical loss is added to the latent update, the
 # mutual-information loss is the feature discriminator's cross-entropy of eq. (10), and the
 # negative loss is a hinge on the SSIM of reconstructed *generated outliers*. Chapter 2 and
-# `cvgad.losses` give the details.
+# `cvgad.model.losses` give the details.
 #
 # ## Parameters
 #
@@ -92,7 +92,7 @@
 # chapter runs on a laptop. `benchmarks/book_defaults.py` chose them (chapter 4 says why).
 
 # %% tags=["parameters", "hide-input"]
-# The book's default task and budget (cvgad.params.BOOK; benchmarks/results/book_defaults.csv).
+# The book's default task and budget (cvgad.experiment.params.BOOK; benchmarks/results/book_defaults.csv).
 dataset = "digits"  # digits, mnist, fashion_mnist, cifar10, coil100
 anomaly_class = 7  # the class left out of training
 epochs = 6  # epochs of the whole run at the end
@@ -113,11 +113,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from cvgad import losses as L
-from cvgad import plots
-from cvgad.experiment import make_config, prepare
-from cvgad.networks import reparameterize
-from cvgad.trainer import UPDATES, Trainer, applied, frozen_batchnorm_stats
+from cvgad.experiment.experiment import make_config, prepare
+from cvgad.model import losses as L
+from cvgad.model.networks import reparameterize
+from cvgad.model.trainer import UPDATES, Trainer, applied, frozen_batchnorm_stats
+from cvgad.workbench import plots
 
 pd.set_option("display.precision", 4)
 cfg = make_config(dataset=dataset, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,
@@ -140,7 +140,7 @@ print(f"weights: ssim {lc.ssim}, l1 {lc.l1}, latent {lc.latent}, categorical {lc
 #
 # A seeded `Trainer` holds the networks and the two Adam optimisers (one for the CVAE, one for
 # the critic). The cell below takes one batch and makes the updates of a counter-0 batch by
-# hand, in Algorithm 1's order, written out with the functions of `cvgad.losses`. Then it adds
+# hand, in Algorithm 1's order, written out with the functions of `cvgad.model.losses`. Then it adds
 # the critic update of counter 4 and the generator update of counter 5, on the same batch.
 #
 # To compare a loss before and after an update, the random draws must not change in between.
@@ -323,10 +323,10 @@ matrix
 # ## Twelve batches through `Trainer.step`
 #
 # `Trainer.step(x)` runs one batch of Algorithm 1 and returns the loss of every update it made,
-# in order. Its keys come from `cvgad.trainer.UPDATES`, plus `wasserstein` (the critic's
+# in order. Its keys come from `cvgad.model.trainer.UPDATES`, plus `wasserstein` (the critic's
 # Wasserstein estimate) and `categorical` (logged with the latent update). The negative update
 # comes with `gate`, whether the latent loss was below $T$: the step decides that on the device
-# without waiting for it, and `cvgad.trainer.applied(log)` drops a skipped update when the log is
+# without waiting for it, and `cvgad.model.trainer.applied(log)` drops a skipped update when the log is
 # read. `Trainer.count` is the algorithm's counter. A fresh, seeded trainer over the first twelve
 # batches of an epoch shows the six-step cycle twice:
 

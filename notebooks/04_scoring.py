@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -47,7 +47,7 @@
 # `device = "auto"` uses CUDA when it is present and the CPU otherwise.
 
 # %% tags=["parameters", "hide-input"]
-# The book's default task and budget (cvgad.params.BOOK; benchmarks/results/book_defaults.csv).
+# The book's default task and budget (cvgad.experiment.params.BOOK; benchmarks/results/book_defaults.csv).
 dataset = "digits"  # digits, mnist, fashion_mnist, cifar10, coil100
 anomaly_class = 7  # the class left out of training: the anomaly
 epochs = 6
@@ -70,11 +70,12 @@ import torch
 from myst_nb import glue
 from sklearn.metrics import roc_auc_score
 
-from cvgad import plots, report
-from cvgad.data import as_float_images, load_dataset
-from cvgad.experiment import make_config, run_experiment, summary_line
-from cvgad.runs import find_upwards
-from cvgad.scoring import VAL_QUANTILE, f1_at
+from cvgad.experiment.data import load_dataset
+from cvgad.experiment.experiment import make_config, run_experiment, summary_line
+from cvgad.experiment.runs import find_upwards
+from cvgad.model.networks import as_float_images
+from cvgad.model.scoring import VAL_QUANTILE, f1_at
+from cvgad.workbench import plots, report
 
 pd.set_option("display.precision", 3)
 
@@ -216,7 +217,7 @@ print(f"the paper's F1 exceeds the deployable F1 by {m['f1_best'] - m['f1_val']:
 
 # %% tags=["hide-input"]
 def runs_frame(row: str, results: dict) -> pd.DataFrame:
-    """The runs in the layout of cvgad.report.collect_runs, so its paired statistics apply."""
+    """The runs in the layout of cvgad.workbench.report.collect_runs, so its paired statistics apply."""
     return pd.DataFrame([{"row": row, "label": row, "seed": s, "status": "ok", **r.metrics} for s, r in results.items()])
 
 

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -31,7 +31,7 @@
 # `device = "auto"` uses CUDA when it is present and the CPU otherwise.
 
 # %% tags=["parameters", "hide-input"]
-# The book's default task and budget (cvgad.params.BOOK; benchmarks/results/book_defaults.csv).
+# The book's default task and budget (cvgad.experiment.params.BOOK; benchmarks/results/book_defaults.csv).
 dataset = "digits"  # digits, mnist, fashion_mnist, cifar10, coil100
 anomaly_class = 7  # the class left out of training
 epochs = 6
@@ -58,12 +58,13 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from cvgad import latent, plots
-from cvgad import losses as L
-from cvgad.experiment import make_config, prepare
-from cvgad.runs import find_upwards
-from cvgad.scoring import cluster_purity
-from cvgad.trainer import Trainer
+from cvgad.book import latent
+from cvgad.experiment.experiment import make_config, prepare
+from cvgad.experiment.runs import find_upwards
+from cvgad.model import losses as L
+from cvgad.model.scoring import cluster_purity
+from cvgad.model.trainer import Trainer
+from cvgad.workbench import plots
 
 pd.set_option("display.precision", 3)
 
@@ -91,7 +92,7 @@ init_means = trainer.cvae.means.detach().clone()
 
 
 def clustering() -> dict[str, float]:
-    """This chapter's numbers for the model as it is now (cvgad.latent.latent_summary)."""
+    """This chapter's numbers for the model as it is now (cvgad.book.latent.latent_summary)."""
     codes = latent.encode(trainer.cvae, images)
     return latent.latent_summary(trainer.cvae, codes, classes, is_anomaly, trainer.radius, init_means, seed)
 
@@ -132,7 +133,7 @@ plt.show()
 # %% [markdown]
 # Looking is not measuring. A small judge does the measuring: a logistic regression on the pixels,
 # fitted on 80 % of the digits images (all ten classes) and checked on the other 20 %
-# (`cvgad.latent.digit_classifier`). It labels every decoded image. Per cluster, the table gives the
+# (`cvgad.book.latent.digit_classifier`). It labels every decoded image. Per cluster, the table gives the
 # digit it sees most often, the share of the row it gives that digit (consistency) and its mean
 # probability for it (confidence). A cluster that holds one kind of digit decodes to images the
 # judge labels consistently and confidently; different clusters should decode to different digits.
@@ -357,7 +358,7 @@ print(f"T = {trainer.threshold:.3f} nats per dimension; {facts['gate_sentence']}
 #
 # ## Decoded negative codes
 #
-# `cvgad.losses.sample_negative_codes` draws the codes that negative training uses: a random
+# `cvgad.model.losses.sample_negative_codes` draws the codes that negative training uses: a random
 # mean, a random direction, and a distance between $r$ and $1.5\,r$. Decoded, they are the
 # "potential anomalies" whose reconstruction the CVAE learns to make worse:
 

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -71,12 +71,12 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 import cvgad
-from cvgad import plots, report
-from cvgad.config import LossConfig, ModelConfig, TrainConfig
-from cvgad.grid import load_grid
-from cvgad.params import PLACE, make_config
-from cvgad.runs import read_plan
-from cvgad.trainer import CYCLE, UPDATES, Trainer, applied
+from cvgad.experiment.params import PLACE, make_config
+from cvgad.experiment.runs import read_plan
+from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
+from cvgad.model.trainer import CYCLE, UPDATES, Trainer, applied
+from cvgad.workbench import plots, report
+from cvgad.workbench.grid import load_grid
 
 pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 20)
@@ -118,7 +118,7 @@ print(f"grid {grid.name}: {len(grid.rows)} rows, read from {GRID_FILE.relative_t
 # %% [markdown]
 # ## What each row removes
 #
-# `cvgad.trainer.Trainer` follows Algorithm 1 of the paper (chapter 3): on counter values 0 to 3
+# `cvgad.model.trainer.Trainer` follows Algorithm 1 of the paper (chapter 3): on counter values 0 to 3
 # a batch gets a critic update and then separate CVAE updates by the reconstruction loss, the
 # latent (+ categorical) loss, negative training (only while the latent loss is below $T$), the
 # mutual information loss and the reconstruction loss again; counter 4 updates the critic only
@@ -182,7 +182,7 @@ print(updates.to_string())
 # statistics over a normals-first test set with the feature discriminator's term, and the best
 # test AUC over epochs (an oracle); their descriptions below say what they leave out. No results
 # are recorded for them yet. Settings left at `None` take the defaults for the dataset
-# (`cvgad.params.RunParams.config`); the lines marked "(resolved)" show the values a run actually
+# (`cvgad.experiment.params.RunParams.config`); the lines marked "(resolved)" show the values a run actually
 # gets. The table shows the settings that size the task and the model; every other run parameter
 # stays at its default in this grid.
 
@@ -238,7 +238,7 @@ display(shown_digits[["n", "AUC (chance 0.5)", "F1, best threshold (paper's metr
 # weights and the same order of batches. So the fair comparison is *paired*: each row's AUC minus
 # `all`'s AUC for the same seed. The table gives, per row, the mean and sample standard deviation
 # of these differences, on how many seeds the row is ahead of `all`, and the two-sided p of the
-# Wilcoxon signed-rank test (`cvgad.report.paired_differences`). With 8 seeds the test can reach
+# Wilcoxon signed-rank test (`cvgad.workbench.report.paired_differences`). With 8 seeds the test can reach
 # p = 2/256 ≈ 0.008 when every seed agrees. There are seven comparisons, so at p < 0.05 about one
 # in three such tables would show one row by chance; a row lower on every seed is the firmer sign.
 
@@ -280,13 +280,13 @@ print(bottom_digits)
 #
 # With `run_live = True` the next cell plans the `ci` grid (with this notebook's `dataset`,
 # `anomaly_class`, `epochs` and `seed` parameters laid over the preset), runs it with
-# `cvgad.ablation.run_grid` (each run is the run notebook, executed by papermill) into `runs/`,
+# `cvgad.workbench.ablation.run_grid` (each run is the run notebook, executed by papermill) into `runs/`,
 # writes the report, and points the rest of the chapter at it. By default it does nothing.
 
 # %% tags=["hide-input"]
 if run_live:
-    from cvgad import runs as run_files
-    from cvgad.ablation import load_notebook, plan_runs, preset_dir, run_grid
+    from cvgad.experiment import runs as run_files
+    from cvgad.workbench.ablation import load_notebook, plan_runs, preset_dir, run_grid
 
     ci = dict(grid.presets["ci"])
     n_seeds = len(ci.get("seeds", grid.seeds))
@@ -310,9 +310,9 @@ else:
 #
 # The record of the paper's own task, at the `cpu` budget (or the live `ci` run, with
 # `run_live = True`). The cell below looks for the results folder (relative to the working directory, then to the
-# repository root), reads every run in it with `cvgad.report.collect_runs` (or the `runs.csv`
+# repository root), reads every run in it with `cvgad.workbench.report.collect_runs` (or the `runs.csv`
 # that `cvgad report` wrote, when the run folders are not there), and aggregates them with
-# `cvgad.report.aggregate`. Mean and spread are over seeds; the spread is the sample standard
+# `cvgad.workbench.report.aggregate`. Mean and spread are over seeds; the spread is the sample standard
 # deviation (ddof = 1).
 
 # %% tags=["hide-input"]
@@ -392,9 +392,9 @@ else:
 
 # %% [markdown]
 # The same numbers as bars, ours (mean ± std over seeds) beside the paper's where the paper's
-# values apply, drawn by `cvgad.plots.ablation_bars` (`cvgad report` saves the same chart); the
+# values apply, drawn by `cvgad.workbench.plots.ablation_bars` (`cvgad report` saves the same chart); the
 # dashed line is the F1 floor.
-# Then the plain statements of `cvgad.report.statements`: which differences exceed the spread
+# Then the plain statements of `cvgad.workbench.report.statements`: which differences exceed the spread
 # over seeds, by the rough rules it states.
 
 # %% tags=["hide-input"]
@@ -430,7 +430,7 @@ else:
 # %% [markdown]
 # ## Where the reproduction agrees with the paper
 #
-# `cvgad.report.agreement` writes this comparison from the numbers above, so that it stays true
+# `cvgad.workbench.report.agreement` writes this comparison from the numbers above, so that it stays true
 # when the results are recorded again. It compares only what the paper compares: each row against
 # the paper's value, and the order of the rows.
 
@@ -501,14 +501,14 @@ print(bottom_cifar)
 #   normalised terms is not, and the test subset we draw changes the weighting of the two terms.
 # * **Unstated choices.** The paper leaves open the epoch count, the weight of the adversarial
 #   loss, the form of the categorical loss, the scale of the latent loss, the negative-sampling
-#   radius and the threshold $T$. `cvgad.config.LossConfig` records what this project chose and
+#   radius and the threshold $T$. `cvgad.model.config.LossConfig` records what this project chose and
 #   why; a different choice can move every row.
 # * **The data.** The CIFAR-10 copy used here is JPEG-compressed (quality 75). Compression removes
 #   fine texture, and the score is built from reconstruction errors: the numbers may differ
 #   slightly from what the original pixels give.
 #
 # An AUC below 0.5 means the score ranks the anomalies as *more* normal than the normal images,
-# but only when it is below 0.5 by more than its spread over seeds; `cvgad.report.agreement`
+# but only when it is below 0.5 by more than its spread over seeds; `cvgad.workbench.report.agreement`
 # says above which rows are. Why a score would rank deer that way is a hypothesis this chapter
 # does not test, so it offers none.
 #

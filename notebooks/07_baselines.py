@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -52,14 +52,14 @@ from IPython.display import Markdown
 from myst_nb import glue
 from scipy.stats import wilcoxon
 
-from cvgad import plots, report
-from cvgad.baselines import trainer_for
-from cvgad.config import LossConfig, ModelConfig, TrainConfig
-from cvgad.data import load_dataset
-from cvgad.params import make_config
-from cvgad.protocols import make_split
-from cvgad.runs import read_plan
-from cvgad.trainer import applied
+from cvgad.experiment.data import load_dataset
+from cvgad.experiment.params import make_config
+from cvgad.experiment.protocols import make_split
+from cvgad.experiment.runs import read_plan
+from cvgad.model.baselines import trainer_for
+from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
+from cvgad.model.trainer import applied
+from cvgad.workbench import plots, report
 
 plots.use_house_style()
 MODELS = ("cvgad", "ae", "vae", "ganomaly")
@@ -89,11 +89,11 @@ def load(results: str) -> tuple[pd.DataFrame, dict]:
 # | `vae` | CVGAD's encoder and decoder | the same reconstruction loss from a sampled code, plus the latent weight times $\mathrm{KL}(p(z\mid x)\,\Vert\,\mathcal N(0, I))$ | the same |
 # | `ganomaly` | anomalib's GANomaly generator (encoder, decoder, second encoder) and discriminator, sized by the same width and latent size | anomalib's training step: $1\cdot$adversarial + $50\cdot$contextual L1 + $1\cdot$encoder loss, then the discriminator | $\lVert E(x) - E'(G(x))\rVert^2$ per dimension |
 #
-# `ae` and `vae` are not copies: `cvgad.baselines` builds them from `cvgad.networks.Encoder` and
-# `Decoder` and scores them with the same function as CVGAD (`cvgad.losses.anomaly_terms`).
+# `ae` and `vae` are not copies: `cvgad.model.baselines` builds them from `cvgad.model.networks.Encoder` and
+# `Decoder` and scores them with the same function as CVGAD (`cvgad.model.losses.anomaly_terms`).
 # GANomaly is the maintained implementation in anomalib ({cite:t}`akcay2018`), trained by our
 # loop with anomalib's losses (the optional extra `pip install 'cvgad[peers]'`). All four share
-# one training loop (`cvgad.trainer.Loop`: batches, NaN checks, resumable state) and Adam with
+# one training loop (`cvgad.model.trainer.Loop`: batches, NaN checks, resumable state) and Adam with
 # betas (0.5, 0.999); the learning rate is III.C's 1e-3, except GANomaly's own 2e-4 for GANomaly
 # (the run parameter `lr` sets another).
 #
@@ -139,7 +139,7 @@ _ = fig.suptitle("MNIST (cpu preset): AUC per anomalous digit")
 # %% [markdown]
 # The mean over the ten classes, per model (per seed the mean over classes, then mean ± std over
 # the seeds), and each baseline against CVGAD: its AUC minus CVGAD's, paired by class and seed
-# (`cvgad.report.paired_differences`), in how many of the pairs the baseline is ahead, and a
+# (`cvgad.workbench.report.paired_differences`), in how many of the pairs the baseline is ahead, and a
 # Wilcoxon signed-rank test of the ten per-class differences (each the mean over the seeds of the
 # class; the seeds of one class share its difficulty, so they are not independent pairs).
 

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -32,34 +32,34 @@
 # | latent 300, learning rate 2e-4, SSIM:L1 = 50:50, no gate $T$ | latent 256, 1e-3, 50:10, a gate | preset `released_cpu` |
 #
 # This chapter measures each of them on CIFAR-10 deer and on MNIST digit 1. Every evaluation
-# factor is measured on the **same trained models**: `cvgad.forensics` scores each model before
+# factor is measured on the **same trained models**: `cvgad.workbench.forensics` scores each model before
 # training and after every epoch, in each batchnorm mode and test order, with every score, so a
 # factor's effect is a paired difference over the same seeds. Nothing is trained when the book
 # builds; the records and their commands:
 #
 # ```text
-# python -m cvgad.forensics run --preset cpu --preset released_cpu --seeds 0 1 2 \
+# python -m cvgad.workbench.forensics run --preset cpu --preset released_cpu --seeds 0 1 2 \
 #     --data-root ../shared/data --out ablations/results/forensics/cifar10_deer/5000x4
-# python -m cvgad.forensics run --preset cpu --preset released_cpu --seeds 0 1 2 --data-root ../shared/data \
+# python -m cvgad.workbench.forensics run --preset cpu --preset released_cpu --seeds 0 1 2 --data-root ../shared/data \
 #     --set dataset=mnist --set anomaly_class=1 --out ablations/results/forensics/mnist_1/5000x4
-# python -m cvgad.forensics run --preset released_cpu --seeds 0 1 2 --data-root ../shared/data \
+# python -m cvgad.workbench.forensics run --preset released_cpu --seeds 0 1 2 --data-root ../shared/data \
 #     --set train_subset=10000 --out ablations/results/forensics/cifar10_deer/10000x4
-# python -m cvgad.forensics run --preset released_cpu --seeds 0 1 2 --data-root ../shared/data \
+# python -m cvgad.workbench.forensics run --preset released_cpu --seeds 0 1 2 --data-root ../shared/data \
 #     --set train_subset=20000 --set epochs=8 --out ablations/results/forensics/cifar10_deer/20000x8
-# python -m cvgad.forensics run --preset cpu --seeds 0 --data-root ../shared/data \
+# python -m cvgad.workbench.forensics run --preset cpu --seeds 0 --data-root ../shared/data \
 #     --set train_subset=20000 --set epochs=8 --out ablations/results/forensics/cifar10_deer/20000x8
-# python -m cvgad.forensics run --preset cpu --seeds 0 --data-root ../shared/data --set train_subset=20000 \
+# python -m cvgad.workbench.forensics run --preset cpu --seeds 0 --data-root ../shared/data --set train_subset=20000 \
 #     --set epochs=8 --set logvar=linear --out ablations/results/forensics/cifar10_deer_linear_logvar/20000x8
-# python -m cvgad.forensics run --preset cpu --seeds 0 --data-root ../shared/data --set train_subset=20000 \
+# python -m cvgad.workbench.forensics run --preset cpu --seeds 0 --data-root ../shared/data --set train_subset=20000 \
 #     --set epochs=8 --set logvar=linear --set negative_gate=absolute --set negative_threshold=1.0 \
 #     --out ablations/results/forensics/cifar10_deer_old_defaults/20000x8
 # for gate in "first_epoch 0.8 0.0" "absolute 1.0 0.0" "first_epoch 0.8 0.2"; do set -- $gate
-#   python -m cvgad.forensics run --preset cpu --seeds 0 1 2 --set dataset=digits --set anomaly_class=1 \
+#   python -m cvgad.workbench.forensics run --preset cpu --seeds 0 1 2 --set dataset=digits --set anomaly_class=1 \
 #       --set epochs=15 --set negative_gate=$1 --set negative_threshold=$2 --set negative_l1_floor=$3 \
 #       --out ablations/results/forensics/digits_gate/${1}_${2}_l1floor${3}
 # done
-# python -m cvgad.forensics summary ablations/results/forensics/cifar10_deer/5000x4
-# python -m cvgad.forensics summary --budget ablations/results/forensics/cifar10_deer
+# python -m cvgad.workbench.forensics summary ablations/results/forensics/cifar10_deer/5000x4
+# python -m cvgad.workbench.forensics summary --budget ablations/results/forensics/cifar10_deer
 # ```
 #
 # The presets are those of `ablations/table1.yaml`: `cpu` (this project's training: 5,000
@@ -80,8 +80,9 @@ import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
 
-from cvgad import forensics as F
-from cvgad import plots, report, runs
+from cvgad.experiment import runs
+from cvgad.workbench import forensics as F
+from cvgad.workbench import plots, report
 
 plots.use_house_style()
 root = Path(forensics)
@@ -344,7 +345,7 @@ by_budget.round(3)
 # (width 32, seed 0), with the defaults of the time (the paper's unbounded $\log\sigma^2$ head
 # and an absolute gate $T$ of 1 nat per dimension), drove $\log\sigma^2$ to −32.5 and the latent
 # loss to NaN. The head now keeps $\log\sigma^2$ softly inside $(-10, 2)$
-# (`cvgad.networks.bound_logvar`, the bound of {cite:t}`chua2018`); `--logvar linear` is the
+# (`cvgad.model.networks.bound_logvar`, the bound of {cite:t}`chua2018`); `--logvar linear` is the
 # paper's unbounded head. The same configuration, recorded three ways:
 
 # %% tags=["hide-input"]

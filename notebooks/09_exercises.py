@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -18,13 +18,13 @@
 # # Exercises
 #
 # Five exercises on the ideas of the earlier chapters. Each has a task, a hint, an answer cell
-# for you, a check, and a solution. Four come with an interactive widget from `cvgad.widgets`:
+# for you, a check, and a solution. Four come with an interactive widget from `cvgad.book.widgets`:
 # a threshold explorer, a latent-space explorer, a loss lab that trains a few steps of
 # Algorithm 1 of {cite:t}`bian2019`, and a quiz in which you predict the ablation of the
 # paper's Table 1.
 #
 # An answer cell holds `...` where your answer goes. The check below it (from
-# `cvgad.exercises`) returns quietly when your answer is right and raises an `AssertionError`
+# `cvgad.book.exercises`) returns quietly when your answer is right and raises an `AssertionError`
 # that says what to look at when it is wrong, or that asks for an answer while the `...` is still
 # there. Each solution sits in a folded cell between the two: open it only when you have tried.
 #
@@ -65,9 +65,9 @@ solutions = True  # False: the answers are yours alone, and each check fails unt
 import numpy as np
 import torch
 
-from cvgad import exercises, widgets
-from cvgad.experiment import make_config, run_experiment, summary_line
-from cvgad.losses import negative_radius
+from cvgad.book import exercises, widgets
+from cvgad.experiment.experiment import make_config, run_experiment, summary_line
+from cvgad.model.losses import negative_radius
 
 # %%
 config = make_config(dataset=dataset, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,
@@ -168,7 +168,7 @@ exercises.check_f1_floor(answer_2, p)
 # %% [markdown]
 # ```{admonition} Discussion
 # :class: dropdown
-# $F_1 = 2 \cdot p \cdot 1 / (p + 1) = 2p / (1 + p)$, the function `cvgad.scoring.f1_floor`.
+# $F_1 = 2 \cdot p \cdot 1 / (p + 1) = 2p / (1 + p)$, the function `cvgad.model.scoring.f1_floor`.
 # For $p = 0.5$ the floor is $2/3$; for $p = 0.1$ it is $0.18$. An F1 means little until it is
 # set against its floor, and an F1 at a threshold picked on the test set (the paper's) is an
 # optimistic one.
@@ -187,7 +187,7 @@ exercises.check_f1_floor(answer_2, p)
 # \mathbb E \lVert z - \mu_y \rVert \approx \sqrt{d} .
 # $$ (ex-shell)
 #
-# `cvgad.losses.negative_radius` offers two rules: `"literal"` (radius 2, the paper) and `"chi"`
+# `cvgad.model.losses.negative_radius` offers two rules: `"literal"` (radius 2, the paper) and `"chi"`
 # (the 99.9% quantile of that chi distribution).
 #
 # **Task.** For this model's latent dimension, compute the share of normal codes that lie
@@ -358,7 +358,7 @@ ranking.join(quiz.results["label"])
 #
 #   A student who runs it gets an `AssertionError` at each check until the `...` above it is
 #   replaced by an answer, whatever `solutions` says.
-# - **Checks** are plain functions in `cvgad.exercises`, tested in `tests/test_exercises.py`; add
+# - **Checks** are plain functions in `cvgad.book.exercises`, tested in `tests/test_exercises.py`; add
 #   your own in the same style (assert, with a message that says what to look at).
 # - **Testing.** `pytest --nbval-lax notebooks/09_exercises.ipynb` re-runs the notebook with the
 #   solutions; the widget computations are tested in `tests/test_widgets.py`.

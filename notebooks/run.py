@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -22,7 +22,7 @@
 # configuration; the defaults below are a tiny digits run that takes about a minute on a CPU.
 
 # %% tags=["parameters"]
-# Any field of cvgad.params.RunParams can be set here or with papermill (-p NAME VALUE); those not
+# Any field of cvgad.experiment.params.RunParams can be set here or with papermill (-p NAME VALUE); those not
 # set take RunParams' defaults. These make a tiny digits run for trying the notebook by hand.
 epochs = 1
 train_subset = 300  # cap on training images (None: all)
@@ -39,8 +39,8 @@ import platform
 import pandas as pd
 import torch
 
-from cvgad.experiment import run_experiment
-from cvgad.params import RunParams
+from cvgad.experiment.experiment import run_experiment
+from cvgad.experiment.params import RunParams
 
 if threads:
     torch.set_num_threads(threads)

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from cvgad import ablation, runs
-from cvgad.ablation import RunSpec, load_notebook, plan_runs, run_grid
 from cvgad.cli import main
-from cvgad.config import LOSS_NAMES
-from cvgad.grid import SETTINGS, load_grid
+from cvgad.experiment import runs
+from cvgad.model.config import LOSS_NAMES
+from cvgad.workbench import ablation
+from cvgad.workbench.ablation import RunSpec, load_notebook, plan_runs, run_grid
+from cvgad.workbench.grid import SETTINGS, load_grid
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE1 = REPO / "ablations" / "table1.yaml"
@@ -332,7 +333,7 @@ def test_every_run_parameter_has_one_declaration():
     import argparse
 
     from cvgad.cli import add_param_arguments
-    from cvgad.params import RunParams, defaults
+    from cvgad.experiment.params import RunParams, defaults
 
     names = set(RunParams.names())
     train = argparse.ArgumentParser()

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from cvgad import baselines as B
-from cvgad import losses as L
-from cvgad.config import LossConfig, ModelConfig, TrainConfig
-from cvgad.experiment import load_run, make_config, prepare, run_experiment
-from cvgad.scoring import model_errors
+from cvgad.experiment.experiment import load_run, make_config, prepare, run_experiment
+from cvgad.model import baselines as B
+from cvgad.model import losses as L
+from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
+from cvgad.model.scoring import model_errors
 
 TINY = dict(channels=1, latent_dim=8, n_clusters=2, width=4)
 TINY_RUN = dict(epochs=1, train_subset=64, test_subset=60, width=4, latent_dim=8, batch_size=16)

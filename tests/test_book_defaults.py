@@ -1,4 +1,4 @@
-"""The book's default task and budget (cvgad.params.BOOK, issue 13) is declared once and used as
+"""The book's default task and budget (cvgad.experiment.params.BOOK, issue 13) is declared once and used as
 declared: by the parameter cells of chapters 3 to 5 and by the `digits` preset of Table 1."""
 
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from cvgad.grid import load_grid
-from cvgad.params import BOOK, make_config
+from cvgad.experiment.params import BOOK, make_config
+from cvgad.workbench.grid import load_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ["03_training", "04_scoring", "05_latent_space"]

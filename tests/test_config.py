@@ -2,8 +2,8 @@
 
 import pytest
 
-from cvgad.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, TrainConfig
-from cvgad.experiment import make_config
+from cvgad.experiment.experiment import make_config
+from cvgad.model.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, TrainConfig
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_every_run_parameter_names_one_config_field():
     """RunParams.config() places each parameter by its name, so each must name exactly one field."""
     import dataclasses
 
-    from cvgad.params import SECTIONS, RunParams
+    from cvgad.experiment.params import SECTIONS, RunParams
 
     for name in RunParams.names():
         homes = [s for s, cls in SECTIONS.items() if name in {f.name for f in dataclasses.fields(cls)}]

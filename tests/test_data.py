@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvgad import data as D
-from cvgad import protocols as P
-from cvgad.config import DataConfig
+from cvgad.experiment import data as D
+from cvgad.experiment import protocols as P
+from cvgad.model.config import DataConfig
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -154,7 +154,7 @@ def test_shared_copies_give_the_papers_counts():
 def test_fashion_mnist_from_a_users_data_root_runs_the_one_class_protocol(tmp_path):
     """Fashion-MNIST cannot be downloaded here; a user's copy in the data root (a stand-in of the
     same format: uint8 28x28 images x, labels y 0-9) loads and runs Table 2's protocol."""
-    from cvgad.experiment import make_config, run_experiment
+    from cvgad.experiment.experiment import make_config, run_experiment
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8)

@@ -6,9 +6,9 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
-from cvgad import diagram  # noqa: E402
-from cvgad.config import ModelConfig  # noqa: E402
-from cvgad.networks import CVAE, Critic  # noqa: E402
+from cvgad.book import diagram  # noqa: E402
+from cvgad.model.config import ModelConfig  # noqa: E402
+from cvgad.model.networks import CVAE, Critic  # noqa: E402
 
 
 @pytest.mark.parametrize("channels, width", [(1, 4), (3, 8)])

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from cvgad import losses as L
-from cvgad import scoring as S
 from cvgad.cli import main
-from cvgad.config import EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
-from cvgad.networks import CVAE, eval_mode
+from cvgad.model import losses as L
+from cvgad.model import scoring as S
+from cvgad.model.config import EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
+from cvgad.model.networks import CVAE, eval_mode
 
 TINY = ModelConfig(channels=1, latent_dim=8, n_clusters=3, width=4)
 
@@ -130,8 +130,8 @@ def test_train_with_the_released_codes_evaluation_then_rescore_without_retrainin
 
 # ----------------------------------------------------------------- which epoch is reported
 def _run_with(select: str, out):
-    from cvgad.experiment import run_experiment
-    from cvgad.params import make_config
+    from cvgad.experiment.experiment import run_experiment
+    from cvgad.experiment.params import make_config
 
     cfg = make_config(dataset="digits", epochs=3, width=8, latent_dim=16, train_subset=200, select=select)
     return run_experiment(cfg, out_dir=out, progress=False)
@@ -167,7 +167,7 @@ def test_the_last_epoch_is_the_default_and_costs_no_scoring_per_epoch(tmp_path):
 
 
 def test_a_killed_run_resumes_with_its_curve_and_the_weights_each_rule_kept(tmp_path, monkeypatch):
-    from cvgad.trainer import Trainer
+    from cvgad.model.trainer import Trainer
 
     whole = _run_with("best_test", tmp_path / "whole")
     per_epoch, step = len(whole.history) // 3, Trainer.step
@@ -192,8 +192,8 @@ def test_a_killed_run_resumes_with_its_curve_and_the_weights_each_rule_kept(tmp_
 
 
 def test_a_new_run_in_an_old_run_folder_starts_its_selection_afresh(tmp_path):
-    from cvgad.experiment import run_experiment
-    from cvgad.params import make_config
+    from cvgad.experiment.experiment import run_experiment
+    from cvgad.experiment.params import make_config
 
     _run_with("best_test", tmp_path)
     cfg = make_config(dataset="digits", epochs=2, width=8, latent_dim=16, train_subset=200, select="best_test")
@@ -203,7 +203,7 @@ def test_a_new_run_in_an_old_run_folder_starts_its_selection_afresh(tmp_path):
 
 
 def test_a_run_recorded_before_the_logvar_and_gate_switches_loads_as_it_was_trained(tmp_path):
-    from cvgad import runs
+    from cvgad.experiment import runs
 
     cfg = ExperimentConfig(model=ModelConfig(latent_dim=8, width=4), train=TrainConfig(epochs=0))
     old = cfg.to_dict()

@@ -9,9 +9,9 @@ import jupytext
 import numpy as np
 import pytest
 
-from cvgad import exercises as ex
-from cvgad.losses import negative_radius
-from cvgad.widgets import normal_share_beyond
+from cvgad.book import exercises as ex
+from cvgad.book.widgets import normal_share_beyond
+from cvgad.model.losses import negative_radius
 
 CHAPTER = Path(__file__).resolve().parents[1] / "notebooks" / "09_exercises.py"
 SCORES, LABELS = np.array([0.1, 0.4, 0.35, 0.8, 0.7]), np.array([0, 0, 1, 1, 1])

@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from cvgad import forensics as F
-from cvgad.params import make_config
+from cvgad.experiment.params import make_config
+from cvgad.workbench import forensics as F
 
 
 def _curve(aucs, val_errors):
@@ -78,7 +78,7 @@ def test_a_run_scores_every_pass_and_score_before_and_after_each_epoch_and_is_no
 
 
 def test_a_run_that_becomes_nan_is_recorded_and_the_next_goes_on(tmp_path, monkeypatch, capsys):
-    from cvgad.trainer import NonFiniteLossError
+    from cvgad.model.trainer import NonFiniteLossError
 
     calls = []
 

@@ -1,8 +1,8 @@
-"""The start page's results at a glance (cvgad.glance) come from the recorded results."""
+"""The start page's results at a glance (cvgad.book.glance) come from the recorded results."""
 
 from pathlib import Path
 
-from cvgad import glance
+from cvgad.book import glance
 
 ROOT = Path(__file__).resolve().parents[1]
 

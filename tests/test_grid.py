@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from cvgad import ablation, runs
-from cvgad.ablation import plan_runs
 from cvgad.cli import main
-from cvgad.grid import load_grid
-from cvgad.params import make_config
+from cvgad.experiment import runs
+from cvgad.experiment.params import make_config
+from cvgad.workbench import ablation
+from cvgad.workbench.ablation import plan_runs
+from cvgad.workbench.grid import load_grid
 
 GRID = """
 name: classes

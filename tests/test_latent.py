@@ -1,12 +1,10 @@
-"""Chapter 5's measurements of the latent space (cvgad.latent), on small hand-made tensors."""
+"""Chapter 5's measurements of the latent space (cvgad.book.latent), on small hand-made tensors."""
 
 import numpy as np
 import pytest
 import torch
 
-from cvgad.config import ModelConfig
-from cvgad.data import load_dataset
-from cvgad.latent import (
+from cvgad.book.latent import (
     Codes,
     decode_near_means,
     decoded_means_check,
@@ -15,7 +13,9 @@ from cvgad.latent import (
     latent_summary,
     means_score,
 )
-from cvgad.networks import CVAE
+from cvgad.experiment.data import load_dataset
+from cvgad.model.config import ModelConfig
+from cvgad.model.networks import CVAE
 
 
 class Stub:

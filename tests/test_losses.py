@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from cvgad import losses as L
+from cvgad.model import losses as L
 
 
 def test_ssim_is_one_for_identical_images_and_falls_with_noise():
@@ -150,7 +150,7 @@ def test_the_negative_losss_l1_hinge_pushes_the_l1_error_up_to_its_floor():
 
 
 def test_the_bounded_log_variance_follows_its_input_inside_and_stays_inside_at_the_edge():
-    from cvgad.networks import LOGVAR_BOUNDS, bound_logvar
+    from cvgad.model.networks import LOGVAR_BOUNDS, bound_logvar
 
     low, high = LOGVAR_BOUNDS
     raw = torch.tensor([-1e4, -50.0, -3.0, 0.0, 1.0, 50.0, 1e4], requires_grad=True)
@@ -165,8 +165,8 @@ def test_the_bounded_log_variance_follows_its_input_inside_and_stays_inside_at_t
 
 def test_an_encoder_driven_to_the_edge_keeps_the_latent_loss_finite():
     """Unbounded, a log sigma^2 head at +-1000 gives an infinite latent loss (exp overflows)."""
-    from cvgad.config import ModelConfig
-    from cvgad.networks import Encoder
+    from cvgad.model.config import ModelConfig
+    from cvgad.model.networks import Encoder
 
     x = torch.rand(4, 1, 32, 32)
     means = torch.zeros(2, 8)

@@ -12,8 +12,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from cvgad import plots  # noqa: E402
-from cvgad.scoring import Errors, evaluate  # noqa: E402
+from cvgad.model.scoring import Errors, evaluate  # noqa: E402
+from cvgad.workbench import plots  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

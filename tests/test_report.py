@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cvgad.cli import main
-from cvgad.report import (
+from cvgad.workbench.report import (
     aggregate,
     agreement,
     cell_bars,
@@ -391,7 +391,7 @@ def test_a_varied_setting_that_metrics_also_record_is_one_column(tmp_path):
 
 
 def test_signed_rank_p_by_hand():
-    from cvgad.report import signed_rank_p
+    from cvgad.workbench.report import signed_rank_p
 
     # five differences of one sign: of the 2^5 equally likely sign patterns, 2 are as extreme
     assert signed_rank_p([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(2 / 32)

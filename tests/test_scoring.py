@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from cvgad import scoring as S
-from cvgad.config import EvalConfig, ModelConfig
-from cvgad.data import as_float_images
-from cvgad.networks import CVAE, eval_mode
+from cvgad.model import scoring as S
+from cvgad.model.config import EvalConfig, ModelConfig
+from cvgad.model.networks import CVAE, as_float_images, eval_mode
 
 
 def test_score_is_the_sum_of_min_max_normalised_components():

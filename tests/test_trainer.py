@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from cvgad.config import LossConfig, ModelConfig, TrainConfig
-from cvgad.networks import CodeToMap
-from cvgad.trainer import CYCLE, UPDATES, NonFiniteLossError, Trainer, applied
+from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
+from cvgad.model.networks import CodeToMap
+from cvgad.model.trainer import CYCLE, UPDATES, NonFiniteLossError, Trainer, applied
 
 TINY = ModelConfig(channels=1, latent_dim=8, n_clusters=2, width=4)
 

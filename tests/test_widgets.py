@@ -1,4 +1,4 @@
-"""cvgad.widgets: the pure functions on hand-computed values, and the widgets driven from code
+"""cvgad.book.widgets: the pure functions on hand-computed values, and the widgets driven from code
 (set a control's value, click a button) without a browser or a kernel."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ pytest.importorskip("ipywidgets")
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from cvgad import plots  # noqa: E402
-from cvgad import widgets as w  # noqa: E402
-from cvgad.config import LossConfig, ModelConfig, TrainConfig  # noqa: E402
-from cvgad.scoring import Errors, confusion_at, evaluate  # noqa: E402
-from cvgad.trainer import Trainer  # noqa: E402
+from cvgad.book import widgets as w  # noqa: E402
+from cvgad.model.config import LossConfig, ModelConfig, TrainConfig  # noqa: E402
+from cvgad.model.scoring import Errors, confusion_at, evaluate  # noqa: E402
+from cvgad.model.trainer import Trainer  # noqa: E402
+from cvgad.workbench import plots  # noqa: E402
 
 torch.set_num_threads(1)
 TINY = ModelConfig(latent_dim=8, n_clusters=3, width=4)

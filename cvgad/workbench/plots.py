@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid
 
-from cvgad.data import as_float_images
+from cvgad.model.networks import as_float_images
 
 #: Width (inches) of every figure: at the screen's 100 dpi it fits the book's text column
 #: (688 px in a 1280-px window), legends placed outside the axes included.
@@ -249,7 +249,7 @@ def roc(
     evaluation, title: str = "ROC", operating_point: tuple[float, float] | None = None, ax: Axes | None = None
 ) -> Figure:
     """The ROC curve with its AUC and the chance diagonal; `operating_point` = (FPR, TPR) marks
-    one threshold. `evaluation` is a `cvgad.scoring.Evaluation`."""
+    one threshold. `evaluation` is a `cvgad.model.scoring.Evaluation`."""
     if ax is None:
         _, ax = new_figure((WIDTH / 2, 3.4))
     fpr, tpr = evaluation.roc()
@@ -278,7 +278,7 @@ def precision_recall(evaluation, title: str = "precision-recall", ax: Axes | Non
 def roc_pr(evaluation, title: str = "ROC and precision-recall curves", axes: Sequence[Axes] | None = None) -> Figure:
     """(a) ROC with the chance diagonal, (b) precision-recall with the floor p (the anomaly share).
 
-    `evaluation` is a `cvgad.scoring.Evaluation`; AUC and AUPRC are given in the legends.
+    `evaluation` is a `cvgad.model.scoring.Evaluation`; AUC and AUPRC are given in the legends.
     """
     if axes is None:
         fig, axes = new_figure((WIDTH, 3.6), 1, 2)
@@ -369,7 +369,7 @@ def neighbours(
 def ablation_bars(
     table: pd.DataFrame, title: str = "ablation: ours beside the paper", axes: Sequence[Axes] | None = None
 ) -> Figure:
-    """Per row of an ablation table (`cvgad.report.aggregate`): our mean ± std over seeds beside the
+    """Per row of an ablation table (`cvgad.workbench.report.aggregate`): our mean ± std over seeds beside the
     paper's value, (a) AUC with the chance level 0.5, (b) best-threshold F1 with the F1 floor."""
     if axes is None:
         fig, axes = new_figure((WIDTH, 5.4), 2, 1, sharex=True)
@@ -433,7 +433,7 @@ def factor_points(
     title: str = "the gap, factor by factor",
     ax: Axes | None = None,
 ) -> Figure:
-    """Per factor of `cvgad.forensics.factor_table`: the AUC's mean ± std over seeds (one point
+    """Per factor of `cvgad.workbench.forensics.factor_table`: the AUC's mean ± std over seeds (one point
     per factor, top to bottom in the table's order), with chance and the paper's AUC."""
     if ax is None:
         fig, ax = new_figure((WIDTH, 0.3 * len(table) + 1.2))
@@ -457,7 +457,7 @@ def factor_points(
 def paired_dots(
     runs: pd.DataFrame, reference: str = "all", title: str = "AUC paired by seed", ax: Axes | None = None
 ) -> Figure:
-    """Per row of `runs` (`cvgad.report.collect_runs`' lines): its AUC minus `reference`'s for the
+    """Per row of `runs` (`cvgad.workbench.report.collect_runs`' lines): its AUC minus `reference`'s for the
     same seed, one dot per seed and the mean as a bar, with no difference (0) as a line."""
     ok = runs[runs["status"] == "ok"]
     ref = ok[ok["row"] == reference].set_index("seed")["auc"].astype(float)
@@ -494,7 +494,7 @@ def budget_curve(
     title: str = "AUC against training budget",
     ax: Axes | None = None,
 ) -> Figure:
-    """`cvgad.forensics.budget_table`: AUC against images x epochs (log scale), each seed a point,
+    """`cvgad.workbench.forensics.budget_table`: AUC against images x epochs (log scale), each seed a point,
     the mean a line: the released training read with the released evaluation (best epoch, an
     oracle, and last epoch) and with ours, and this project's training with ours."""
     if ax is None:

@@ -9,7 +9,7 @@ A step never waits for the device: the gate T is decided on the device (a closed
 the negative update inside the fused Adam step), and losses reach the host every
 FINITE_CHECK_EVERY steps, when they are checked.
 
-`Loop` is what every model's training shares (the baselines of `cvgad.baselines` too): epochs
+`Loop` is what every model's training shares (the baselines of `cvgad.model.baselines` too): epochs
 of shuffled batches, the loss history checked for NaN, and the resumable state.
 """
 
@@ -29,11 +29,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from cvgad import losses as L
-from cvgad.config import LossConfig, ModelConfig, TrainConfig
-from cvgad.data import as_float_images
-from cvgad.networks import CVAE, Critic, reparameterize
-from cvgad.runs import save_torch
+from cvgad.atomic import save_torch
+from cvgad.model import losses as L
+from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
+from cvgad.model.networks import CVAE, Critic, as_float_images, reparameterize
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -221,7 +220,7 @@ class Loop:
 
         With `resume`, the whole training state is saved to that file after every epoch, and a
         run stopped midway continues from its last finished epoch with the same result.
-        `on_epoch(n)` is called after the n-th epoch (e.g. to score the model, cvgad.selection)."""
+        `on_epoch(n)` is called after the n-th epoch (e.g. to score the model, cvgad.experiment.selection)."""
         epochs = self.cfg.epochs if epochs is None else epochs
         bs = min(self.cfg.batch_size, len(images))
         if bs < 2:

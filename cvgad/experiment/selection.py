@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cvgad.atomic import atomic_write_text
-from cvgad.runs import CURVES, SELECTED, save_torch
-from cvgad.scoring import Evaluation
+from cvgad.atomic import atomic_write_text, save_torch
+from cvgad.experiment.runs import CURVES, SELECTED
+from cvgad.model.scoring import Evaluation
 
 #: Columns of a selection summary's entries.
 REPORTED = ("auc", "f1_best", "f1_val", "auprc")

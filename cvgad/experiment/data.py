@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cvgad.config import DATASETS
+from cvgad.model.config import DATASETS
 
 IMAGE_SIZE = 32
 CLASS_NAMES = {
@@ -92,13 +92,6 @@ def to_tensor32(x: np.ndarray) -> torch.Tensor:
         for chunk in t.split(4096)
     ]
     return torch.cat(out).round().clamp(0, 255).to(torch.uint8)
-
-
-def as_float_images(images: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Images as the networks take them: uint8 (0-255) becomes float32 in [0, 1], float stays as
-    it is (as float32). On the images' own device, with no copy beyond the float conversion."""
-    x = torch.as_tensor(images)
-    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
 
 
 def _how_to_provide(name: str, root: Path) -> str:

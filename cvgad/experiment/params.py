@@ -1,7 +1,7 @@
 """The parameters of one run, declared once.
 
 `RunParams` is the flat list of what a user sets for a run. The command line's `train` flags
-(`cvgad.cli`), the settings a grid may give (`cvgad.grid`) and the papermill parameters of
+(`cvgad.cli`), the settings a grid may give (`cvgad.workbench.grid`) and the papermill parameters of
 `notebooks/run.ipynb` are all derived from its fields, so a new setting is one new field here.
 `RunParams.config()` turns them into a validated `ExperimentConfig`, filling in the defaults
 that depend on the dataset and protocol (this module is their one home).
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
-from cvgad.config import (
+from cvgad.model.config import (
     BnAtTest,
     CategoricalForm,
     DataConfig,

@@ -18,9 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
-from cvgad.data import as_float_images
-from cvgad.networks import CVAE, eval_mode
-from cvgad.scoring import cluster_purity
+from cvgad.model.networks import CVAE, as_float_images, eval_mode
+from cvgad.model.scoring import cluster_purity
 
 
 @dataclass

@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from torch import nn
 
-from cvgad import plots
-from cvgad.networks import CVAE, Critic, eval_mode
+from cvgad.model.networks import CVAE, Critic, eval_mode
+from cvgad.workbench import plots
 
 #: Shapes are written channels first, as PyTorch holds them, without the batch dimension.
 Shape = tuple[int, ...]

@@ -108,7 +108,7 @@ class LossConfig:
     """Loss weights of III.C and the choices the paper leaves open.
 
     `disabled` switches losses off by name (Table 1). The remaining fields decide the
-    ambiguous points; their docstrings in `cvgad.losses` give the reasons.
+    ambiguous points; their docstrings in `cvgad.model.losses` give the reasons.
     """
 
     ssim: float = 50.0
@@ -195,7 +195,7 @@ class TrainConfig:
     #: Layout of images and conv weights; "auto": what measured faster on the device (trainer.resolve_memory_format)
     memory_format: MemoryFormat = "auto"
     #: which epoch's model the run reports: last, val (lowest validation error, normal data
-    #: only) or best_test (highest test AUC: an oracle, the released code's); cvgad.selection
+    #: only) or best_test (highest test AUC: an oracle, the released code's); cvgad.experiment.selection
     select: SelectRule = "last"
     losses: LossConfig = field(default_factory=LossConfig)
 

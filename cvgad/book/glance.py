@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from cvgad import report
+from cvgad.workbench import report
 
-#: The search behind the book's defaults, and the candidate the defaults are (cvgad.params.BOOK).
+#: The search behind the book's defaults, and the candidate the defaults are (cvgad.experiment.params.BOOK).
 SEARCH = Path("benchmarks/results/book_defaults.csv")
 BOOK_CANDIDATE = "a7_meanslr3e-2_gate1"
 DIGITS_GRID = Path("ablations/results/table1/digits")

@@ -23,14 +23,17 @@ from typing import Any
 import pandas as pd
 import torch
 
-from cvgad.atomic import atomic_write, atomic_write_text
-from cvgad.config import ExperimentConfig
+from cvgad.atomic import atomic_write_text, save_torch
+from cvgad.model.config import ExperimentConfig
 
 PathLike = str | os.PathLike[str]
 
 CONFIG, HISTORY, CHECKPOINT, METRICS = "config.json", "history.csv", "checkpoint.pt", "metrics.json"
 RESUME, EVALUATION = "resume.pt", "evaluation.json"
-CURVES, SELECTED = "curves.csv", "select.pt"  # per-epoch metrics and the kept weights (cvgad.selection)
+CURVES, SELECTED = (
+    "curves.csv",
+    "select.pt",
+)  # per-epoch metrics and the kept weights (cvgad.experiment.selection)
 PARAMS, EXECUTED, ERROR = "params.json", "executed.ipynb", "error.txt"
 PLAN, SUMMARY = "plan.json", "summary.json"
 #: Metrics a finished run must have, as numbers.
@@ -48,11 +51,6 @@ def read_json(path: PathLike) -> Any | None:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
-
-
-def save_torch(obj: Any, path: PathLike) -> None:
-    """`torch.save` atomically: a kill mid-save leaves the previous file intact."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 # ------------------------------------------------------------------ one run

@@ -8,7 +8,7 @@ seeds. A run's settings are, each overriding the one before: the defaults, the g
 the preset's, then the row's own and its cell's `vary` values (a setting may not be both in a
 row and in `vary`); so a row's settings win over the preset's. A preset's `vary` replaces the
 grid's. Bad input fails here, before any run starts, with the bad value and the valid ones.
-`cvgad.ablation` turns a grid into runs and executes them.
+`cvgad.workbench.ablation` turns a grid into runs and executes them.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from cvgad.config import LOSS_NAMES
-from cvgad.params import ParamType, RunParams, defaults, param_types
+from cvgad.experiment.params import ParamType, RunParams, defaults, param_types
+from cvgad.model.config import LOSS_NAMES
 
 #: Settings a grid may give: every run parameter but `seed` and `disabled` (those come from
 #: the seeds and the rows), with the types its annotation allows.

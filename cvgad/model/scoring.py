@@ -32,9 +32,8 @@ from sklearn.metrics import (
 )
 from torch import nn
 
-from cvgad.config import EvalConfig
-from cvgad.data import as_float_images
-from cvgad.networks import batch_statistics, eval_mode
+from cvgad.model.config import EvalConfig
+from cvgad.model.networks import as_float_images, batch_statistics, eval_mode
 
 #: A deployable threshold flags the top 5% of normal validation scores.
 VAL_QUANTILE = 0.95

@@ -22,13 +22,12 @@ import torch
 from matplotlib.figure import Figure
 from scipy.stats import chi, spearmanr
 
-from cvgad import plots, report
-from cvgad.config import LOSS_NAMES, LossConfig, ModelConfig, TrainConfig
-from cvgad.data import as_float_images
-from cvgad.networks import eval_mode
-from cvgad.runs import find_upwards
-from cvgad.scoring import Evaluation, confusion_at
-from cvgad.trainer import Trainer, applied
+from cvgad.experiment.runs import find_upwards
+from cvgad.model.config import LOSS_NAMES, LossConfig, ModelConfig, TrainConfig
+from cvgad.model.networks import as_float_images, eval_mode
+from cvgad.model.scoring import Evaluation, confusion_at
+from cvgad.model.trainer import Trainer, applied
+from cvgad.workbench import plots, report
 
 WEIGHT_NAMES = ("ssim", "l1", "latent", "mi", "categorical", "negative", "adversarial")  # the loss lab's sliders
 
@@ -121,7 +120,7 @@ def load_ablation_results(
     results: str | Path | None = None, metric: str = "auc", paper: str | Path | None = None
 ) -> tuple[pd.DataFrame, str]:
     """Table 1's rows (the paper's: not `untrained`) with the mean `metric` (auc or f1_best) over
-    finished seeds, by `cvgad.report.aggregate`: from a recorded `runs.csv` (`results`, else the
+    finished seeds, by `cvgad.workbench.report.aggregate`: from a recorded `runs.csv` (`results`, else the
     newest of Table 1's grid, under `find_ablations()`/results/table1/, ties by path; other grids
     have other rows) holding two rows or more, else the paper's values (`paper`, else
     `find_ablations()`/paper_table1.csv). Returns (table indexed by row with label, value, n)

@@ -10,12 +10,20 @@ import contextlib
 from collections.abc import Iterator
 from typing import cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cvgad import losses as L
-from cvgad.config import ModelConfig
+from cvgad.model import losses as L
+from cvgad.model.config import ModelConfig
+
+
+def as_float_images(images: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Images as the networks take them: uint8 (0-255) becomes float32 in [0, 1], float stays as
+    it is (as float32). On the images' own device, with no copy beyond the float conversion."""
+    x = torch.as_tensor(images)
+    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
 
 
 def _down(c_in: int, c_out: int, batchnorm: bool) -> list[nn.Module]:

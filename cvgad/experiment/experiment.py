@@ -1,6 +1,6 @@
 """One experiment end to end: data, split, training (Algorithm 1), scoring, files on disk.
 
-With an output folder, the files are those of `cvgad.runs`: a rerun of a killed run continues
+With an output folder, the files are those of `cvgad.experiment.runs`: a rerun of a killed run continues
 from its last finished epoch.
 """
 
@@ -16,15 +16,15 @@ from typing import Any
 import pandas as pd
 import torch
 
-from cvgad import runs
-from cvgad.baselines import trainer_for
-from cvgad.config import ExperimentConfig
-from cvgad.data import Dataset, load_dataset
-from cvgad.params import make_config
-from cvgad.protocols import Split, make_split
-from cvgad.scoring import Evaluation, evaluate_model
-from cvgad.selection import EpochSelector
-from cvgad.trainer import Loop
+from cvgad.experiment import runs
+from cvgad.experiment.data import Dataset, load_dataset
+from cvgad.experiment.params import make_config
+from cvgad.experiment.protocols import Split, make_split
+from cvgad.experiment.selection import EpochSelector
+from cvgad.model.baselines import trainer_for
+from cvgad.model.config import ExperimentConfig
+from cvgad.model.scoring import Evaluation, evaluate_model
+from cvgad.model.trainer import Loop
 
 
 @dataclass

@@ -34,10 +34,10 @@ from matplotlib.figure import Figure
 from scipy.stats import wilcoxon
 
 from cvgad.atomic import atomic_write, atomic_write_text
-from cvgad.data import CLASS_NAMES
-from cvgad.grid import cells, published_setting, read_paper_csv
-from cvgad.runs import read_plan, seed_dir, seeds_found
-from cvgad.runs import status as run_status
+from cvgad.experiment.data import CLASS_NAMES
+from cvgad.experiment.runs import read_plan, seed_dir, seeds_found
+from cvgad.experiment.runs import status as run_status
+from cvgad.workbench.grid import cells, published_setting, read_paper_csv
 
 METRICS = ("auc", "f1_best", "auprc", "f1_val", "f1_floor")
 COUNTS = ("n_train", "n_val", "n_test_normal", "n_test_anomalous")
@@ -595,7 +595,7 @@ def cell_bars(runs: pd.DataFrame, vary: Sequence[str], dataset: str | None = Non
     Draws into `ax`, else into a new pyplot figure in the house style."""
     import seaborn as sns
 
-    from cvgad import plots
+    from cvgad.workbench import plots
 
     if ax is None:
         _, ax = plots.new_figure((plots.WIDTH, 3.6))
@@ -650,9 +650,9 @@ def load_runs(root: str | Path) -> tuple[pd.DataFrame | None, str]:
 
 def bar_chart(table: pd.DataFrame, path: str | Path, title: str) -> None:
     """Our mean ± std beside the paper's value, per row, for AUC and best-threshold F1, with the
-    chance level (AUC 0.5) and the F1 floor (`cvgad.plots.ablation_bars`, in the book's house
+    chance level (AUC 0.5) and the F1 floor (`cvgad.workbench.plots.ablation_bars`, in the book's house
     style), saved to `path`. Drawn on a bare Figure: no pyplot backend is changed."""
-    from cvgad import plots
+    from cvgad.workbench import plots
 
     fig = Figure(figsize=(plots.WIDTH, 5.4), layout="constrained")
     plots.ablation_bars(table, axes=fig.subplots(2, 1, sharex=True))
@@ -662,7 +662,7 @@ def bar_chart(table: pd.DataFrame, path: str | Path, title: str) -> None:
 
 def cell_chart(runs: pd.DataFrame, vary: Sequence[str], dataset: str | None, path: str | Path, title: str) -> None:
     """`cell_bars` saved to `path`, drawn on a bare Figure: no pyplot backend is changed."""
-    from cvgad import plots
+    from cvgad.workbench import plots
 
     fig = Figure(figsize=(plots.WIDTH, 3.6), layout="constrained")
     cell_bars(runs, vary, dataset, ax=fig.subplots())

@@ -9,7 +9,7 @@ needs retraining. The rows go to `factors.csv` in the run folder (this module ow
 
 `factor_table` reads the runs back as the issue's table: the project's evaluation, each factor
 alone, and all combined, with the epoch each selection rule picks (the test-set pick labelled
-an oracle). Run with `python -m cvgad.forensics run|summary` (see `main`).
+an oracle). Run with `python -m cvgad.workbench.forensics run|summary` (see `main`).
 """
 
 from __future__ import annotations
@@ -28,20 +28,20 @@ import pandas as pd
 import torch
 import yaml
 
-from cvgad import runs
 from cvgad.atomic import atomic_write_text
-from cvgad.config import PAPER_SCORE, EvalConfig, ExperimentConfig
-from cvgad.experiment import prepare, run_experiment
-from cvgad.grid import check_settings, load_grid
-from cvgad.params import make_config
-from cvgad.protocols import Split
-from cvgad.scoring import Errors, evaluate, model_errors, png_bits_per_dimension, scoring_order
-from cvgad.selection import MERIT, validation_error
-from cvgad.trainer import Loop, NonFiniteLossError
+from cvgad.experiment import runs
+from cvgad.experiment.experiment import prepare, run_experiment
+from cvgad.experiment.params import make_config
+from cvgad.experiment.protocols import Split
+from cvgad.experiment.selection import MERIT, validation_error
+from cvgad.model.config import PAPER_SCORE, EvalConfig, ExperimentConfig
+from cvgad.model.scoring import Errors, evaluate, model_errors, png_bits_per_dimension, scoring_order
+from cvgad.model.trainer import Loop, NonFiniteLossError
+from cvgad.workbench.grid import check_settings, load_grid
 
 #: A run's per-epoch rows, its record once finished, and the error that stopped it (a NaN loss).
 FACTORS_CSV, RUN_JSON, FAILED_JSON = "factors.csv", "run.json", "failed.json"
-TABLE1 = Path(__file__).resolve().parents[1] / "ablations" / "table1.yaml"
+TABLE1 = Path(__file__).resolve().parents[2] / "ablations" / "table1.yaml"
 #: The scoring passes: batchnorm mode and test order (the order matters with batch statistics only).
 PASSES = {
     "eval": EvalConfig(),
@@ -200,7 +200,7 @@ def select(curve: pd.DataFrame, rule: str) -> pd.Series:
         return trained.loc[trained["epoch"].idxmax()]
     if rule == "untrained":
         return curve[curve["epoch"] == 0].iloc[0]
-    if rule in MERIT:  # cvgad.selection's rules
+    if rule in MERIT:  # cvgad.experiment.selection's rules
         return trained.loc[trained.apply(MERIT[rule], axis=1).idxmax()]
     raise ValueError(f"rule={rule!r} is not valid; choose last, untrained, {', '.join(MERIT)}")
 
@@ -372,7 +372,7 @@ def _override(text: str) -> tuple[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cvgad.forensics", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cvgad.workbench.forensics", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="train presets of table1.yaml and score every factor after each epoch")
     p.add_argument("--preset", action="append", required=True, help="table1.yaml preset (repeatable)")

@@ -7,7 +7,7 @@
 - `ganomaly`: GANomaly (Akcay et al., ACCV 2018), the model and losses maintained in anomalib,
   trained as anomalib's training step does, scored by its latent distance |E(x) - E'(G(x))|^2.
 
-Each baseline is a trainer (a `cvgad.trainer.Loop`) and a module with `score_terms`. Of the
+Each baseline is a trainer (a `cvgad.model.trainer.Loop`) and a module with `score_terms`. Of the
 loss settings they use only what they have (ssim, l1, latent and latent_reduction; GANomaly has its
 own fixed weights); bfloat16 autocast on CUDA (`TrainConfig.amp`) is CVGAD's alone.
 """
@@ -21,10 +21,10 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from cvgad import losses as L
-from cvgad.config import ModelConfig, TrainConfig
-from cvgad.networks import Decoder, Encoder, reparameterize
-from cvgad.trainer import Loop, Trainer
+from cvgad.model import losses as L
+from cvgad.model.config import ModelConfig, TrainConfig
+from cvgad.model.networks import Decoder, Encoder, reparameterize
+from cvgad.model.trainer import Loop, Trainer
 
 
 class Autoencoder(nn.Module):
@@ -115,7 +115,7 @@ class GanomalyTrainer(Loop):
     w_adv |D(x) - D(G(x))|^2 + w_con |x - G(x)|_1 + w_enc smooth-L1(E(x), E'(G(x))) with the
     weights 1, 50, 1 of the GANomaly paper, then a discriminator update on binary cross-entropy.
     Both optimisers are Adam with the config's learning rate and betas (run parameters default
-    them to GANomaly's own, 2e-4 and (0.5, 0.999); `cvgad.params.DEFAULT_LR`)."""
+    them to GANomaly's own, 2e-4 and (0.5, 0.999); `cvgad.experiment.params.DEFAULT_LR`)."""
 
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig) -> None:
         with _quiet_import():

@@ -1,7 +1,7 @@
 """Run an ablation grid: every (row, varied settings' cell, seed) as papermill executing the run notebook.
 
 Each run leaves its lab record in `<out>/<grid>/<preset>/<row>/seed<k>/`, or
-`<row>/<setting>-<value>/seed<k>/` when the grid varies settings (the files of `cvgad.runs`).
+`<row>/<setting>-<value>/seed<k>/` when the grid varies settings (the files of `cvgad.experiment.runs`).
 A run counts as finished only when its metrics are valid and its params match the run asked
 for, so a killed grid resumes where it stopped and a changed preset is rerun rather than
 silently reused. Paths are recorded as given (relative to the working directory), never
@@ -35,9 +35,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from cvgad import runs
-from cvgad.grid import Grid, cells, load_grid
-from cvgad.params import PLACE, RunParams, defaults
+from cvgad.experiment import runs
+from cvgad.experiment.params import PLACE, RunParams, defaults
+from cvgad.workbench.grid import Grid, cells, load_grid
 
 RUN_NOTEBOOK = Path("notebooks") / "run.ipynb"
 KERNEL = "python3"
@@ -210,7 +210,7 @@ def run_notebook(notebook: str, output: Path, parameters: dict[str, Any], thread
     import nbformat
     import papermill
 
-    package_parent = str(Path(__file__).resolve().parents[1])
+    package_parent = str(Path(__file__).resolve().parents[2])
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if package_parent not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([package_parent, *filter(None, paths)])

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvgad.config import DataConfig
+from cvgad.model.config import DataConfig
 
 #: III.H: the outlier share of the COIL-100 test sets for 1, 4 and 7 inlier objects.
 COIL_OUTLIERS = {1: 0.5, 4: 0.25, 7: 0.15}

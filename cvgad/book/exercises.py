@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from cvgad.losses import negative_radius
-from cvgad.scoring import confusion_at
-from cvgad.widgets import check_order, normal_share_beyond
+from cvgad.book.widgets import check_order, normal_share_beyond
+from cvgad.model.losses import negative_radius
+from cvgad.model.scoring import confusion_at
 
 
 def _given(answer: Any, name: str) -> None:
