@@ -102,6 +102,7 @@ def _ablate(args: argparse.Namespace) -> int:
         device=args.device,
         data_root=args.data_root,
         notebook=args.notebook,
+        replace=args.replace,
     )
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
     print(
@@ -187,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument(
         "--notebook", type=Path, help="run notebook (default: notebooks/run.ipynb in the working directory or a parent)"
     )
+    ab.add_argument(
+        "--replace",
+        action="store_true",
+        help="remove run folders that hold runs of another configuration and run them again (default: refuse)",
+    )
     ab.set_defaults(func=_ablate)
 
     rep = sub.add_parser(
@@ -204,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from cvgad.model.trainer import NonFiniteLossError
+    from cvgad.model.training import NonFiniteLossError
     from cvgad.workbench.ablation import Interrupted
 
     def say(message: str) -> None:

@@ -159,9 +159,12 @@ def test_resume_skips_finished_and_redoes_killed_or_changed_runs(tmp_path, fake_
     summary = json.loads((root / "summary.json").read_text())
     assert sorted(r["status"] for r in summary["runs"]) == ["done", "skipped", "skipped", "skipped"]
     assert summary["load_1min_max"] >= summary["load_1min_mean"] >= 0 and summary["jobs"] >= 1
+    assert set(summary["provenance"]) == set(runs.PROVENANCE_FIELDS) and summary["provenance"]["threads"] >= 1
     fake_runs.clear()
-    write_grid(tmp_path, GRID.replace("epochs: 1,", "epochs: 2,"))  # changed settings: nothing is reused
-    assert ablate(grid_file, tmp_path, "--preset", "ci", "--rows", "all") == 0
+    write_grid(tmp_path, GRID.replace("epochs: 1,", "epochs: 2,"))  # changed settings: refused, never mixed
+    assert ablate(grid_file, tmp_path, "--preset", "ci", "--rows", "all") == 2
+    assert fake_runs == [] and (root / "all" / "seed0" / "metrics.json").exists()
+    assert ablate(grid_file, tmp_path, "--preset", "ci", "--rows", "all", "--replace") == 0
     assert [c["epochs"] for c in fake_runs] == [2, 2]
 
 

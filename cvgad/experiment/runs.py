@@ -3,23 +3,32 @@
 A run folder holds `config.json` (the ExperimentConfig), `history.csv` (every loss of every
 step), `checkpoint.pt` (state dicts, loaded with `weights_only=True`) and `metrics.json`,
 written last and atomically: a folder with valid metrics is a finished run. While training,
-`resume.pt` holds the state after the last finished epoch. `cvgad evaluate` adds
-`evaluation.json`. A grid's runner adds `params.json` (what was asked), `executed.ipynb` and,
+`resume.pt` holds the state after the last finished epoch. `metrics.json` carries the run's
+`provenance` (the code, library versions, machine, threads, times and load; see `provenance`).
+`cvgad evaluate` adds `evaluation.json`. A grid's runner adds `params.json` (what was asked), `executed.ipynb` and,
 when the run failed, `error.txt`.
 
 A grid folder (`<out>/<grid>/<preset>/`) holds `plan.json` (the grid as run), `summary.json`
-(the outcomes so far) and one run folder per row and seed: `<row>/seed<k>/`; when the grid
-varies settings, per row, cell and seed: `<row>/<setting>-<value>[/<setting2>-<value2>...]/seed<k>/`.
+(the outcomes so far, with the provenance of the last invocation) and one run folder per row and
+seed: `<row>/seed<k>/`; when the grid varies settings, per row, cell and seed:
+`<row>/<setting>-<value>[/<setting2>-<value2>...]/seed<k>/`.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import platform
+import subprocess
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -178,6 +187,93 @@ def status(run_dir: PathLike) -> tuple[str, dict[str, Any], str | None]:
         lines = [line for line in (run / ERROR).read_text().splitlines() if line.strip()]
         return "failed", {}, lines[-1] if lines else "unknown error"
     return ("unfinished" if run.is_dir() else "missing"), {}, None
+
+
+# ------------------------------------------------------------- provenance
+#: What a record made before provenance was kept says of it.
+UNKNOWN = "unknown"
+PROVENANCE_FIELDS = (
+    "commit", "dirty", "package", "python", "torch", "numpy", "cvgad", "device", "cpu", "cores", "threads",
+    "started", "ended", "wall_seconds", "load_1min_start", "load_1min_end",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Began:
+    """When a run or grid began (seconds since the epoch, and `time.perf_counter`) and the 1-minute load then."""
+
+    time: float
+    clock: float
+    load: float
+
+
+def begin() -> Began:
+    return Began(time.time(), time.perf_counter(), os.getloadavg()[0])
+
+
+def code_version() -> dict[str, Any]:
+    """The git commit of the checkout the package runs from and whether its tracked files had
+    uncommitted changes; without a checkout, the package version alone (commit and dirty None)."""
+    checkout = Path(__file__).resolve().parents[2]
+    try:
+        git = ["git", "-C", str(checkout)]
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+        changes = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True, check=True).stdout  # fmt: skip
+        return {"commit": commit.strip(), "dirty": bool(changes.strip()), "package": _package_version()}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None, "package": _package_version()}
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("cvgad")
+    except importlib.metadata.PackageNotFoundError:
+        return UNKNOWN
+
+
+def cpu_model() -> str:
+    """The processor's name (Linux: /proc/cpuinfo's model name), else what `platform` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or UNKNOWN
+
+
+def provenance(began: Began, device: str, threads: int | None = None) -> dict[str, Any]:
+    """What made a record and how (for `metrics.json`, `summary.json`, a forensics `run.json`): the
+    code, the library versions, the machine, the thread count (default: this process's torch
+    threads; results differ between 1 and 2), the times and the 1-minute load at the start and the
+    end. No paths."""
+    return {
+        **code_version(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cvgad": _package_version(),
+        "device": device,
+        "cpu": cpu_model(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "threads": threads or torch.get_num_threads(),
+        "started": _iso(began.time),
+        "ended": _iso(time.time()),
+        "wall_seconds": time.perf_counter() - began.clock,
+        "load_1min_start": began.load,
+        "load_1min_end": os.getloadavg()[0],
+    }
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def read_provenance(record: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A record's provenance; a record made before provenance was kept gets every field "unknown"."""
+    found = (record or {}).get("provenance")
+    return found if isinstance(found, dict) else dict.fromkeys(PROVENANCE_FIELDS, UNKNOWN)
 
 
 # ------------------------------------------------------------- the checkout

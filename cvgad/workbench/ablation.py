@@ -3,9 +3,10 @@
 Each run leaves its lab record in `<out>/<grid>/<preset>/<row>/seed<k>/`, or
 `<row>/<setting>-<value>/seed<k>/` when the grid varies settings (the files of `cvgad.experiment.runs`).
 A run counts as finished only when its metrics are valid and its params match the run asked
-for, so a killed grid resumes where it stopped and a changed preset is rerun rather than
-silently reused. Paths are recorded as given (relative to the working directory), never
-made absolute, so the records can be committed and moved.
+for, so a killed grid resumes where it stopped; a folder holding a run of another configuration
+(a changed preset, today's defaults against an old record) is refused unless asked to replace
+it. Paths are recorded as given (relative to the working directory), never made absolute, so the
+records can be committed and moved.
 
 Runs go to local worker processes (`jobs`; a `ProcessPoolExecutor`, because it needs nothing
 beyond the standard library, starts at once, and each run is itself a kernel process that only
@@ -22,6 +23,7 @@ import logging
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -176,6 +178,17 @@ def finished_metrics(spec: RunSpec) -> dict[str, Any] | None:
     asked = runs.read_params(spec.run_dir)
     same = isinstance(asked, dict) and identity(runs.upgrade_params(asked)) == spec.identity()
     return runs.read_metrics(spec.run_dir) if same else None
+
+
+def other_configuration(spec: RunSpec) -> str | None:
+    """How the run recorded in `spec`'s folder differs from `spec` (the settings, recorded -> asked), or
+    None when the folder holds no recorded run or one of this configuration."""
+    asked = runs.read_params(spec.run_dir)
+    if not isinstance(asked, dict):
+        return None
+    recorded, wanted = identity(runs.upgrade_params(asked)), spec.identity()
+    differ = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
+    return ", ".join(f"{k} {recorded.get(k, 'default')} -> {wanted.get(k, 'default')}" for k in differ) or None
 
 
 def _cores() -> int:
@@ -409,9 +422,12 @@ def ablate(
     device: str | None = None,
     data_root: str | None = None,
     notebook: str | Path | None = None,
+    replace: bool = False,
 ) -> tuple[Path, list[RunOutcome]]:
     """Runs (or resumes) a grid: validates everything first, records the plan, then every unfinished run.
 
+    A run folder that holds a run of another configuration is refused (ValueError), never
+    overwritten or mixed into the record; with `replace`, such folders are removed first.
     Returns the preset's results folder and the outcomes. Raises ValueError on bad input and
     ImportError when an extra is missing, both before anything runs."""
     grid = load_grid(grid_file)
@@ -420,20 +436,30 @@ def ablate(
     require_extras(scheduler)
     text = load_notebook(notebook)
     root = preset_dir(out, grid, preset)
+    others = [spec for spec in specs if other_configuration(spec)]
+    if others and not replace:
+        raise ValueError(
+            f"{len(others)} run folder(s) under {root} hold runs of another configuration (e.g. {others[0].run_dir}: "
+            f"{other_configuration(others[0])}); remove them, or remake the record with `cvgad ablate ... --replace` "
+            "(or `cvgad reproduce --only NAME`), which replaces them"
+        )
+    for spec in others:
+        shutil.rmtree(spec.run_dir)
     runs.write_plan(root, grid.plan(preset, str(grid_file)))
-    start, outcomes, load = time.time(), [], []
+    began, outcomes, load = runs.begin(), [], []
 
     def record(outcome: RunOutcome) -> None:
         """Rewrites the summary after each run, with the machine's load (timings mean little without it)."""
         outcomes.append(outcome)
         load.append(os.getloadavg()[0])
         summary = {
-            "started": start,
-            "wall_seconds": time.time() - start,
+            "started": began.time,
+            "wall_seconds": time.time() - began.time,
             "jobs": jobs,
             "cores": _cores(),
             "load_1min_mean": sum(load) / len(load),
             "load_1min_max": max(load),
+            "provenance": runs.provenance(began, device or "auto", threads=max(1, _cores() // jobs)),
             "runs": [asdict(o) for o in outcomes],
         }
         runs.write_summary(root, summary)
