@@ -58,6 +58,82 @@
     return found;
   }
 
+  // Text a reader sees, outside code and math, gathered per block (paragraph, list item, cell):
+  // Markdown left unrendered (a table's pipes, code's backticks, bold's asterisks) and symbols
+  // that a page font may lack (emoji) show here as literal characters.
+  const BLOCK = "p, li, td, th, dt, dd, h1, h2, h3, h4, h5, h6, caption, figcaption, div";
+  const UNRENDERED = [
+    [/\|\s*:?[-\u2013\u2014]+:?\s*\|/, "a Markdown table rule"],
+    [/(?:^|\s)\|\s+\S[^|]*\s\|\s+\S[^|]*\s\|(?:\s|$)/, "a Markdown table row"],
+    [/`/, "a backtick"],
+    [/\*\*\S/, "Markdown bold"],
+  ];
+  const PICTOGRAPH = /(?![\u00a9\u00ae\u2122])\p{Extended_Pictographic}/u;
+
+  function blockTexts() {
+    const texts = new Map();
+    const walker = document.createTreeWalker(document.querySelector("article") || document.body, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (node.parentElement.closest(CODE)) continue;
+      const block = node.parentElement.closest(BLOCK) || document.body;
+      texts.set(block, (texts.get(block) || "") + node.textContent);
+    }
+    return [...texts.values()].map((t) => t.replace(/\s+/g, " ").trim()).filter((t) => t);
+  }
+
+  function unrendered(texts) {
+    const found = [];
+    for (const text of texts) {
+      for (const [pattern, what] of UNRENDERED) {
+        const hit = text.match(pattern);
+        if (hit) found.push(`${what}: ...${text.slice(Math.max(0, hit.index - 30), hit.index + 50)}...`);
+      }
+    }
+    return found;
+  }
+
+  function pictographs(texts) {
+    return texts.filter((t) => PICTOGRAPH.test(t)).map((t) => `${t.match(PICTOGRAPH)[0]} in: ${t.slice(0, 60)}`);
+  }
+
+  // Paragraphs whose every visible letter is bold: emphasis that has lost its meaning.
+  function boldParagraphs() {
+    const found = [];
+    for (const p of document.querySelectorAll("article p")) {
+      if (p.closest(".admonition-title, .caption, caption, nav, summary, th, dt")) continue;
+      const walker = document.createTreeWalker(p, NodeFilter.SHOW_TEXT);
+      let letters = 0;
+      let bold = true;
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (!/\p{L}/u.test(node.textContent) || node.parentElement.closest("mjx-container")) continue;
+        letters += node.textContent.trim().length;
+        if (parseInt(getComputedStyle(node.parentElement).fontWeight, 10) < 600) { bold = false; break; }
+      }
+      if (bold && letters > 0) found.push(p.textContent.replace(/\s+/g, " ").trim().slice(0, 80));
+    }
+    return found;
+  }
+
+  // Tables and code blocks whose content is wider than the box that shows them: a reader sees
+  // them cut at the right edge (and must find a scroll bar to read the rest).
+  function cutOff() {
+    const found = [];
+    for (const el of document.querySelectorAll("article table, article pre")) {
+      if (el.getBoundingClientRect().width === 0) continue;
+      let box = null;
+      for (let a = el; a && a.tagName !== "ARTICLE"; a = a.parentElement) {
+        if (getComputedStyle(a).overflowX !== "visible") { box = a; break; }
+      }
+      if (box === null) continue;  // nothing clips it: stickingOut reports it if it is too wide
+      const hidden = box === el ? el.scrollWidth - el.clientWidth : el.getBoundingClientRect().right - box.getBoundingClientRect().right;
+      if (hidden > 1) {
+        const first = (el.textContent || "").replace(/\s+/g, " ").trim().slice(0, 50);
+        found.push(`${el.tagName.toLowerCase()} cut by ${Math.round(hidden)} px: ${first}`);
+      }
+    }
+    return found;
+  }
+
   // Figures: shown at the width they were made for (the width myst-nb sets from a retina PNG's
   // metadata, else their own width), or scaled down to fit the column.
   function images() {
@@ -80,6 +156,7 @@
   function measure() {
     const article = document.querySelector("article") || document.body;
     const column = article.getBoundingClientRect();
+    const texts = blockTexts();
     const result = {
       column: { left: column.left, right: column.right, width: column.width },
       typeset: document.querySelectorAll("mjx-container").length,
@@ -87,6 +164,10 @@
       equations: equations(),
       stickingOut: stickingOut(column),
       rawTex: rawTex(),
+      unrendered: unrendered(texts),
+      pictographs: pictographs(texts),
+      boldParagraphs: boldParagraphs(),
+      cutOff: cutOff(),
       images: images(),
       widgets: document.querySelectorAll(".widget-subarea").length,  // one per rendered widget view
       code: code(),

@@ -4,8 +4,12 @@
 so nothing here is skipped there: a missing book or browser fails with what to do. The pages
 are measured by book/measure.js at a 1280-pixel window (a laptop) and at 500 pixels (a phone):
 display equations fit their column at 1280 pixels, nothing sticks out of the column at either
-width (wide tables and equations scroll), no TeX is left unrendered, figures are shown at the
-size they were made for, and the widgets render.
+width (wide tables and equations scroll), and at 1280 pixels no table or code block is cut at
+the column's edge; no TeX or Markdown is left unrendered, no paragraph is bold from end to end,
+no emoji stands where the font may lack it, and no page speaks of the project's own workings
+(issue numbers, its `../shared` folder, its machines); figures are shown at the size they were
+made for, and the widgets render. Each of these checks is shown to fail on a small page that has
+its defect (tests/render_fixtures).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+from html import unescape
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -138,6 +143,89 @@ def test_math_typesets_and_fits_the_column(page, measured):
 def test_nothing_sticks_out_of_the_column(page, width, measured):
     """Tables, outputs, figures and equations stay in the column, or scroll inside it."""
     assert measured(page, width)["stickingOut"] == []
+
+
+def check_markdown_is_rendered(m: dict) -> None:
+    assert m["unrendered"] == [], "Markdown shown as text (render it: a Markdown object, {glue:md})"
+
+
+def check_no_bold_paragraphs(m: dict) -> None:
+    assert m["boldParagraphs"] == [], "paragraphs bold from end to end"
+
+
+def check_nothing_is_cut_off(m: dict) -> None:
+    assert m["cutOff"] == [], f"tables or code blocks wider than their box at {LAPTOP} px: narrow or wrap them"
+
+
+def check_no_glyphs_the_font_may_lack(m: dict) -> None:
+    assert m["pictographs"] == [], "emoji in the text: the page font may lack them (they show as empty boxes)"
+
+
+#: Words about the project that made the book, not about its subject: a reader has no issue
+#: tracker, no `../shared` folder and none of the project's machines.
+INSIDE_WORDS = re.compile(r"\bissues?\s*#?\s*\d+|\.\./shared\b|project[’']s machines?", re.I)
+TAG = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.I | re.S)
+
+
+def check_no_inside_words(html: str) -> None:
+    """Over everything the page holds: its text (folded code included) and its links."""
+    text = unescape(TAG.sub(" ", html))
+    found = [text[max(0, m.start() - 30) : m.end() + 30] for m in INSIDE_WORDS.finditer(text)]
+    found += [url for url in HREF.findall(html) if INSIDE_WORDS.search(unquote(url))]
+    assert found == [], "words about this project's workings, not the book's subject"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_markdown_is_rendered(page, measured):
+    """No Markdown shows as text: a table's pipes and rules, code's backticks, bold's asterisks."""
+    check_markdown_is_rendered(measured(page, LAPTOP))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_no_paragraph_is_bold_from_end_to_end(page, measured):
+    check_no_bold_paragraphs(measured(page, LAPTOP))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_no_table_or_code_block_is_cut_off(page, measured):
+    """At 1280 pixels every table and code block shows whole (at 500 they may scroll)."""
+    check_nothing_is_cut_off(measured(page, LAPTOP))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_no_glyphs_the_font_may_lack(page, measured):
+    check_no_glyphs_the_font_may_lack(measured(page, LAPTOP))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_no_words_about_the_project_itself(page):
+    check_no_inside_words(page.read_text(encoding="utf8"))
+
+
+FIXTURES = Path(__file__).resolve().parent / "render_fixtures"
+#: Each check against a page that has its defect (tests/render_fixtures/<name>.html).
+DEFECTS = {
+    "markdown_table": check_markdown_is_rendered,
+    "backticks": check_markdown_is_rendered,
+    "bold_paragraph": check_no_bold_paragraphs,
+    "cut_table": check_nothing_is_cut_off,
+    "cut_code": check_nothing_is_cut_off,
+    "missing_glyph": check_no_glyphs_the_font_may_lack,
+}
+
+
+@pytest.mark.parametrize("fixture", sorted(DEFECTS))
+def test_each_check_fails_on_a_page_with_its_defect(fixture, measured):
+    check = DEFECTS[fixture]
+    check(measured(FIXTURES / "clean.html", LAPTOP))
+    with pytest.raises(AssertionError):
+        check(measured(FIXTURES / f"{fixture}.html", LAPTOP))
+
+
+def test_the_inside_words_check_fails_on_a_page_with_them():
+    check_no_inside_words((FIXTURES / "clean.html").read_text(encoding="utf8"))
+    with pytest.raises(AssertionError):
+        check_no_inside_words((FIXTURES / "inside_words.html").read_text(encoding="utf8"))
 
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)

@@ -14,8 +14,9 @@ from pybtex.style.labels import BaseLabelStyle
 
 
 def label(entry) -> str:
-    """'Kingma and Welling, 2013', 'Bian et al., 2019': as the citations name the work."""
-    last = [" ".join(person.last_names).replace("{", "").replace("}", "") for person in entry.persons["author"]]
+    """'Kingma and Welling, 2013', 'Bian et al., 2019': as the citations name the work (LaTeX accents
+    decoded: 'Serrà', not 'Serr\\`a')."""
+    last = [" ".join(name.render_as("text") for name in person.rich_last_names) for person in entry.persons["author"]]
     who = last[0] if len(last) == 1 else " and ".join(last) if len(last) == 2 else f"{last[0]} et al."
     return f"{who}, {entry.fields['year']}"
 

@@ -99,8 +99,8 @@ def at_a_glance(repo: Path) -> pd.DataFrame:
     return pd.DataFrame(lines, columns=["chapter", "result", "value", "record"])
 
 
-#: The page of each chapter in the built book, relative to the start page.
-PAGES = {"4": "notebooks/04_scoring.html", "5": "notebooks/05_latent_space.html", "6": "notebooks/06_ablation.html"}
+#: The source of each chapter, relative to the start page (MyST links a source to its page).
+PAGES = {"4": "notebooks/04_scoring.ipynb", "5": "notebooks/05_latent_space.ipynb", "6": "notebooks/06_ablation.ipynb"}
 
 
 def markdown(table: pd.DataFrame) -> str:
