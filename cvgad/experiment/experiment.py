@@ -23,7 +23,7 @@ from cvgad.experiment.protocols import Split, make_split
 from cvgad.experiment.selection import EpochSelector
 from cvgad.model.baselines import trainer_for
 from cvgad.model.config import ExperimentConfig
-from cvgad.model.scoring import Evaluation, evaluate_model
+from cvgad.model.scoring import Errors, Evaluation, evaluate, evaluate_model
 from cvgad.model.trainer import Loop
 
 
@@ -120,7 +120,11 @@ def run_experiment(
         "provenance": runs.provenance(began, str(trainer.device)),
     }
     if out_dir is not None:
-        runs.finish(out_dir, trainer.history_frame(), trainer.state_dict(), metrics)
+        reference = split.val if len(split.val) else split.train
+        scores = runs.score_arrays(
+            split.test, split.test_labels, evaluation.errors.terms(), reference, evaluation.val_errors.terms()
+        )
+        runs.finish(out_dir, trainer.history_frame(), trainer.state_dict(), metrics, scores)
     return RunResult(cfg, dataset, split, trainer, evaluation, metrics)
 
 
@@ -138,7 +142,13 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Scores a saved run again (same data, split and weights), with EvalConfig fields given in
     `evaluation` replacing the run's own, and writes the metrics to the run folder
-    (`evaluation.json` for the run's own settings, else a file named after the changed ones)."""
+    (`evaluation.json` for the run's own settings, else a file named after the changed ones).
+    With no field given and the run's scores kept, the metrics are recomputed from them, without
+    the model or the data."""
+    if all(v is None for v in evaluation.values()) and (kept := metrics_from_scores(run_dir)) is not None:
+        recomputed: dict[str, Any] = {**kept, "recomputed_from": runs.SCORES}
+        runs.write_evaluation(run_dir, recomputed)
+        return recomputed
     cfg, trainer = load_run(run_dir, device)
     if data_root is not None:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_root=data_root))
@@ -153,6 +163,16 @@ def evaluate_run(
     }
     runs.write_evaluation(run_dir, metrics, changed)
     return metrics
+
+
+def metrics_from_scores(run_dir: str | os.PathLike) -> dict[str, float] | None:
+    """Every metric of `cvgad.model.scoring.evaluate`, recomputed from the run's kept scores (the
+    same numbers as at training time); None when the run kept none."""
+    kept = runs.read_scores(run_dir)
+    if kept is None:
+        return None
+    test, labels, val = kept
+    return evaluate(Errors(**test), labels, Errors(**val)).metrics
 
 
 def summary_line(metrics: dict[str, Any]) -> str:

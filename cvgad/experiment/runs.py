@@ -4,9 +4,11 @@ A run folder holds `config.json` (the ExperimentConfig), `history.csv` (every lo
 step), `checkpoint.pt` (state dicts, loaded with `weights_only=True`) and `metrics.json`,
 written last and atomically: a folder with valid metrics is a finished run. While training,
 `resume.pt` holds the state after the last finished epoch. `metrics.json` carries the run's
-`provenance` (the code, library versions, machine, threads, times and load; see `provenance`).
-`cvgad evaluate` adds `evaluation.json`. A grid's runner adds `params.json` (what was asked), `executed.ipynb` and,
-when the run failed, `error.txt`.
+`provenance` (the code, library versions, machine, threads, times and load; see `provenance`),
+and `scores.npz` the per-image score terms of the test images and of the threshold's reference
+images, from which any metric is recomputed without the model (`read_scores`). `cvgad evaluate`
+adds `evaluation.json`. A grid's runner adds `params.json` (what was asked), `executed.ipynb`
+and, when the run failed, `error.txt`.
 
 A grid folder (`<out>/<grid>/<preset>/`) holds `plan.json` (the grid as run), `summary.json`
 (the outcomes so far, with the provenance of the last invocation) and one run folder per row and
@@ -19,9 +21,11 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import pickle
 import platform
 import subprocess
 import time
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,13 +36,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cvgad.atomic import atomic_write_text, save_torch
+from cvgad.atomic import atomic_write, atomic_write_text, save_torch
 from cvgad.model.config import ExperimentConfig
 
 PathLike = str | os.PathLike[str]
 
 CONFIG, HISTORY, CHECKPOINT, METRICS = "config.json", "history.csv", "checkpoint.pt", "metrics.json"
-RESUME, EVALUATION = "resume.pt", "evaluation.json"
+RESUME, EVALUATION, SCORES = "resume.pt", "evaluation.json", "scores.npz"
 CURVES, SELECTED = (
     "curves.csv",
     "select.pt",
@@ -74,15 +78,70 @@ def resume_path(run_dir: PathLike) -> Path:
     return Path(run_dir) / RESUME
 
 
-def finish(run_dir: PathLike, history: pd.DataFrame, state: dict, metrics: dict[str, Any]) -> None:
-    """Writes the history, the weights and, last, the metrics; drops the resume state (and the
-    weights kept for model selection, which only a resumed run needs)."""
+class UnreadableRecord(ValueError):
+    """A record's file exists but cannot be read (truncated, not the format): the message names it
+    and how to remake it."""
+
+
+def _unreadable(path: Path, error: BaseException) -> UnreadableRecord:
+    return UnreadableRecord(
+        f"{path} cannot be read ({type(error).__name__}: {error}); it is truncated or not what `cvgad train` "
+        f"writes. Remake the run: `cvgad train` with the settings of {path.parent / CONFIG} and --out {path.parent}, "
+        "or, for a record of the manifest, `cvgad reproduce --only NAME`"
+    )
+
+
+def finish(
+    run_dir: PathLike,
+    history: pd.DataFrame,
+    state: dict,
+    metrics: dict[str, Any],
+    scores: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Writes the history, the weights, the per-image scores (`write_scores`' arrays) and, last, the
+    metrics; drops the resume state (and the weights kept for model selection, which only a resumed
+    run needs)."""
     run = Path(run_dir)
     atomic_write_text(run / HISTORY, history.to_csv(index=False))
     save_torch(state, run / CHECKPOINT)
+    if scores is not None:
+        atomic_write(run / SCORES, lambda tmp: np.savez_compressed(tmp, allow_pickle=False, **scores))
     write_json(run / METRICS, metrics)
     resume_path(run).unlink(missing_ok=True)
     (run / SELECTED).unlink(missing_ok=True)
+
+
+def score_arrays(
+    test_index: np.ndarray, test_labels: np.ndarray, test_terms: Mapping[str, np.ndarray],
+    val_index: np.ndarray, val_terms: Mapping[str, np.ndarray],
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """What `scores.npz` holds: the test images' indices into the dataset, labels (1 = anomaly) and
+    raw score terms (`test_<term>`), and the reference images' indices and terms (`val_<term>`;
+    the validation normals, else the training images), each term as the model gave it."""
+    arrays: dict[str, np.ndarray] = {
+        "test_index": np.asarray(test_index, np.int32),
+        "test_label": np.asarray(test_labels, np.int8),
+    }
+    arrays |= {f"test_{name}": np.asarray(v) for name, v in test_terms.items()}
+    arrays["val_index"] = np.asarray(val_index, np.int32)
+    return arrays | {f"val_{name}": np.asarray(v) for name, v in val_terms.items()}
+
+
+def read_scores(run_dir: PathLike) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]] | None:
+    """The kept scores of a run: test terms, test labels and reference terms; None when the run kept
+    none (made before they were kept). Raises UnreadableRecord when the file cannot be read."""
+    path = Path(run_dir) / SCORES
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            arrays = {name: data[name] for name in data.files}
+        test = {k.removeprefix("test_"): v for k, v in arrays.items() if k.startswith("test_") and k not in
+                ("test_index", "test_label")}  # fmt: skip
+        val = {k.removeprefix("val_"): v for k, v in arrays.items() if k.startswith("val_") and k != "val_index"}
+        return test, arrays["test_label"].astype(np.int64), val
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise _unreadable(path, error) from None
 
 
 def read_metrics(run_dir: PathLike) -> dict[str, Any] | None:
@@ -120,8 +179,14 @@ def load(run_dir: PathLike, device: str) -> tuple[ExperimentConfig, dict]:
             raise FileNotFoundError(
                 f"{run / name} is missing; {run} is not a finished run directory (see `cvgad train --out`)"
             )
-    cfg = ExperimentConfig.from_dict(upgrade_config(json.loads((run / CONFIG).read_text())))
-    return cfg, torch.load(run / CHECKPOINT, map_location=device, weights_only=True)
+    try:
+        cfg = ExperimentConfig.from_dict(upgrade_config(json.loads((run / CONFIG).read_text())))
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise _unreadable(run / CONFIG, error) from None
+    try:
+        return cfg, torch.load(run / CHECKPOINT, map_location=device, weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        raise _unreadable(run / CHECKPOINT, error) from None
 
 
 def evaluation_path(run_dir: PathLike, changed: Mapping[str, Any] | None = None) -> Path:
@@ -178,11 +243,14 @@ def write_error(run_dir: PathLike, text: str) -> None:
 
 
 def status(run_dir: PathLike) -> tuple[str, dict[str, Any], str | None]:
-    """("ok", metrics, None), ("failed", {}, last line of error.txt), "unfinished" or "missing"."""
+    """("ok", metrics, None), ("failed", {}, last line of error.txt), ("unreadable", {}, why: a
+    metrics.json that exists but cannot be read or lacks a required metric), "unfinished" or "missing"."""
     run = Path(run_dir)
     metrics = read_metrics(run)
     if metrics is not None:
         return "ok", metrics, None
+    if (run / METRICS).is_file():
+        return "unreadable", {}, f"{run / METRICS} cannot be read or lacks {', '.join(REQUIRED_METRICS)}"
     if (run / ERROR).is_file():
         lines = [line for line in (run / ERROR).read_text().splitlines() if line.strip()]
         return "failed", {}, lines[-1] if lines else "unknown error"

@@ -194,20 +194,22 @@ def _grid_line(plan: dict) -> str:
 def _runs_line(runs: pd.DataFrame) -> str:
     return (
         f"Runs: {(runs.status == 'ok').sum()} finished, {(runs.status == 'failed').sum()} failed, "
+        f"{(runs.status == 'unreadable').sum()} unreadable, "
         f"{runs.status.isin(['unfinished', 'missing']).sum()} unfinished or missing."
     )
 
 
 def _failed_lines(runs: pd.DataFrame, vary: Sequence[str] = ()) -> list[str]:
-    failed = runs[runs.status == "failed"]
-    if not len(failed):
-        return []
-    named = [
-        " ".join([f"`{r['row']}`", *(f"{k}={r[k]}" for k in vary), f"seed {r['seed']}"]) for _, r in failed.iterrows()
-    ]
-    return ["", "## Failed runs", ""] + [
-        f"- {name}: {error}" for name, error in zip(named, failed["error"], strict=True)
-    ]
+    """The failed runs and those whose files cannot be read, each named with its error."""
+    lines = []
+    for status, title in (("failed", "Failed runs"), ("unreadable", "Runs whose files cannot be read")):
+        chosen = runs[runs.status == status]
+        if len(chosen):
+            lines += ["", f"## {title}", ""] + [
+                " ".join(["-", f"`{r['row']}`", *(f"{k}={r[k]}" for k in vary), f"seed {r['seed']}: {r['error']}"])
+                for _, r in chosen.iterrows()
+            ]
+    return lines
 
 
 def markdown(table: pd.DataFrame, runs: pd.DataFrame, plan: dict, reference: str = "all") -> str:
