@@ -5,6 +5,8 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -12,7 +14,7 @@ from cvgad.cli import main
 from cvgad.experiment import runs
 from cvgad.experiment.experiment import metrics_from_scores, run_experiment
 from cvgad.experiment.params import make_config
-from cvgad.workbench.report import write_report
+from cvgad.workbench.report import bh_adjusted, paired_differences, t_interval, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"dataset": "digits", "anomaly_class": 1, "epochs": 1, "width": 8, "latent_dim": 16, "train_subset": 200}
@@ -83,3 +85,22 @@ def test_report_names_runs_whose_metrics_cannot_be_read(run_dir, tmp_path):
     text = (root / "table1.md").read_text()
     assert "1 finished, 0 failed, 1 unreadable" in text
     assert f"`all` seed 1: {root / 'all' / 'seed1' / runs.METRICS} cannot be read" in text
+
+
+def test_the_t_interval_and_the_bh_adjustment_on_values_by_hand():
+    low, high = t_interval([1.0, 2.0, 3.0, np.nan])  # mean 2, s = 1, n = 3, t(0.975, 2) = 4.302653
+    assert (low, high) == pytest.approx((2 - 4.302653 / 3**0.5, 2 + 4.302653 / 3**0.5), abs=1e-6)
+    assert np.isnan(t_interval([0.7])).all()
+    # sorted p 0.01, 0.03, 0.04 (m = 3): 0.04 * 3/3 = 0.04; min(0.03 * 3/2, 0.04) = 0.04; 0.01 * 3 = 0.03
+    adjusted = bh_adjusted([0.01, 0.04, np.nan, 0.03])
+    assert adjusted[[0, 1, 3]] == pytest.approx([0.03, 0.04, 0.04]) and np.isnan(adjusted[2])
+
+
+def test_paired_differences_carry_the_adjusted_p_beside_the_raw_one():
+    rows = [("all", s, 0.80 + 0.01 * s) for s in range(5)] + [("no_l1", s, 0.70 + 0.01 * s) for s in range(5)]
+    rows += [("no_mi", s, 0.80 + 0.01 * s + (0.02 if s % 2 else -0.01)) for s in range(5)]
+    runs_ = pd.DataFrame([{"row": r, "label": r, "seed": s, "status": "ok", "auc": a} for r, s, a in rows])
+    pairs = paired_differences(runs_, [], reference="all").set_index("row")
+    assert pairs.at["no_l1", "wilcoxon_p"] == pytest.approx(0.0625)  # 5 of 5 lower: 2/32
+    assert pairs["wilcoxon_p_bh"].to_numpy() == pytest.approx(bh_adjusted(pairs["wilcoxon_p"].to_numpy()))
+    assert pairs.at["no_l1", "auc_diff_ci_low"] == pytest.approx(-0.1) == pairs.at["no_l1", "auc_diff_ci_high"]

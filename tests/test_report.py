@@ -157,7 +157,8 @@ def test_report_writes_csv_markdown_and_chart(tmp_path, capsys):
     table = pd.read_csv(out / "table1.csv").set_index("row")
     assert table.loc["all", "auc_mean"] == pytest.approx(0.82) and table.loc["no_mi", "n"] == 1
     md = (out / "table1.md").read_text()
-    assert "| use all losses (`all`) | 3 | 0.820 ± 0.020 | 0.853 | -0.033 | 0.720 ± 0.020 | 0.845 | -0.125 |" in md
+    # the interval: 0.820 ± t(0.975, 2) 0.020 / sqrt(3) = 0.820 ± 0.050
+    assert "| use all losses (`all`) | 3 | 0.820 ± 0.020 | [0.770, 0.870] | 0.853 | -0.033 | 0.720 ± 0.020 |" in md
     assert "F1, best threshold (paper's metric)" in md and "JPEG" in md and "`no_mi` seed 1: ValueError: broken" in md
     assert (out / "table1.png").stat().st_size > 10_000
     assert not list(out.glob(".*"))  # no temp files left behind
@@ -293,8 +294,11 @@ def test_report_of_a_grid_with_vary_writes_the_per_class_files(tmp_path):
         "pairs",
         "auc_diff_mean",
         "auc_diff_std",
+        "auc_diff_ci_low",
+        "auc_diff_ci_high",
         "ahead",
         "wilcoxon_p",
+        "wilcoxon_p_bh",
     ]
     md = (root / "per_cell.md").read_text()
     assert "| 4 (deer) | `ae` | 1 | 0.500 | 0.400 | 0.500 | 0.180 |" in md
