@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint test unit nbval run benchmark gpu-check clean book book-vendor book-clean book-distclean screenshots chromium
+.PHONY: install lint test unit nbval run benchmark gpu-check clean book book-vendor book-clean book-distclean screenshots chromium student
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ benchmark: install
 GPU_CHECK_OUT ?= benchmarks/results/gpu_check
 gpu-check: install
 	$(BIN)/python benchmarks/gpu_check.py --out $(GPU_CHECK_OUT) $(if $(CVGAD_DATA),--data-root $(CVGAD_DATA))
+
+# The students' copy of the exercises, without solutions or discussion answers, in STUDENT_DIR.
+STUDENT_DIR ?= student
+student: install
+	$(BIN)/python -m cvgad.book.student $(STUDENT_DIR)
 
 clean:
 	rm -rf runs book/_build
