@@ -46,13 +46,13 @@ from cvgad.experiment.data import load_dataset  # noqa: E402
 from cvgad.experiment.experiment import run_experiment  # noqa: E402
 from cvgad.experiment.params import make_config  # noqa: E402
 from cvgad.model import losses as L  # noqa: E402
+from cvgad.model.algorithm1 import CYCLE, CVGADTrainer  # noqa: E402
 from cvgad.model.config import ModelConfig, TrainConfig  # noqa: E402
 from cvgad.model.networks import (  # noqa: E402
     CVAE,
     Critic,
     as_float_images,  # noqa: E402
 )
-from cvgad.model.trainer import CYCLE, Trainer  # noqa: E402
 from cvgad.workbench.grid import load_grid  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,7 +169,7 @@ def _flops_per_image(width: int, device: torch.device) -> float:
     """FLOPs of one Algorithm 1 cycle per image (batch 8: the count does not depend on batch size)."""
     model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
     cfg = TrainConfig(batch_size=8, device=str(device), amp=False, losses=OPEN_GATE)
-    trainer, x = Trainer(model_cfg, cfg), torch.rand(8, 3, 32, 32, device=device)
+    trainer, x = CVGADTrainer(model_cfg, cfg), torch.rand(8, 3, 32, 32, device=device)
     return count_flops(lambda: [trainer.step(x) for _ in range(CYCLE)]) / (CYCLE * 8)
 
 
@@ -210,7 +210,7 @@ def _worker(seconds: float, width: int, batch: int, amp: bool) -> None:
     """One packed training process: Algorithm 1 on CIFAR-shaped images held on the device."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
-    trainer = Trainer(model_cfg, TrainConfig(batch_size=batch, device=str(device), amp=amp))
+    trainer = CVGADTrainer(model_cfg, TrainConfig(batch_size=batch, device=str(device), amp=amp))
     data = torch.randint(0, 256, (batch * 8, 3, 32, 32), dtype=torch.uint8, device=device)
     for b in range(CYCLE):  # warm-up
         trainer.step(data[b * batch : (b + 1) * batch])

@@ -26,9 +26,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
+from cvgad.model.algorithm1 import CYCLE, CVGADTrainer
 from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
 from cvgad.model.networks import CVAE
-from cvgad.model.trainer import CYCLE, Trainer, resolve_device
+from cvgad.model.training import resolve_device
 
 #: The gate T always open, so every update of Algorithm 1 is timed.
 OPEN_GATE = LossConfig(negative_gate="absolute", negative_threshold=float("inf"))
@@ -41,7 +42,7 @@ def cycle_rate(
     `compile`, the CVAE's networks are compiled (torch.compile) and the critic stays eager."""
     model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
     cfg = TrainConfig(batch_size=batch_size, device=str(device), amp=amp, losses=OPEN_GATE, **train)
-    trainer = Trainer(model_cfg, cfg)
+    trainer = CVGADTrainer(model_cfg, cfg)
     if compile:  # each network the updates call directly (not only CVAE.forward)
         for module in (trainer.cvae.encoder, trainer.cvae.decoder, trainer.cvae.classifier, trainer.cvae.fd):
             module.compile()
@@ -123,7 +124,7 @@ def main() -> None:
         return
     model_cfg = ModelConfig(channels=3, width=args.width, latent_dim=256, n_clusters=9)
     cfg = TrainConfig(batch_size=args.batch_size, device=str(device), amp=not args.no_amp, losses=OPEN_GATE)
-    trainer = Trainer(model_cfg, cfg)
+    trainer = CVGADTrainer(model_cfg, cfg)
     x = torch.rand(args.batch_size, 3, 32, 32, device=device)
 
     def cycle() -> None:
@@ -171,7 +172,7 @@ def main() -> None:
         for fmt in ("contiguous", "channels_last")
     }
     print("Algorithm 1 by memory layout: " + ", ".join(f"{fmt} {r:.1f} images/s" for fmt, r in rates.items()))
-    from cvgad.model.trainer import resolve_memory_format  # not at the top: --cycle-only runs older code too
+    from cvgad.model.training import resolve_memory_format  # not at the top: --cycle-only runs older code too
 
     chosen = "channels_last" if resolve_memory_format("auto") == torch.channels_last else "contiguous"
     faster = max(rates, key=lambda k: rates[k])

@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from cvgad.model.trainer import NonFiniteLossError
+    from cvgad.model.training import NonFiniteLossError
     from cvgad.workbench.ablation import Interrupted
 
     def say(message: str) -> None:

@@ -47,6 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cvgad.book import diagram
 from cvgad.experiment.experiment import make_config, prepare
+from cvgad.model.algorithm1 import CVGADTrainer
 from cvgad.model.config import LossConfig, ModelConfig
 from cvgad.model.networks import (
     CVAE,
@@ -54,7 +55,7 @@ from cvgad.model.networks import (
     count_parameters,
     reparameterize,
 )
-from cvgad.model.trainer import Trainer, resolve_device
+from cvgad.model.training import resolve_device
 from cvgad.workbench import plots
 
 cfg = make_config(dataset=dataset, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,
@@ -304,7 +305,7 @@ data, split = prepare(cfg)
 normal_images = data.images[torch.as_tensor(split.train)]
 model = cvae
 if epochs > 0:
-    trainer = Trainer(cfg.model, cfg.train)
+    trainer = CVGADTrainer(cfg.model, cfg.train)
     trainer.fit(normal_images, progress=False)
     model = trainer.cvae
 model.eval()

@@ -22,7 +22,7 @@
 # into one objective. Instead, Algorithm 1 makes a separate optimiser step for each loss, in a
 # fixed order, and a counter decides which steps a batch gets. This chapter runs that schedule
 # by hand, one update at a time, and checks whether each update lowers its own loss on the batch.
-# Then it steps through twelve batches with `cvgad.model.trainer.Trainer` and ends with a whole run
+# Then it steps through twelve batches with `cvgad.model.algorithm1.CVGADTrainer` and ends with a whole run
 # and its loss curves, in the manner of the paper's Fig. 8.
 #
 # ## Algorithm 1
@@ -115,8 +115,8 @@ import torch
 
 from cvgad.experiment.experiment import make_config, prepare
 from cvgad.model import losses as L
+from cvgad.model.algorithm1 import UPDATES, CVGADTrainer, applied, frozen_batchnorm_stats
 from cvgad.model.networks import reparameterize
-from cvgad.model.trainer import UPDATES, Trainer, applied, frozen_batchnorm_stats
 from cvgad.workbench import plots
 
 pd.set_option("display.precision", 4)
@@ -138,7 +138,7 @@ print(f"weights: ssim {lc.ssim}, l1 {lc.l1}, latent {lc.latent}, categorical {lc
 # %% [markdown]
 # ## One batch, one update at a time
 #
-# A seeded `Trainer` holds the networks and the two Adam optimisers (one for the CVAE, one for
+# A seeded `CVGADTrainer` holds the networks and the two Adam optimisers (one for the CVAE, one for
 # the critic). The cell below takes one batch and makes the updates of a counter-0 batch by
 # hand, in Algorithm 1's order, written out with the functions of `cvgad.model.losses`. Then it adds
 # the critic update of counter 4 and the generator update of counter 5, on the same batch.
@@ -148,11 +148,11 @@ print(f"weights: ssim {lc.ssim}, l1 {lc.l1}, latent {lc.latent}, categorical {lc
 # penalty, and the negative codes. So `measure()` computes every loss under one fixed random seed,
 # and the negative codes are drawn once (the folded cell below: the batch, `objectives()` and
 # `measure()`). Every update is `zero_grad`, `backward`, `step` on a
-# single loss. The hand-written updates run in float32; `Trainer` uses bfloat16 autocast on
+# single loss. The hand-written updates run in float32; `CVGADTrainer` uses bfloat16 autocast on
 # CUDA.
 
 # %% tags=["hide-input"]
-trainer = Trainer(cfg.model, cfg.train)  # seeds torch with cfg.train.seed, then builds the networks
+trainer = CVGADTrainer(cfg.model, cfg.train)  # seeds torch with cfg.train.seed, then builds the networks
 print("device:", trainer.device)
 cvae, critic = trainer.cvae, trainer.critic
 cvae.train()
@@ -164,7 +164,7 @@ z_neg, _ = L.sample_negative_codes(cvae.means, len(x), trainer.radius, lc.negati
 
 
 def latent_terms(x):
-    """Latent loss per dimension and categorical loss, at a sampled z (as Trainer computes them)."""
+    """Latent loss per dimension and categorical loss, at a sampled z (as CVGADTrainer computes them)."""
     mu, logvar, _ = cvae.encoder(x)
     logits = cvae.classifier(reparameterize(mu, logvar))
     latent = L.latent_loss(mu, logvar, cvae.means, logits.softmax(dim=1)) / mu.shape[1]
@@ -209,7 +209,7 @@ def update(opt, loss):
 # training does. The latent loss per dimension at the moment of the latent update is the value
 # that the gate $T$ compares (line 8 of Algorithm 1).
 #
-# The CVAE's updates all use *one* Adam optimiser, as in `Trainer`. Adam keeps a running
+# The CVAE's updates all use *one* Adam optimiser, as in `CVGADTrainer`. Adam keeps a running
 # average of past gradients (momentum, $\beta_1 = 0.5$) across all of them. So each step also
 # carries part of the gradients of the steps before it, of *other* losses. To see what that
 # does, `apply` first makes each update once with a fresh Adam (no memory of earlier steps),
@@ -320,18 +320,18 @@ print(f"lowered their own loss: {table['lowered'].sum()} of {len(table)} updates
 matrix
 
 # %% [markdown]
-# ## Twelve batches through `Trainer.step`
+# ## Twelve batches through `CVGADTrainer.step`
 #
-# `Trainer.step(x)` runs one batch of Algorithm 1 and returns the loss of every update it made,
-# in order. Its keys come from `cvgad.model.trainer.UPDATES`, plus `wasserstein` (the critic's
+# `CVGADTrainer.step(x)` runs one batch of Algorithm 1 and returns the loss of every update it made,
+# in order. Its keys come from `cvgad.model.algorithm1.UPDATES`, plus `wasserstein` (the critic's
 # Wasserstein estimate) and `categorical` (logged with the latent update). The negative update
 # comes with `gate`, whether the latent loss was below $T$: the step decides that on the device
-# without waiting for it, and `cvgad.model.trainer.applied(log)` drops a skipped update when the log is
-# read. `Trainer.count` is the algorithm's counter. A fresh, seeded trainer over the first twelve
+# without waiting for it, and `cvgad.model.algorithm1.applied(log)` drops a skipped update when the log is
+# read. `CVGADTrainer.count` is the algorithm's counter. A fresh, seeded trainer over the first twelve
 # batches of an epoch shows the six-step cycle twice:
 
 # %%
-stepper = Trainer(cfg.model, cfg.train)
+stepper = CVGADTrainer(cfg.model, cfg.train)
 bs = cfg.train.batch_size
 schedule = []
 for b in range(12):
@@ -359,12 +359,12 @@ schedule.dropna(subset=["latent/dim"])[["batch", "counter", "latent/dim"]].style
 # %% [markdown]
 # ## A whole run, and its loss curves (Fig. 8)
 #
-# `Trainer.fit` repeats `step` over shuffled batches for a number of epochs (the last
+# `CVGADTrainer.fit` repeats `step` over shuffled batches for a number of epochs (the last
 # incomplete batch is dropped). `history_frame()` has one row per batch: the step, the counter,
 # and the loss of each update made, with empty cells (NaN) for updates that did not run.
 
 # %%
-run = Trainer(cfg.model, cfg.train)
+run = CVGADTrainer(cfg.model, cfg.train)
 start = time.perf_counter()
 history = run.fit(train_images, progress=False)
 seconds = time.perf_counter() - start

@@ -62,8 +62,8 @@ from cvgad.book import latent
 from cvgad.experiment.experiment import make_config, prepare
 from cvgad.experiment.runs import find_upwards
 from cvgad.model import losses as L
+from cvgad.model.algorithm1 import CVGADTrainer
 from cvgad.model.scoring import cluster_purity
-from cvgad.model.trainer import Trainer
 from cvgad.workbench import plots
 
 pd.set_option("display.precision", 3)
@@ -87,7 +87,7 @@ classes = data.labels[idx]
 is_anomaly = split.test_labels[pick] == 1
 images = data.images[torch.as_tensor(idx)]
 
-trainer = Trainer(cfg.model, cfg.train)
+trainer = CVGADTrainer(cfg.model, cfg.train)
 init_means = trainer.cvae.means.detach().clone()
 
 

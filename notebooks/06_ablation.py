@@ -73,8 +73,8 @@ from myst_nb import glue
 import cvgad
 from cvgad.experiment.params import PLACE, make_config
 from cvgad.experiment.runs import read_plan
+from cvgad.model.algorithm1 import CYCLE, UPDATES, CVGADTrainer, applied
 from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
-from cvgad.model.trainer import CYCLE, UPDATES, Trainer, applied
 from cvgad.workbench import plots, report
 from cvgad.workbench.grid import load_grid
 
@@ -118,7 +118,7 @@ print(f"grid {grid.name}: {len(grid.rows)} rows, read from {GRID_FILE.relative_t
 # %% [markdown]
 # ## What each row removes
 #
-# `cvgad.model.trainer.Trainer` follows Algorithm 1 of the paper (chapter 3): on counter values 0 to 3
+# `cvgad.model.algorithm1.CVGADTrainer` follows Algorithm 1 of the paper (chapter 3): on counter values 0 to 3
 # a batch gets a critic update and then separate CVAE updates by the reconstruction loss, the
 # latent (+ categorical) loss, negative training (only while the latent loss is below $T$), the
 # mutual information loss and the reconstruction loss again; counter 4 updates the critic only
@@ -152,7 +152,7 @@ images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
 counted = {}
 for grid_row in grid.rows:
     losses = LossConfig(disabled=grid_row.disabled, negative_gate="absolute", negative_threshold=float("inf"))
-    trainer = Trainer(tiny, TrainConfig(batch_size=2, device="cpu", amp=False, seed=0, losses=losses))
+    trainer = CVGADTrainer(tiny, TrainConfig(batch_size=2, device="cpu", amp=False, seed=0, losses=losses))
     made = dict.fromkeys(UPDATES, 0)
     for _ in range(CYCLE):
         for update in applied(trainer.step(images)):

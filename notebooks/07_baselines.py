@@ -56,9 +56,9 @@ from cvgad.experiment.data import load_dataset
 from cvgad.experiment.params import make_config
 from cvgad.experiment.protocols import make_split
 from cvgad.experiment.runs import read_plan
-from cvgad.model.baselines import trainer_for
+from cvgad.model.algorithm1 import applied
 from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
-from cvgad.model.trainer import applied
+from cvgad.model.trainers import trainer_for
 from cvgad.workbench import plots, report
 
 plots.use_house_style()
@@ -93,7 +93,7 @@ def load(results: str) -> tuple[pd.DataFrame, dict]:
 # `Decoder` and scores them with the same function as CVGAD (`cvgad.model.losses.anomaly_terms`).
 # GANomaly is the maintained implementation in anomalib ({cite:t}`akcay2018`), trained by our
 # loop with anomalib's losses (the optional extra `pip install 'cvgad[peers]'`). All four share
-# one training loop (`cvgad.model.trainer.Loop`: batches, NaN checks, resumable state) and Adam with
+# one training loop (`cvgad.model.training.Trainer`: batches, NaN checks, resumable state) and Adam with
 # betas (0.5, 0.999); the learning rate is III.C's 1e-3, except GANomaly's own 2e-4 for GANomaly
 # (the run parameter `lr` sets another).
 #

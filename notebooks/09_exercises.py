@@ -233,7 +233,7 @@ widgets.LatentExplorer(run.trainer, seed=seed)
 # %% [markdown]
 # ## Exercise 4: switch a loss off
 #
-# Algorithm 1 makes a separate optimiser step for each loss, and `Trainer.step` logs the loss of
+# Algorithm 1 makes a separate optimiser step for each loss, and `CVGADTrainer.step` logs the loss of
 # every update it made. In the loss lab you switch losses on and off, set their weights, and
 # train a few steps on the training digits with the button.
 #

@@ -12,6 +12,8 @@ from cvgad.model import baselines as B
 from cvgad.model import losses as L
 from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
 from cvgad.model.scoring import model_errors
+from cvgad.model.trainers import trainer_for
+from cvgad.model.training import Trainer
 
 TINY = dict(channels=1, latent_dim=8, n_clusters=2, width=4)
 TINY_RUN = dict(epochs=1, train_subset=64, test_subset=60, width=4, latent_dim=8, batch_size=16)
@@ -21,8 +23,8 @@ def _batch(seed: int = 0) -> torch.Tensor:
     return torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(seed))
 
 
-def _trainer(model: str, **losses) -> B.Loop:
-    return B.trainer_for(
+def _trainer(model: str, **losses) -> Trainer:
+    return trainer_for(
         ModelConfig(model=model, **TINY), TrainConfig(batch_size=8, device="cpu", seed=0, losses=LossConfig(**losses))
     )
 
@@ -118,10 +120,10 @@ def test_a_ganomaly_step_updates_the_generator_on_its_loss_then_the_discriminato
 def test_a_killed_baseline_run_resumes_with_the_same_result(tmp_path):
     cfg = make_config(model="vae", **(TINY_RUN | {"epochs": 2}))
     whole = run_experiment(cfg, out_dir=tmp_path / "whole", progress=False)
-    half = B.trainer_for(cfg.model, cfg.train)
+    half = trainer_for(cfg.model, cfg.train)
     data = whole.dataset.images[torch.as_tensor(whole.split.train)]
     half.fit(data, epochs=1, progress=False, resume=tmp_path / "state.pt")
-    resumed = B.trainer_for(cfg.model, cfg.train)
+    resumed = trainer_for(cfg.model, cfg.train)
     resumed.fit(data, progress=False, resume=tmp_path / "state.pt")
     assert resumed.history_frame().equals(whole.history)
 

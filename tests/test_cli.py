@@ -80,7 +80,7 @@ def test_one_class_names_its_normal_class_and_the_old_flag_still_works_with_a_wa
 
 def test_a_nan_loss_is_a_failed_run_exit_1(monkeypatch, capsys):
     from cvgad.experiment import experiment
-    from cvgad.model.trainer import NonFiniteLossError
+    from cvgad.model.training import NonFiniteLossError
 
     def diverge(*args, **kwargs):
         raise NonFiniteLossError("loss 'latent' became nan at step 7 (Algorithm 1 counter 1)")

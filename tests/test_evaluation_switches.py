@@ -167,21 +167,21 @@ def test_the_last_epoch_is_the_default_and_costs_no_scoring_per_epoch(tmp_path):
 
 
 def test_a_killed_run_resumes_with_its_curve_and_the_weights_each_rule_kept(tmp_path, monkeypatch):
-    from cvgad.model.trainer import Trainer
+    from cvgad.model.algorithm1 import CVGADTrainer
 
     whole = _run_with("best_test", tmp_path / "whole")
-    per_epoch, step = len(whole.history) // 3, Trainer.step
+    per_epoch, step = len(whole.history) // 3, CVGADTrainer.step
 
     def dies_in_epoch_3(self, x):
         if self.steps == 2 * per_epoch + 1:
             raise KeyboardInterrupt
         return step(self, x)
 
-    monkeypatch.setattr(Trainer, "step", dies_in_epoch_3)
+    monkeypatch.setattr(CVGADTrainer, "step", dies_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         _run_with("best_test", tmp_path / "killed")
     assert pd.read_csv(tmp_path / "killed" / "curves.csv")["epoch"].tolist() == [1, 2]
-    monkeypatch.setattr(Trainer, "step", step)
+    monkeypatch.setattr(CVGADTrainer, "step", step)
     resumed = _run_with("best_test", tmp_path / "killed")
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "killed" / "curves.csv").drop(columns=["train_seconds", "score_seconds"]),

@@ -78,7 +78,7 @@ def test_a_run_scores_every_pass_and_score_before_and_after_each_epoch_and_is_no
 
 
 def test_a_run_that_becomes_nan_is_recorded_and_the_next_goes_on(tmp_path, monkeypatch, capsys):
-    from cvgad.model.trainer import NonFiniteLossError
+    from cvgad.model.training import NonFiniteLossError
 
     calls = []
 

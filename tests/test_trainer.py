@@ -5,15 +5,16 @@ import json
 import pytest
 import torch
 
+from cvgad.model.algorithm1 import CYCLE, UPDATES, CVGADTrainer, applied
 from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
 from cvgad.model.networks import CodeToMap
-from cvgad.model.trainer import CYCLE, UPDATES, NonFiniteLossError, Trainer, applied
+from cvgad.model.training import NonFiniteLossError
 
 TINY = ModelConfig(channels=1, latent_dim=8, n_clusters=2, width=4)
 
 
-def _trainer(**losses) -> Trainer:
-    return Trainer(TINY, TrainConfig(batch_size=8, device="cpu", seed=0, losses=LossConfig(**losses)))
+def _trainer(**losses) -> CVGADTrainer:
+    return CVGADTrainer(TINY, TrainConfig(batch_size=8, device="cpu", seed=0, losses=LossConfig(**losses)))
 
 
 def _updates(log: dict) -> list[str]:
@@ -48,9 +49,9 @@ def test_the_gate_applies_the_negative_update_exactly_when_the_latent_loss_is_be
     cvae, seen = t.cvae, []
     update = t._negative_update
 
-    def watched(n, gate, log):
+    def watched(x, latent, log):
         before = [p.detach().clone() for p in cvae.parameters()]
-        update(n, gate, log)
+        update(x, latent, log)
         seen.append(any(not torch.equal(a, p) for a, p in zip(before, cvae.parameters(), strict=True)))
 
     t._negative_update = watched
@@ -156,7 +157,7 @@ def test_auto_device_is_cpu_without_cuda_and_unknown_device_is_refused():
     if not torch.cuda.is_available():
         assert _trainer().device.type == "cpu"
         with pytest.raises(ValueError, match="CUDA is not available"):
-            Trainer(TINY, TrainConfig(device="cuda"))
+            CVGADTrainer(TINY, TrainConfig(device="cuda"))
     with pytest.raises(ValueError, match="device='tpu'"):
         TrainConfig(device="tpu")
 
@@ -185,7 +186,7 @@ def test_the_decoders_first_layer_is_the_transposed_convolution_it_computes_as_a
 def test_channels_last_changes_the_layout_not_the_losses():
     runs = {}
     for fmt in ("contiguous", "channels_last"):
-        t = Trainer(TINY, TrainConfig(batch_size=8, device="cpu", seed=0, memory_format=fmt))
+        t = CVGADTrainer(TINY, TrainConfig(batch_size=8, device="cpu", seed=0, memory_format=fmt))
         runs[fmt] = [t.step(_batch(i)) for i in range(CYCLE)]
     assert t.cvae.encoder.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     for a, b in zip(runs["contiguous"], runs["channels_last"], strict=True):
@@ -271,12 +272,12 @@ def test_the_gates_reference_survives_a_resume(tmp_path):
 
 def test_means_lr_gives_the_cluster_means_their_own_learning_rate():
     cfg = TrainConfig(batch_size=8, device="cpu", seed=0, lr=1e-3, means_lr=3e-2)
-    trainer = Trainer(TINY, cfg)
+    trainer = CVGADTrainer(TINY, cfg)
     rates = {id(p): group["lr"] for group in trainer.opt_cvae.param_groups for p in group["params"]}
     assert rates[id(trainer.cvae.means)] == 3e-2
     assert {lr for key, lr in rates.items() if key != id(trainer.cvae.means)} == {1e-3}
     assert len(rates) == len(list(trainer.cvae.parameters()))  # every parameter in exactly one group
-    plain = Trainer(TINY, TrainConfig(batch_size=8, device="cpu", seed=0))
+    plain = CVGADTrainer(TINY, TrainConfig(batch_size=8, device="cpu", seed=0))
     assert {g["lr"] for g in plain.opt_cvae.param_groups} == {1e-3}
 
 

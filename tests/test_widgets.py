@@ -15,9 +15,9 @@ pytest.importorskip("ipywidgets")
 from matplotlib.figure import Figure  # noqa: E402
 
 from cvgad.book import widgets as w  # noqa: E402
+from cvgad.model.algorithm1 import CVGADTrainer  # noqa: E402
 from cvgad.model.config import LossConfig, ModelConfig, TrainConfig  # noqa: E402
 from cvgad.model.scoring import Errors, confusion_at, evaluate  # noqa: E402
-from cvgad.model.trainer import Trainer  # noqa: E402
 from cvgad.workbench import plots  # noqa: E402
 
 torch.set_num_threads(1)
@@ -137,7 +137,7 @@ def test_loss_lab_switching_a_loss_off_removes_its_update():
 
 
 def test_latent_explorer_marker_flips_past_the_negative_radius():
-    trainer = Trainer(TINY, TrainConfig(device="cpu", amp=False))
+    trainer = CVGADTrainer(TINY, TrainConfig(device="cpu", amp=False))
     ex = w.LatentExplorer(trainer, n_directions=3)
     assert ex.negative_radius == pytest.approx(trainer.radius) and ex.shell == pytest.approx(math.sqrt(8))
     assert not ex.position["beyond_negative"] and "inside" in ex.marker.value

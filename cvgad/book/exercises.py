@@ -85,7 +85,7 @@ def check_missing_updates(
     assert isinstance(answer, set), "answer with a set of names, e.g. {'mi'}"
     assert answer == missing, (
         f"{sorted(answer)} is not what vanished. Compare the keys of the logs with all losses on "
-        f"({sorted(keys_on)}) and with the latent loss off; read Trainer.step to see what one update logs"
+        f"({sorted(keys_on)}) and with the latent loss off; read CVGADTrainer.step to see what one update logs"
     )
     print("Correct:", sorted(missing), "vanished; these still ran:", sorted(keys_off))
 

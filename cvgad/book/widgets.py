@@ -23,10 +23,10 @@ from matplotlib.figure import Figure
 from scipy.stats import chi, spearmanr
 
 from cvgad.experiment.runs import find_upwards
+from cvgad.model.algorithm1 import CVGADTrainer, applied
 from cvgad.model.config import LOSS_NAMES, LossConfig, ModelConfig, TrainConfig
 from cvgad.model.networks import as_float_images, eval_mode
 from cvgad.model.scoring import Evaluation, confusion_at
-from cvgad.model.trainer import Trainer, applied
 from cvgad.workbench import plots, report
 
 WEIGHT_NAMES = ("ssim", "l1", "latent", "mi", "categorical", "negative", "adversarial")  # the loss lab's sliders
@@ -284,7 +284,7 @@ class LossLab(_Shown):
         cfg = TrainConfig(
             batch_size=self.batch_size, seed=self.seed, device=self.device, amp=False, losses=self.loss_config()
         )
-        self.trainer = Trainer(self.model_cfg, cfg)
+        self.trainer = CVGADTrainer(self.model_cfg, cfg)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.history: list[dict[str, float]] = []  # one dict per step: its updates' losses
         self.last_logs: list[dict[str, float]] = []
@@ -341,7 +341,7 @@ class LatentExplorer(_Shown):
     """Move from a cluster mean along a direction by a radius; see the decoded image and the
     distance in shell radii sqrt(latent_dim), against the negative radius (`trainer.radius`)."""
 
-    def __init__(self, trainer: Trainer, n_directions: int = 8, seed: int = 0) -> None:
+    def __init__(self, trainer: CVGADTrainer, n_directions: int = 8, seed: int = 0) -> None:
         self.trainer = trainer
         self.means = trainer.cvae.means.detach().cpu().numpy()
         self.latent_dim, self.negative_radius, self.shell = (

@@ -21,10 +21,10 @@ from cvgad.experiment.data import Dataset, load_dataset
 from cvgad.experiment.params import make_config
 from cvgad.experiment.protocols import Split, make_split
 from cvgad.experiment.selection import EpochSelector
-from cvgad.model.baselines import trainer_for
 from cvgad.model.config import ExperimentConfig
 from cvgad.model.scoring import Errors, Evaluation, evaluate, evaluate_model
-from cvgad.model.trainer import Loop
+from cvgad.model.trainers import trainer_for
+from cvgad.model.training import Trainer
 
 
 @dataclass
@@ -34,7 +34,7 @@ class RunResult:
     config: ExperimentConfig
     dataset: Dataset
     split: Split
-    trainer: Loop  # CVGAD's Trainer or a baseline's
+    trainer: Trainer  # a CVGADTrainer or a baseline's
     evaluation: Evaluation
     metrics: dict[str, Any]
 
@@ -49,7 +49,7 @@ def prepare(cfg: ExperimentConfig, dataset: Dataset | None = None) -> tuple[Data
     return dataset, make_split(dataset.labels, cfg.data, cfg.train.seed)
 
 
-def _evaluate(trainer: Loop, dataset: Dataset, split: Split, cfg: ExperimentConfig) -> Evaluation:
+def _evaluate(trainer: Trainer, dataset: Dataset, split: Split, cfg: ExperimentConfig) -> Evaluation:
     """Scores the test set as cfg.evaluation says; the deployable threshold comes from the
     validation normals (else the training ones)."""
     reference = split.val if len(split.val) else split.train
@@ -63,7 +63,7 @@ def run_experiment(
     out_dir: str | os.PathLike | None = None,
     progress: bool = True,
     dataset: Dataset | None = None,
-    on_epoch: Callable[[int, Loop], None] | None = None,
+    on_epoch: Callable[[int, Trainer], None] | None = None,
 ) -> RunResult:
     """Trains on the normal training images, scores the test set, and (with `out_dir`) writes the run files.
     `on_epoch(n, trainer)` is called after the n-th epoch, and with n = 0 before training (unless resuming)."""
@@ -128,7 +128,7 @@ def run_experiment(
     return RunResult(cfg, dataset, split, trainer, evaluation, metrics)
 
 
-def load_run(run_dir: str | os.PathLike, device: str = "auto") -> tuple[ExperimentConfig, Loop]:
+def load_run(run_dir: str | os.PathLike, device: str = "auto") -> tuple[ExperimentConfig, Trainer]:
     """The config (with `device`) and a Trainer holding the saved weights of a finished run."""
     cfg, state = runs.load(run_dir, "cpu")
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))

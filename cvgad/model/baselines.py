@@ -7,7 +7,7 @@
 - `ganomaly`: GANomaly (Akcay et al., ACCV 2018), the model and losses maintained in anomalib,
   trained as anomalib's training step does, scored by its latent distance |E(x) - E'(G(x))|^2.
 
-Each baseline is a trainer (a `cvgad.model.trainer.Loop`) and a module with `score_terms`. Of the
+Each baseline is a trainer (a `cvgad.model.training.Trainer`) and a module with `score_terms`. Of the
 loss settings they use only what they have (ssim, l1, latent and latent_reduction; GANomaly has its
 own fixed weights); bfloat16 autocast on CUDA (`TrainConfig.amp`) is CVGAD's alone.
 """
@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from cvgad.model import losses as L
 from cvgad.model.config import ModelConfig, TrainConfig
 from cvgad.model.networks import Decoder, Encoder, reparameterize
-from cvgad.model.trainer import Loop, Trainer
+from cvgad.model.training import Trainer
 
 
 class Autoencoder(nn.Module):
@@ -51,10 +51,12 @@ def standard_normal_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return L.gaussian_kl_to_means(mu, logvar, mu.new_zeros(1, mu.shape[1]))[:, 0]
 
 
-class AutoencoderTrainer(Loop):
+class AutoencoderTrainer(Trainer):
     """`ae` and `vae`: one Adam optimiser (the config's learning rate and betas) on the
     reconstruction loss, plus for `vae` the latent weight times the KL to N(0, I), reduced per
     dimension or summed as LossConfig.latent_reduction says (as CVGAD's latent loss is)."""
+
+    progress_loss = "recon"
 
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig) -> None:
         super().__init__(cfg)
@@ -72,7 +74,7 @@ class AutoencoderTrainer(Loop):
         x = self._batch(x)
         self.ae.train()
         recon, mu, logvar = self.ae(x, sample=self.variational)
-        loss = log["recon"] = self._recon_loss(x, recon)
+        loss = log["recon"] = L.reconstruction_loss(x, recon, *lc.reconstruction_weights())
         if self.variational and lc.on("latent"):
             kl = standard_normal_kl(mu, logvar).mean()
             log["latent"] = kl / mu.shape[1] if lc.latent_reduction == "mean" else kl
@@ -110,7 +112,7 @@ class Ganomaly(nn.Module):
         return {"latent": (latent_i - latent_o).pow(2).flatten(1).mean(dim=1)}
 
 
-class GanomalyTrainer(Loop):
+class GanomalyTrainer(Trainer):
     """GANomaly's training step as anomalib writes it: a generator update on
     w_adv |D(x) - D(G(x))|^2 + w_con |x - G(x)|_1 + w_enc smooth-L1(E(x), E'(G(x))) with the
     weights 1, 50, 1 of the GANomaly paper, then a discriminator update on binary cross-entropy.
@@ -150,12 +152,3 @@ class GanomalyTrainer(Loop):
         }
         self._log(log)
         return log
-
-
-def trainer_for(model_cfg: ModelConfig, cfg: TrainConfig) -> Loop:
-    """The trainer of the configured model: CVGAD's Algorithm 1 or a baseline's."""
-    if model_cfg.model == "cvgad":
-        return Trainer(model_cfg, cfg)
-    if model_cfg.model == "ganomaly":
-        return GanomalyTrainer(model_cfg, cfg)
-    return AutoencoderTrainer(model_cfg, cfg)

@@ -175,6 +175,10 @@ class LossConfig:
         check_choice("loss", name, LossName)
         return name not in self.disabled
 
+    def reconstruction_weights(self) -> tuple[float, float]:
+        """The (SSIM, L1) weights of III.C's reconstruction loss, 0 for a switched-off term."""
+        return (self.ssim if self.on("ssim") else 0.0, self.l1 if self.on("l1") else 0.0)
+
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -36,7 +36,7 @@ from cvgad.experiment.protocols import Split
 from cvgad.experiment.selection import MERIT, validation_error
 from cvgad.model.config import PAPER_SCORE, EvalConfig, ExperimentConfig
 from cvgad.model.scoring import Errors, evaluate, model_errors, png_bits_per_dimension, scoring_order
-from cvgad.model.trainer import Loop, NonFiniteLossError
+from cvgad.model.training import NonFiniteLossError, Trainer
 from cvgad.workbench.grid import check_settings, load_grid
 
 #: A run's per-epoch rows, its record once finished, and the error that stopped it (a NaN loss).
@@ -142,7 +142,7 @@ def run(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bool = Fals
         "val": png_bits_per_dimension(dataset.images[torch.as_tensor(split.val)]),
     }
 
-    def score(epoch: int, trainer: Loop) -> None:
+    def score(epoch: int, trainer: Trainer) -> None:
         start = time.perf_counter()
         new = epoch_rows(trainer.scorer, dataset.images, split, complexity, cfg.train.seed)
         seconds = time.perf_counter() - start
