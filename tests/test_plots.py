@@ -143,9 +143,15 @@ def test_latent_projection_two_panels(method):
     assert len(fig.axes) == 2
     a, b = fig.axes
     assert "true class" in a.get_title() and "p(y|z)" in b.get_title()
-    assert a.get_xlabel() and a.get_ylabel()
+    assert b.get_xlabel() and a.get_ylabel()
     assert [t.get_text() for t in a.get_legend().get_texts()] == ["class 0", "class 1", "class 2 (anomaly)"]
-    assert len(b.get_legend().get_texts()) == len(np.unique(probs.argmax(dim=1)))
+    clusters = [t.get_text() for t in b.get_legend().get_texts()]
+    assert clusters[-1] == "class 2 (anomaly)" and len(clusters) == len(np.unique(probs.argmax(dim=1))) + 1
+    # The legends sit outside the data (right of the panels), and the clusters are not dots.
+    fig.canvas.draw()
+    for ax in (a, b):
+        assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+    assert {h.get_paths()[0].vertices.shape for h in b.collections} != {a.collections[0].get_paths()[0].vertices.shape}
 
 
 def test_latent_projection_rejects_unknown_method():

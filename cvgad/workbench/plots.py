@@ -304,20 +304,21 @@ def project_2d(codes: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndar
     raise ValueError(f"method={method!r} is not valid; choose 'pca' or 'tsne'")
 
 
-def _scatter_by(ax: Axes, xy: np.ndarray, groups: np.ndarray, names: dict[int, str]) -> None:
-    levels = [names.get(int(g), str(g)) for g in np.unique(groups)]
-    sns.scatterplot(
-        x=xy[:, 0],
-        y=xy[:, 1],
-        hue=[names.get(int(g), str(g)) for g in groups],
-        hue_order=levels,
-        palette=sns.color_palette("colorblind" if len(levels) <= 10 else "husl", len(levels)),
-        s=8,
-        alpha=0.7,
-        linewidth=0,
-        ax=ax,
+#: Marker shapes of the clusters in `latent_projection` (the classes are all dots): a shape and a
+#: colour of its own palette tell a cluster from a class at a glance.
+CLUSTER_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "<", ">", "p")
+
+
+def _outside_legend(ax: Axes, n: int) -> None:
+    ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=7,
+        markerscale=1.6,
+        frameon=False,
+        ncol=2 if n > 10 else 1,
+        borderaxespad=0.0,
     )
-    sns.move_legend(ax, "best", title=None, fontsize=7, markerscale=2, ncol=2 if len(levels) > 6 else 1)
 
 
 def latent_projection(
@@ -329,21 +330,49 @@ def latent_projection(
     title: str = "latent codes in 2-D",
     axes: Sequence[Axes] | None = None,
 ) -> Figure:
-    """Two panels of the same 2-D projection: coloured by (a) the true class, (b) argmax p(y|z)."""
+    """Two panels of the same 2-D projection, legends outside the data: (a) the true classes as
+    coloured dots, (b) the clusters argmax p(y|z) as shapes in another palette. The anomalous
+    class is drawn as black crosses in both, so that a reader sees where it lands."""
     codes = torch.as_tensor(codes).detach().cpu().numpy()
     probs = torch.as_tensor(probs).detach().cpu().numpy()
     classes = np.asarray(classes)
     xy = project_2d(codes, method)
     if axes is None:
-        fig, axes = new_figure((WIDTH, 3.8), 1, 2, sharex=True, sharey=True)
+        fig, axes = new_figure((WIDTH, 6.6), 2, 1, sharex=True, sharey=True)
         fig.suptitle(f"{title} ({method.upper() if method == 'pca' else 't-SNE'})")
     ax_a, ax_b = axes
-    class_names = {int(c): f"{c} (anomaly)" if c == anomaly_class else str(c) for c in np.unique(classes)}
-    _scatter_by(ax_a, xy, classes, {k: f"class {v}" for k, v in class_names.items()})
-    _scatter_by(ax_b, xy, probs.argmax(axis=1), {k: f"cluster {k}" for k in range(probs.shape[1])})
+    anomalous = classes == anomaly_class
+    normal_classes = [int(c) for c in np.unique(classes[~anomalous])]
+    for colour, c in zip(sns.color_palette("colorblind", len(normal_classes)), normal_classes, strict=True):
+        at = classes == c
+        ax_a.scatter(xy[at, 0], xy[at, 1], s=8, alpha=0.7, lw=0, color=colour, label=f"class {c}")
+    clusters = [int(k) for k in np.unique(probs.argmax(axis=1))]
+    assigned = probs.argmax(axis=1)
+    palette = sns.color_palette("dark", len(clusters))
+    for i, k in enumerate(clusters):
+        at = (assigned == k) & ~anomalous
+        marker = CLUSTER_MARKERS[i % len(CLUSTER_MARKERS)]
+        ax_b.scatter(xy[at, 0], xy[at, 1], s=10, alpha=0.7, lw=0, color=palette[i], marker=marker, label=f"cluster {k}")
+    for ax in (ax_a, ax_b):
+        if anomalous.any():
+            ax.scatter(
+                xy[anomalous, 0],
+                xy[anomalous, 1],
+                s=12,
+                lw=0.7,
+                color="k",
+                marker="x",
+                label=f"class {anomaly_class} (anomaly)",
+            )
+    _outside_legend(ax_a, len(normal_classes) + 1)
+    _outside_legend(ax_b, len(clusters) + 1)
     axis = "PC" if method == "pca" else "t-SNE "
-    ax_a.set(title="(a) coloured by true class", xlabel=f"{axis}1", ylabel=f"{axis}2")
-    ax_b.set(title="(b) coloured by argmax p(y|z)", xlabel=f"{axis}1", ylabel=f"{axis}2")
+    ax_a.set(title="(a) true class; anomalies as black crosses", ylabel=f"{axis}2")
+    ax_b.set(
+        title="(b) cluster argmax p(y|z); anomalies as black crosses",
+        xlabel=f"{axis}1",
+        ylabel=f"{axis}2",
+    )
     return root_figure(ax_a)
 
 
