@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint test unit nbval run benchmark gpu-check clean book book-vendor book-clean book-distclean screenshots chromium student
+.PHONY: install lint test unit nbval run benchmark gpu-check results clean book book-vendor book-clean book-distclean screenshots chromium student
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ run: install
 
 benchmark: install
 	$(BIN)/python benchmarks/throughput.py
+
+# Remake every record the book reads that is not current (ablations/records.yaml), in order and
+# resumable; `cvgad reproduce --dry-run` lists them with their measured cost first.
+results: install
+	$(BIN)/cvgad reproduce $(if $(CVGAD_DATA),--data-root $(CVGAD_DATA))
 
 # The one prepared GPU run (parity, throughput, packed paper preset); on a machine without CUDA
 # it runs the CPU parts and says so. JSON into GPU_CHECK_OUT.

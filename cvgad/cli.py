@@ -125,6 +125,28 @@ def _report(args: argparse.Namespace) -> int:
     return OK
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from cvgad.experiment.runs import find_upwards
+    from cvgad.workbench import records
+
+    manifest = find_upwards(records.MANIFEST)
+    if manifest is None:
+        raise ValueError(f"no {records.MANIFEST} here or above: run from the project's checkout")
+    repo = manifest.parents[1]
+    chosen = records.pick(records.load_manifest(repo), args.only)
+    states = [records.judge(repo, record, build_parser().parse_args) for record in chosen]
+    if args.dry_run or args.check:
+        for state in states:
+            print(records.describe(state))
+        stale = records.stale_in_book(states)
+        if args.check and stale:
+            raise Failed(f"stale record(s) that pages read: {', '.join(s.record.name for s in stale)}")
+        return OK
+    remade = records.reproduce(repo, states, args.data_root)
+    print(f"remade {len(remade)} record(s): {', '.join(remade) or 'none (all current)'}; then: make book")
+    return OK
+
+
 def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -205,6 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, help="where to write the report (default: the results folder)")
     rep.add_argument("--paper", type=Path, help="CSV of the paper's values (row, f1, auc); default: from plan.json")
     rep.set_defaults(func=_report)
+
+    rp = sub.add_parser(
+        "reproduce",
+        help="remake the records the book reads (ablations/records.yaml), in order; resumable",
+        description="Remake every record of ablations/records.yaml that is not current under today's defaults "
+        "(judged as cvgad ablate judges a run), with a progress bar over the recorded cost.",
+    )
+    rp.add_argument("--dry-run", action="store_true", help="list each record as current or stale, with its cost")
+    rp.add_argument(
+        "--check", action="store_true", help="exit 1 when a record a page reads is stale and not historical"
+    )
+    rp.add_argument("--only", type=_names, help="comma-separated record names (default: every record)")
+    rp.add_argument("--data-root", help="dataset folder given to the commands that train")
+    rp.set_defaults(func=_reproduce)
     return parser
 
 

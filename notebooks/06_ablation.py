@@ -115,6 +115,11 @@ GRID_FILE = REPO / "ablations" / "table1.yaml"
 grid = load_grid(GRID_FILE)
 print(f"grid {grid.name}: {len(grid.rows)} rows, read from {GRID_FILE.relative_to(REPO)}")
 
+# %% tags=["remove-input"]
+from cvgad.workbench import records
+
+Markdown(records.caveats("06_ablation"))
+
 # %% [markdown]
 # ## What each row removes
 #

@@ -79,6 +79,12 @@ def load(results: str) -> tuple[pd.DataFrame, dict]:
     return runs, read_plan(results)
 
 
+# %% tags=["remove-input"]
+from cvgad.workbench import records
+
+Markdown(records.caveats("07_baselines"))
+
+
 # %% [markdown]
 # ## The models
 #

@@ -121,6 +121,11 @@ number("table1_high", table1_runs.groupby("row")["auc"].mean().max())
 record = runs.read_json(root / "cifar10_deer" / "5000x4" / "cpu" / "seed0" / F.RUN_JSON)
 number("cifar_deer_share", 100 * record["n_test_anomalous"] / (record["n_test_anomalous"] + record["n_test_normal"]))
 
+# %% tags=["remove-input"]
+from cvgad.workbench import records
+
+Markdown(records.caveats("08_gap"))
+
 # %% [markdown]
 # ## CIFAR-10 deer: each factor alone, then all together
 #

@@ -304,6 +304,13 @@ lab
 # which the least? Chapter 6 runs the ablation.
 # ```
 
+# %% tags=["remove-input"]
+from IPython.display import Markdown
+
+from cvgad.workbench import records
+
+Markdown(records.caveats("09_exercises"))
+
 # %%
 quiz = widgets.AblationQuiz()
 quiz

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from cvgad.cli import main
+from cvgad.cli import build_parser, main
 from cvgad.experiment import runs
 from cvgad.experiment.experiment import metrics_from_scores, run_experiment
 from cvgad.experiment.params import make_config
+from cvgad.workbench import records
 from cvgad.workbench.report import bh_adjusted, paired_differences, t_interval, write_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,3 +105,71 @@ def test_paired_differences_carry_the_adjusted_p_beside_the_raw_one():
     assert pairs.at["no_l1", "wilcoxon_p"] == pytest.approx(0.0625)  # 5 of 5 lower: 2/32
     assert pairs["wilcoxon_p_bh"].to_numpy() == pytest.approx(bh_adjusted(pairs["wilcoxon_p"].to_numpy()))
     assert pairs.at["no_l1", "auc_diff_ci_low"] == pytest.approx(-0.1) == pairs.at["no_l1", "auc_diff_ci_high"]
+
+
+# ------------------------------------------------------------------ the manifest of records
+TINY_GRID = """
+name: tiny
+dataset: digits
+anomaly_class: 1
+seeds: [0]
+rows:
+  - {id: all, label: all losses}
+presets:
+  ci: {epochs: 1, width: 16, latent_dim: 32, train_subset: 100}
+"""
+
+
+def _recorded(repo: Path, params_of_another_time: bool) -> None:
+    """A tiny grid's one run, recorded with today's settings or, as an older record, without the
+    settings added since (the log-variance head and the gate, whose defaults then were others)."""
+    from cvgad.workbench.ablation import plan_runs
+    from cvgad.workbench.grid import load_grid
+
+    spec = plan_runs(load_grid(repo / "ablations" / "tiny.yaml"), "ci", repo / "ablations" / "results")[0]
+    params = {k: v for k, v in spec.params.items() if not (params_of_another_time and k in ("logvar", "negative_gate"))}
+    runs.begin_grid_run(spec.run_dir, params)
+    runs.write_json(Path(spec.run_dir) / runs.METRICS, {"auc": 0.6, "f1_best": 0.5, "wall_seconds": 90.0})
+
+
+@pytest.fixture
+def tiny_repo(tmp_path, monkeypatch):
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "ablations" / "tiny.yaml").write_text(TINY_GRID)
+    (tmp_path / "ablations" / "records.yaml").write_text(
+        "records:\n  tiny_ci:\n    make: cvgad ablate ablations/tiny.yaml --preset ci\n"
+        "    read_by: [notebooks/06_ablation.py]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_check_passes_a_record_of_todays_settings_and_fails_one_made_under_others(tiny_repo, capsys):
+    _recorded(tiny_repo, params_of_another_time=False)
+    assert main(["reproduce", "--check"]) == 0
+    assert "tiny_ci: current (1 of 1 runs current); 1.5 run-minutes measured" in capsys.readouterr().out
+    _recorded(tiny_repo, params_of_another_time=True)
+    assert main(["reproduce", "--check"]) == 1
+    captured = capsys.readouterr()
+    assert "tiny_ci: stale (0 of 1 runs current)" in captured.out and "tiny_ci" in captured.err
+    manifest = tiny_repo / "ablations" / "records.yaml"
+    manifest.write_text(manifest.read_text() + "    historical: made under the old defaults.\n")
+    assert main(["reproduce", "--check"]) == 0  # kept as historical: the pages print why
+    assert records.caveats("06_ablation", tiny_repo).startswith("**Historical record `tiny_ci`.** made under")
+    assert records.caveats("07_baselines", tiny_repo) == ""
+
+
+def test_an_unknown_record_name_gets_the_valid_ones(tiny_repo, capsys):
+    assert main(["reproduce", "--dry-run", "--only", "tiny,nope"]) == 2
+    assert "unknown record(s) tiny, nope; valid records: tiny_ci" in capsys.readouterr().err
+
+
+def test_no_page_reads_a_record_that_is_not_current_unless_it_is_historical_and_the_page_prints_why():
+    states = [records.judge(REPO, record, build_parser().parse_args) for record in records.load_manifest(REPO)]
+    assert [s.record.name for s in records.stale_in_book(states)] == []
+    for state in states:
+        for page in state.record.read_by:
+            assert (REPO / page).is_file(), f"{state.record.name}: {page} does not exist"
+            is_chapter = page.startswith("notebooks/") or page == "book/intro.md"
+            if is_chapter and state.record.historical and state.status != records.CURRENT:
+                assert f'records.caveats("{Path(page).stem}")' in (REPO / page).read_text(), page

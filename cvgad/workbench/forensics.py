@@ -115,9 +115,14 @@ def _what(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def conflict(cfg: ExperimentConfig, out_dir: str | os.PathLike) -> str | None:
-    """Why `out_dir` cannot hold a run of `cfg` (it holds another configuration's), or None."""
+    """Why `out_dir` cannot hold a run of `cfg` (it holds another configuration's), or None. A setting
+    added after the run was recorded counts at its default (at the value the run had, where the
+    default changed: `runs.upgrade_config`), as `cvgad ablate` counts it."""
     recorded = runs.read_json(Path(out_dir) / runs.CONFIG)
-    if recorded is not None and _what(runs.upgrade_config(recorded)) != _what(cfg.to_dict()):
+    if recorded is None:
+        return None
+    as_run = ExperimentConfig.from_dict(runs.upgrade_config(recorded)).to_dict()
+    if _what(as_run) != _what(cfg.to_dict()):
         return f"{out_dir} holds a run of another configuration; remove it or choose another --out"
     return None
 
@@ -372,7 +377,7 @@ def _override(text: str) -> tuple[str, Any]:
     return key, yaml.safe_load(value)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cvgad.workbench.forensics", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="train presets of table1.yaml and score every factor after each epoch")
@@ -389,23 +394,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     s = sub.add_parser("summary", help="the factor table (and the budget curve) of recorded runs")
     s.add_argument("root")
     s.add_argument("--budget", action="store_true", help="root holds budget folders <images>x<epochs>")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def planned_runs(args: argparse.Namespace) -> list[Planned]:
+    """The runs of a parsed `run` or `study` command, each config checked (ValueError, TypeError)."""
+    if args.command == "run":
+        overrides = dict(map(_override, args.set))
+        return [
+            Planned(Path(preset, f"seed{seed}"), seed, _config(preset, seed, overrides, args.data_root))
+            for preset in args.preset
+            for seed in args.seeds
+        ]
+    return load_study(args.spec, args.data_root)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser_ = parser()
+    args = parser_.parse_args(argv)
     if args.command in ("run", "study"):
         try:  # every config, and the folder it goes to (below), checked before any training
-            if args.command == "run":
-                overrides = dict(map(_override, args.set))
-                planned = [
-                    Planned(Path(preset, f"seed{seed}"), seed, _config(preset, seed, overrides, args.data_root))
-                    for preset in args.preset
-                    for seed in args.seeds
-                ]
-            else:
-                planned = load_study(args.spec, args.data_root)
+            planned = planned_runs(args)
         except (ValueError, TypeError) as error:
-            parser.error(str(error))
+            parser_.error(str(error))
         for plan in planned:
             if (problem := conflict(plan.cfg, Path(args.out) / plan.folder)) is not None:
-                parser.error(problem)
+                parser_.error(problem)
         if getattr(args, "dry_run", False):
             for plan in planned:
                 done = (Path(args.out) / plan.folder / RUN_JSON).exists()
