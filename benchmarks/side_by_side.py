@@ -1,15 +1,20 @@
-"""Today's code against an older commit's, on the same machine in one sitting.
+"""Algorithm 1 side by side, in one sitting on one machine: against an older commit's code, or
+against the peer, anomalib's GANomaly.
 
-Speed: Algorithm 1 images/s (`throughput.py --cycle-only`), the two codes alternating round by
-round so that both meet the same load; each row records the 1-minute load before it ran.
-Metrics: `cvgad train` on digits for the same seeds under both codes, so AUC can be compared
-paired by seed (a speed-up must leave results unchanged).
+Speed: images/s and MFLOP/image (`throughput.py --cycle-only`), each measurement in a fresh
+process, the two sides alternating (in the order AB, BA, AB, ...) so that both meet the same
+load; each row records the 1-minute load before it ran. The ratio is paired by round.
+Metrics: `cvgad train` on the book's task (`cvgad.experiment.params.BOOK`: digits, 7 the
+anomaly) for the same seeds under both codes, so AUC can be compared paired by seed (a
+speed-up must leave results unchanged).
 
+    python benchmarks/side_by_side.py --peer ganomaly --rounds 6 --out benchmarks/results/side_by_side_ganomaly.csv
     python benchmarks/side_by_side.py --ref a0d7fd2 --rounds 6 --out benchmarks/results/side_by_side_speed.csv
     python benchmarks/side_by_side.py --ref a0d7fd2 --metrics --seeds 0 1 2 3 4 \\
         --out benchmarks/results/side_by_side_metrics.csv
 
-The older commit is checked out into a temporary git worktree and imported via PYTHONPATH.
+An older commit is checked out into a temporary git worktree and timed with its own
+`benchmarks/throughput.py`, importing its own code (PYTHONPATH).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+
+from cvgad.experiment.params import BOOK
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,59 +54,83 @@ def _run(code: Path, args: list[str]) -> str:
     return subprocess.run([sys.executable, *args], env=env, cwd=code, check=True, capture_output=True, text=True).stdout
 
 
-def speed_rows(codes: dict[str, Path], rounds: int, width: int, cycles: int) -> list[dict]:
+def speed_rows(sides: dict[str, tuple[Path, list[str]]], rounds: int, width: int, cycles: int) -> list[dict]:
+    """`sides`: name -> (code, extra throughput.py arguments)."""
     rows = []
     for r in range(rounds):
-        for name, code in codes.items():
+        for name in list(sides)[:: 1 if r % 2 == 0 else -1]:
+            code, extra = sides[name]
             load = os.getloadavg()[0]
-            out = _run(code, [str(ROOT / "benchmarks/throughput.py"), "--cycle-only", "--device", "cpu",
-                              "--width", str(width), "--cycles", str(cycles)])  # fmt: skip
+            out = _run(code, [str(code / "benchmarks/throughput.py"), "--cycle-only", "--device", "cpu",
+                              "--width", str(width), "--cycles", str(cycles), *extra])  # fmt: skip
             rows.append({"round": r, "code": name, "width": width, "load_1min": round(load, 2), **json.loads(out)})
             print(rows[-1], flush=True)
     return rows
 
 
-def metric_rows(codes: dict[str, Path], seeds: list[int], epochs: int, anomaly_class: int) -> list[dict]:
+def book_task_args(seed: int) -> list[str]:
+    """`cvgad train` arguments of the book's task (BOOK) with `seed`."""
+    args = [f"--{key.replace('_', '-')}={value}" for key, value in BOOK.items()]
+    return [*args, f"--seed={seed}", "--device=cpu"]
+
+
+def metric_rows(codes: dict[str, Path], seeds: list[int]) -> list[dict]:
     rows = []
     for seed in seeds:
         for name, code in codes.items():
             with tempfile.TemporaryDirectory() as out:
-                _run(code, ["-m", "cvgad", "train", "--dataset", "digits", "--anomaly-class", str(anomaly_class),
-                            "--seed", str(seed), "--epochs", str(epochs), "--device", "cpu", "--out", out])  # fmt: skip
+                _run(code, ["-m", "cvgad", "train", *book_task_args(seed), "--out", out, "--quiet"])
                 metrics = json.loads((Path(out) / "metrics.json").read_text())
-            rows.append({"seed": seed, "code": name, "epochs": epochs, "anomaly_class": anomaly_class,
-                         "auc": metrics["auc"], "f1_best": metrics.get("f1_best")})  # fmt: skip
+            rows.append({"seed": seed, "code": name, **BOOK, "auc": metrics["auc"], "f1_best": metrics.get("f1_best")})
             print(rows[-1], flush=True)
     return rows
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ref", required=True, help="the older commit (e.g. a0d7fd2)")
+    side = p.add_mutually_exclusive_group(required=True)
+    side.add_argument("--ref", help="the older commit (e.g. a0d7fd2)")
+    side.add_argument("--peer", choices=("ganomaly",), help="the peer model to time Algorithm 1 against")
     p.add_argument("--out", required=True, type=Path, help="CSV to write")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--cycles", type=int, default=3)
-    p.add_argument("--metrics", action="store_true", help="compare AUC on digits instead of speed")
+    p.add_argument("--metrics", action="store_true", help="with --ref: compare AUC on the book's task instead of speed")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--anomaly-class", type=int, default=1)
     args = p.parse_args()
-    with worktree(args.ref) as old:
-        codes = {args.ref: old, "current": ROOT}
+    if args.peer:
         if args.metrics:
-            rows = metric_rows(codes, args.seeds, args.epochs, args.anomaly_class)
-        else:
-            rows = speed_rows(codes, args.rounds, args.width, args.cycles)
+            p.error("--metrics compares two codes: use it with --ref")
+        base, rows = args.peer, speed_rows({"cvgad": (ROOT, []), args.peer: (ROOT, ["--model", args.peer])},
+                                           args.rounds, args.width, args.cycles)  # fmt: skip
+    else:
+        with worktree(args.ref) as old:
+            codes = {args.ref: old, "current": ROOT}
+            if args.metrics:
+                rows = metric_rows(codes, args.seeds)
+            else:
+                rows = speed_rows({k: (v, []) for k, v in codes.items()}, args.rounds, args.width, args.cycles)
+        base = args.ref
+    new = "cvgad" if args.peer else "current"
     frame = pd.DataFrame(rows)
     frame.to_csv(args.out, index=False)
     value = "auc" if args.metrics else "images_per_s"
     wide = frame.pivot(index="seed" if args.metrics else "round", columns="code", values=value)
-    ratio = wide["current"] - wide[args.ref] if args.metrics else wide["current"] / wide[args.ref]
-    label = "AUC current - ref" if args.metrics else "speed current / ref"
+    paired = wide[new] - wide[base] if args.metrics else wide[new] / wide[base]
+    if not args.metrics:
+        wide["ratio"] = paired
+        wide["load_1min"] = frame.groupby("round")["load_1min"].mean()
     print(wide.round(3).to_string())
-    print(f"{label}, paired: mean {ratio.mean():.3f}, median {ratio.median():.3f}, min {ratio.min():.3f}, "
-          f"max {ratio.max():.3f} (n = {len(ratio)})")  # fmt: skip
+    if "mflop_per_image" in frame:
+        mflop = frame.groupby("code")["mflop_per_image"].median()
+        print("MFLOP/image: " + ", ".join(f"{code} {m:.1f}" for code, m in mflop.items()))
+    label = f"AUC {new} - {base}" if args.metrics else f"speed {new} / {base}"
+    where = ""
+    if not args.metrics:
+        load, threads = frame["load_1min"], frame["threads"].iloc[0]
+        where = f"; 1-minute load {load.min():.2f}-{load.max():.2f}, {threads} threads"
+    print(f"{label}, paired: median {paired.median():.3f}, mean {paired.mean():.3f}, min {paired.min():.3f}, "
+          f"max {paired.max():.3f} (n = {len(paired)}){where}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -10,29 +10,57 @@ Measures, at batch 64 on 32x32x3 images with the DCGAN-width model (latent 256, 
   `TrainConfig.memory_format="auto"` picks on this device.
 
     python benchmarks/throughput.py [--device auto] [--width 64] [--cycles 3]
-    python benchmarks/throughput.py --cycle-only   # one JSON line: Algorithm 1 images/s
+    python benchmarks/throughput.py --cycle-only   # one JSON line: Algorithm 1 images/s, MFLOP/image
+    python benchmarks/throughput.py --cycle-only --model ganomaly   # the same for the peer
 
-`--cycle-only` uses no option newer than the first trainer, so `side_by_side.py` can time
-an older commit's code with it.
+The peer is anomalib's GANomaly (`cvgad.model.baselines.GanomalyTrainer`: a generator and a
+discriminator update per batch) with its own latent size (100) and `--width` features, timed
+over as many images as the Algorithm 1 cycles. `side_by_side.py --peer ganomaly` alternates both.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
+from collections.abc import Callable
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from cvgad.model.algorithm1 import CYCLE, CVGADTrainer
+from cvgad.model.baselines import GanomalyTrainer
 from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
 from cvgad.model.networks import CVAE
-from cvgad.model.training import resolve_device
+from cvgad.model.training import Trainer, resolve_device
 
 #: The gate T always open, so every update of Algorithm 1 is timed.
 OPEN_GATE = LossConfig(negative_gate="absolute", negative_threshold=float("inf"))
+#: GANomaly's latent size in its paper and in anomalib (`latent_vec_size`).
+GANOMALY_LATENT = 100
+
+
+def make_trainer(model: str, width: int, batch_size: int, device: torch.device, amp: bool = True, **train) -> Trainer:
+    """Algorithm 1 (latent 256, K 9, the gate open so every update runs) or GANomaly (its own
+    latent size), `width` channels in the first stage; `train` sets TrainConfig fields."""
+    cfg = TrainConfig(batch_size=batch_size, device=str(device), amp=amp, **train)
+    if model == "ganomaly":
+        return GanomalyTrainer(ModelConfig(model="ganomaly", channels=3, width=width, latent_dim=GANOMALY_LATENT), cfg)
+    model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
+    return CVGADTrainer(model_cfg, dataclasses.replace(cfg, losses=OPEN_GATE))
+
+
+def six_batches(trainer: Trainer, batch_size: int, device: torch.device) -> Callable[[], None]:
+    """Six training steps on one random batch: one Algorithm 1 cycle, or six GANomaly steps."""
+    x = torch.rand(batch_size, 3, 32, 32, device=device)
+
+    def run() -> None:
+        for _ in range(CYCLE):
+            trainer.step(x)
+
+    return run
 
 
 def cycle_rate(
@@ -40,19 +68,18 @@ def cycle_rate(
 ) -> float:
     """Images per second of full Algorithm 1 cycles (gate open, so every update runs); with
     `compile`, the CVAE's networks are compiled (torch.compile) and the critic stays eager."""
-    model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
-    cfg = TrainConfig(batch_size=batch_size, device=str(device), amp=amp, losses=OPEN_GATE, **train)
-    trainer = CVGADTrainer(model_cfg, cfg)
+    trainer = make_trainer("cvgad", width, batch_size, device, amp, **train)
     if compile:  # each network the updates call directly (not only CVAE.forward)
         for module in (trainer.cvae.encoder, trainer.cvae.decoder, trainer.cvae.classifier, trainer.cvae.fd):
             module.compile()
-    x = torch.rand(batch_size, 3, 32, 32, device=device)
+    return CYCLE * batch_size / time_it(six_batches(trainer, batch_size, device), device, cycles)
 
-    def cycle() -> None:
-        for _ in range(CYCLE):
-            trainer.step(x)
 
-    return CYCLE * batch_size / time_it(cycle, device, cycles)
+def step_rate(model: str, width: int, batch_size: int, cycles: int, device: torch.device, amp: bool) -> dict:
+    """Images/s of training `model` over `cycles` x 6 batches (after one warm-up), and its MFLOP per image."""
+    run = six_batches(make_trainer(model, width, batch_size, device, amp), batch_size, device)
+    rate = CYCLE * batch_size / time_it(run, device, cycles)
+    return {"images_per_s": rate, "mflop_per_image": count_flops(run) / (CYCLE * batch_size) / 1e6}
 
 
 def _sync(device: torch.device) -> None:
@@ -115,21 +142,18 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--cycles", type=int, default=3, help="Algorithm 1 cycles (of 6 batches) to time")
     p.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
-    p.add_argument("--cycle-only", action="store_true", help="print one JSON line: Algorithm 1 images/s")
+    p.add_argument("--cycle-only", action="store_true", help="print one JSON line: images/s and MFLOP/image")
+    p.add_argument("--model", choices=("cvgad", "ganomaly"), default="cvgad", help="what --cycle-only trains")
     args = p.parse_args()
     device = resolve_device(args.device)
     if args.cycle_only:
-        rate = cycle_rate(args.width, args.batch_size, args.cycles, device, not args.no_amp)
-        print(json.dumps({"images_per_s": rate, "threads": torch.get_num_threads()}))
+        rates = step_rate(args.model, args.width, args.batch_size, args.cycles, device, not args.no_amp)
+        print(json.dumps({**rates, "threads": torch.get_num_threads()}))
         return
-    model_cfg = ModelConfig(channels=3, width=args.width, latent_dim=256, n_clusters=9)
-    cfg = TrainConfig(batch_size=args.batch_size, device=str(device), amp=not args.no_amp, losses=OPEN_GATE)
-    trainer = CVGADTrainer(model_cfg, cfg)
+    trainer = make_trainer("cvgad", args.width, args.batch_size, device, not args.no_amp)
+    cycle = six_batches(trainer, args.batch_size, device)
     x = torch.rand(args.batch_size, 3, 32, 32, device=device)
-
-    def cycle() -> None:
-        for _ in range(CYCLE):
-            trainer.step(x)
+    model_cfg = trainer.model_cfg
 
     vae = CVAE(model_cfg).to(device)
     params = list(vae.encoder.parameters()) + list(vae.decoder.parameters())
