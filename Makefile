@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint test unit nbval run benchmark gpu-check results clean book book-vendor book-clean book-distclean screenshots chromium student
+.PHONY: install lint test unit nbval checked run benchmark gpu-check results clean book book-vendor book-clean book-distclean screenshots chromium student
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,10 @@ install: $(STAMP)
 THREADS ?= $(shell nproc 2>/dev/null || echo 1)
 NB_ENV  := OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS)
 
-# The rendered-page tests need the built book; `make test` runs them after it.
+# The tests that read the built book (its rendered pages, its executed chapters) run after it.
+BOOK_TESTS := tests/test_book_render.py tests/test_checked_cells.py
 unit: install
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests --ignore=tests/test_book_render.py
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests $(addprefix --ignore=,$(BOOK_TESTS))
 
 # The linters CI runs: ruff (lint and format) and mypy over the library (configured in pyproject.toml).
 lint: install
@@ -28,14 +29,34 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# nbval re-runs every notebook and compares the cells tagged nbval-check-output.
+# nbval re-runs every notebook and compares the cells tagged nbval-check-output (without the book).
 nbval: install
 	cd notebooks && $(NB_ENV) ../$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider -q .
 
-# All of CI: the linters, unit tests, notebooks under nbval, the book (warnings as errors), its
-# rendering in headless Chromium (equation widths, figures, widgets; never skipped).
-test: lint unit nbval book chromium
-	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q tests/test_book_render.py
+# The same check without running the chapters again: the tagged cells of the book's execution
+# (make book) against the committed outputs; run.ipynb, the papermill template and no chapter,
+# under nbval.
+checked: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_checked_cells.py
+	cd notebooks && $(NB_ENV) ../$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider -q run.ipynb
+
+# All of CI, each stage timed (the times repeated at the end): the linters, unit tests, the book
+# from an empty execution cache (each chapter runs once; warnings as errors), the checked cells
+# of that execution, and the rendering in headless Chromium (equation widths, figures, widgets;
+# never skipped).
+TIMES := $(VENV)/test-times.txt
+STAGE := .ci/stage $(TIMES)
+SUB   := $(MAKE) --no-print-directory
+test:
+	@rm -f $(TIMES)
+	@$(STAGE) install $(SUB) install
+	@$(STAGE) lint $(SUB) lint
+	@$(STAGE) unit $(SUB) unit
+	@$(STAGE) book $(SUB) book-clean book
+	@$(STAGE) checked $(SUB) checked
+	@$(STAGE) chromium $(SUB) chromium
+	@$(STAGE) render env CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q tests/test_book_render.py
+	@echo "make test, seconds per stage:" && cat $(TIMES)
 
 run: install
 	$(BIN)/cvgad train --dataset digits --anomaly-class 1 --seed 0 --out runs/digits-1

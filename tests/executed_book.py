@@ -1,0 +1,21 @@
+"""The book's executed notebooks, read from its execution cache (book/_build/.jupyter_cache), for
+the tests that check what a chapter computed when `make book` ran it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "book" / "_build" / ".jupyter_cache"
+
+
+def executed_notebooks() -> dict[str, dict]:
+    """The newest execution of each page, by name (e.g. "03_training"): its code cells and their
+    outputs, glue outputs included (the pages' downloadable copies drop those)."""
+    from jupyter_cache import get_cache
+
+    assert CACHE.is_dir(), f"no execution cache in {CACHE}: build the book first (make book)"
+    cache, newest = get_cache(str(CACHE)), {}
+    for record in sorted(cache.list_cache_records(), key=lambda r: r.pk):
+        newest[Path(record.uri).stem] = record.pk
+    return {name: cache.get_cache_bundle(pk).nb for name, pk in newest.items()}
