@@ -52,6 +52,8 @@ from torch.distributions import MultivariateNormal, Normal, kl_divergence
 from cvgad.model import losses as L
 from cvgad.workbench import plots  # the book's figure style
 
+plots.use_house_style()
+
 torch.set_default_dtype(torch.float64)
 pd.set_option("display.precision", 4)
 LOG2 = math.log(2)

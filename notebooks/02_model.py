@@ -58,6 +58,8 @@ from cvgad.model.networks import (
 from cvgad.model.training import resolve_device
 from cvgad.workbench import plots
 
+plots.use_house_style()
+
 cfg = make_config(dataset=dataset, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,
                   data_root=data_root, train_subset=train_subset)
 mcfg = cfg.model

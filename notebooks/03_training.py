@@ -119,6 +119,8 @@ from cvgad.model.algorithm1 import UPDATES, CVGADTrainer, applied, frozen_batchn
 from cvgad.model.networks import reparameterize
 from cvgad.workbench import plots
 
+plots.use_house_style()
+
 pd.set_option("display.precision", 4)
 cfg = make_config(dataset=dataset, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,
                   data_root=data_root, train_subset=train_subset, width=width, latent_dim=latent_dim,

@@ -77,6 +77,8 @@ from cvgad.model.networks import as_float_images
 from cvgad.model.scoring import VAL_QUANTILE, f1_at
 from cvgad.workbench import plots, report
 
+plots.use_house_style()
+
 pd.set_option("display.precision", 3)
 
 # %% [markdown]

@@ -66,6 +66,8 @@ from cvgad.model.algorithm1 import CVGADTrainer
 from cvgad.model.scoring import cluster_purity
 from cvgad.workbench import plots
 
+plots.use_house_style()
+
 pd.set_option("display.precision", 3)
 
 # %% [markdown]

@@ -78,6 +78,8 @@ from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
 from cvgad.workbench import plots, report
 from cvgad.workbench.grid import load_grid
 
+plots.use_house_style()
+
 pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 20)
 

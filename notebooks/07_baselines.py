@@ -96,7 +96,7 @@ Markdown(records.caveats("07_baselines"))
 # | `ganomaly` | anomalib's GANomaly generator (encoder, decoder, second encoder) and discriminator, sized by the same width and latent size | anomalib's training step: $1\cdot$adversarial + $50\cdot$contextual L1 + $1\cdot$encoder loss, then the discriminator | $\lVert E(x) - E'(G(x))\rVert^2$ per dimension |
 #
 # `ae` and `vae` are not copies: `cvgad.model.baselines` builds them from `cvgad.model.networks.Encoder` and
-# `Decoder` and scores them with the same function as CVGAD (`cvgad.model.losses.anomaly_terms`).
+# `Decoder` and scores them with the same function as CVGAD (`cvgad.model.scoring.score_terms`).
 # GANomaly is the maintained implementation in anomalib ({cite:t}`akcay2018`), trained by our
 # loop with anomalib's losses (the optional extra `pip install 'cvgad[peers]'`). All four share
 # one training loop (`cvgad.model.training.Trainer`: batches, NaN checks, resumable state) and Adam with

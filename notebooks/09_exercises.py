@@ -67,7 +67,10 @@ import torch
 
 from cvgad.book import exercises, widgets
 from cvgad.experiment.experiment import make_config, run_experiment, summary_line
-from cvgad.model.losses import negative_radius
+from cvgad.model.losses import negative_radius, normal_share_beyond
+from cvgad.workbench import plots
+
+plots.use_house_style()
 
 # %%
 config = make_config(dataset=dataset, anomaly_class=anomaly_class, epochs=epochs, seed=seed, device=device,
@@ -195,7 +198,7 @@ exercises.check_f1_floor(answer_2, p)
 #
 # ```{admonition} Hint
 # :class: dropdown
-# `widgets.normal_share_beyond(radius, d)` is the chi survival function `scipy.stats.chi.sf`;
+# `normal_share_beyond(radius, d)` (of `cvgad.model.losses`) is the chi survival function `scipy.stats.chi.sf`;
 # `negative_radius(d, rule)` gives each rule's radius.
 # ```
 
@@ -207,7 +210,7 @@ answer_3 = ...
 
 # %% tags=["hide-input", "solution"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
 if solutions:
-    shares = {rule: widgets.normal_share_beyond(negative_radius(latent_dim, rule), latent_dim)
+    shares = {rule: normal_share_beyond(negative_radius(latent_dim, rule), latent_dim)
               for rule in ("literal", "chi")}
     answer_3 = "chi"
 

@@ -3,6 +3,8 @@ message that says what to do, and accept right ones; the chapter hands out `...`
 cell and keeps each solution in a folded cell that runs only with `solutions = True`."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
@@ -10,8 +12,7 @@ import numpy as np
 import pytest
 
 from cvgad.book import exercises as ex
-from cvgad.book.widgets import normal_share_beyond
-from cvgad.model.losses import negative_radius
+from cvgad.model.losses import negative_radius, normal_share_beyond
 
 CHAPTER = Path(__file__).resolve().parents[1] / "notebooks" / "09_exercises.py"
 SCORES, LABELS = np.array([0.1, 0.4, 0.35, 0.8, 0.7]), np.array([0, 0, 1, 1, 1])
@@ -71,3 +72,8 @@ def test_the_chapter_hands_out_placeholders_and_folds_its_solutions():
         assert check.source.startswith("exercises.check_") and all(name in check.source for name in placeholders)
     parameters = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
     assert re.search(r"^solutions = True\b", parameters.source, re.M)
+
+
+def test_the_exercises_need_no_widgets():
+    script = "import sys; import cvgad.book.exercises; assert 'ipywidgets' not in sys.modules"
+    subprocess.run([sys.executable, "-c", script], check=True)

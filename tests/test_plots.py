@@ -1,5 +1,10 @@
 """Every figure function returns a Figure with the expected axes, titles, labels and legends, draws
-onto given Axes when asked (as the widgets and the report do), and the house style is set on import."""
+onto given Axes when asked (as the widgets and the report do), and the house style is applied by a
+call, never on import."""
+
+import os
+import subprocess
+import sys
 
 import matplotlib
 
@@ -281,3 +286,16 @@ def test_paired_dots_one_dot_per_seed_and_a_zero_line():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["no_ssim"]
     assert ax.get_legend().get_texts()[0].get_text() == "no difference from `all`"
     plt.close(fig)
+
+
+def test_importing_the_package_changes_no_style_and_house_style_is_undone_after_its_block():
+    script = (
+        "import matplotlib as mpl; before = dict(mpl.rcParams)\n"
+        "from cvgad.book import widgets, exercises, diagram, glance, latent\n"
+        "from cvgad.workbench import plots, report\n"
+        "assert dict(mpl.rcParams) == before\n"
+        "with plots.house_style():\n"
+        "    assert mpl.rcParams['savefig.dpi'] == plots.HOUSE['savefig.dpi'] != before['savefig.dpi']\n"
+        "assert dict(mpl.rcParams) == before\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, env=os.environ | {"MPLBACKEND": "Agg"})

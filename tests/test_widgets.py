@@ -17,6 +17,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from cvgad.book import widgets as w  # noqa: E402
 from cvgad.model.algorithm1 import CVGADTrainer  # noqa: E402
 from cvgad.model.config import LossConfig, ModelConfig, TrainConfig  # noqa: E402
+from cvgad.model.losses import normal_share_beyond  # noqa: E402
 from cvgad.model.scoring import Errors, confusion_at, evaluate  # noqa: E402
 from cvgad.workbench import plots  # noqa: E402
 
@@ -27,8 +28,8 @@ TINY = ModelConfig(latent_dim=8, n_clusters=3, width=4)
 # ------------------------------------------------------------------ pure functions
 def test_latent_geometry_by_hand():
     assert w.shell_radius(256) == 16.0
-    assert w.normal_share_beyond(2.0, 2) == pytest.approx(math.exp(-2))  # chi with 2 dof: exp(-r^2/2)
-    assert w.normal_share_beyond(w.shell_radius(256), 256) == pytest.approx(0.5, abs=0.05)
+    assert normal_share_beyond(2.0, 2) == pytest.approx(math.exp(-2))  # chi with 2 dof: exp(-r^2/2)
+    assert normal_share_beyond(w.shell_radius(256), 256) == pytest.approx(0.5, abs=0.05)
     np.testing.assert_allclose(w.latent_point(np.array([1.0, 0.0]), np.array([0.0, 2.0]), 3.0), [1.0, 3.0])
     d = w.random_directions(5, 4, seed=1)
     np.testing.assert_allclose(np.linalg.norm(d, axis=1), 1.0)

@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from cvgad.book.widgets import check_order, normal_share_beyond
-from cvgad.model.losses import negative_radius
+from cvgad.model.losses import negative_radius, normal_share_beyond
 from cvgad.model.scoring import confusion_at
 
 
@@ -88,6 +87,13 @@ def check_missing_updates(
         f"({sorted(keys_on)}) and with the latent loss off; read CVGADTrainer.step to see what one update logs"
     )
     print("Correct:", sorted(missing), "vanished; these still ran:", sorted(keys_off))
+
+
+def check_order(order: Sequence[str], rows: Sequence[str]) -> None:
+    """Raises ValueError unless `order` names every row exactly once."""
+    missing, repeated = sorted(set(rows) - set(order)), sorted({r for r in order if list(order).count(r) > 1})
+    if missing or repeated or len(order) != len(rows):
+        raise ValueError(f"rank every row exactly once: repeated {repeated or 'none'}, missing {missing or 'none'}")
 
 
 def check_ranking(order: Sequence[str], rows: Sequence[str]) -> None:

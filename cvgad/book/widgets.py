@@ -22,6 +22,7 @@ import torch
 from matplotlib.figure import Figure
 from scipy.stats import chi, spearmanr
 
+from cvgad.book.exercises import check_order
 from cvgad.experiment.runs import find_upwards
 from cvgad.model.algorithm1 import CVGADTrainer, applied
 from cvgad.model.config import LOSS_NAMES, LossConfig, ModelConfig, TrainConfig
@@ -42,11 +43,6 @@ def lab_loss_config(base: LossConfig, enabled: dict[str, bool], weights: dict[st
 def shell_radius(latent_dim: int) -> float:
     """Typical distance of a draw of q(z|y) = N(mu_y, I) from mu_y: about sqrt(latent_dim)."""
     return math.sqrt(latent_dim)
-
-
-def normal_share_beyond(radius: float, latent_dim: int) -> float:
-    """Share of normal codes (draws of N(mu_y, I)) farther than `radius` from their mean (chi tail)."""
-    return float(chi.sf(radius, latent_dim))
 
 
 def random_directions(latent_dim: int, n: int, seed: int = 0) -> np.ndarray:
@@ -71,13 +67,6 @@ def latent_position(z: np.ndarray, means: np.ndarray, negative_radius: float) ->
         "shells": nearest / shell_radius(len(z)),
         "beyond_negative": nearest > negative_radius,
     }
-
-
-def check_order(order: Sequence[str], rows: Sequence[str]) -> None:
-    """Raises ValueError unless `order` names every row exactly once."""
-    missing, repeated = sorted(set(rows) - set(order)), sorted({r for r in order if list(order).count(r) > 1})
-    if missing or repeated or len(order) != len(rows):
-        raise ValueError(f"rank every row exactly once: repeated {repeated or 'none'}, missing {missing or 'none'}")
 
 
 def agreement_table(order: Sequence[str], values: pd.Series) -> tuple[pd.DataFrame, float]:

@@ -38,8 +38,7 @@ from cvgad.model.config import (
     TrainConfig,
 )
 
-#: Dataset-dependent defaults: the 8x8 digits need a small network and more epochs per image.
-DEFAULT_EPOCHS = {"digits": 15}
+#: Dataset-dependent default: the 8x8 digits need a small network.
 DEFAULT_WIDTH = {"digits": 32}
 #: Model-dependent default: GANomaly's own learning rate (its paper and anomalib); III.C's 1e-3 otherwise.
 DEFAULT_LR = {"ganomaly": 2e-4}
@@ -83,7 +82,7 @@ class RunParams:
     anomaly_class: int = _p(1, "leave_one_out: the class held out of training, the anomaly")
     normal_class: int | None = _p(None, "one_class: the normal class (the others supply outliers)")
     seed: int = _p(0, "seed for the split, initialisation and batches")
-    epochs: int | None = _p(None, "training epochs (None: 15)")
+    epochs: int | None = _p(None, f"training epochs (None: {TrainConfig.epochs})")
     device: str = _p("auto", "auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps")
     data_root: str | None = _p(None, "folder with the data (None: $CVGAD_DATA, else ./data)")
     disabled: tuple[LossName, ...] = _p((), "losses switched off, the rows of Table 1")
@@ -147,7 +146,6 @@ class RunParams:
         parts["model"] |= {"channels": 1 if self.dataset in GREY else 3}
         parts["model"].setdefault("n_clusters", clusters)
         parts["model"].setdefault("width", DEFAULT_WIDTH.get(self.dataset, 64))
-        parts["train"].setdefault("epochs", DEFAULT_EPOCHS.get(self.dataset, 15))
         if self.model in DEFAULT_LR:
             parts["train"].setdefault("lr", DEFAULT_LR[self.model])
         parts["losses"] |= {"latent": 15.0 if self.dataset in MNIST_LIKE else 5.0}

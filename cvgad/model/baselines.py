@@ -7,7 +7,7 @@
 - `ganomaly`: GANomaly (Akcay et al., ACCV 2018), the model and losses maintained in anomalib,
   trained as anomalib's training step does, scored by its latent distance |E(x) - E'(G(x))|^2.
 
-Each baseline is a trainer (a `cvgad.model.training.Trainer`) and a module with `score_terms`. Of the
+Each baseline is a trainer (a `cvgad.model.training.Trainer`) and a module `cvgad.model.scoring` scores. Of the
 loss settings they use only what they have (ssim, l1, latent and latent_reduction; GANomaly has its
 own fixed weights); bfloat16 autocast on CUDA (`TrainConfig.amp`) is CVGAD's alone.
 """
@@ -18,7 +18,6 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 
-import torch
 from torch import Tensor, nn
 
 from cvgad.model import losses as L
@@ -39,11 +38,6 @@ class Autoencoder(nn.Module):
         """(reconstruction, mu, logvar); the code is mu, or with `sample` a draw of eq. (1)."""
         mu, logvar, _ = self.encoder(x)
         return self.decoder(reparameterize(mu, logvar) if sample else mu), mu, logvar
-
-    @torch.no_grad()
-    def score_terms(self, x: Tensor, terms: tuple[str, ...] = ("ssim", "l1")) -> dict[str, Tensor]:
-        """II.F's per-image errors (of `terms`) of the reconstruction from the posterior mean, as for CVGAD."""
-        return L.anomaly_terms(x, self(x, sample=False)[0].float(), terms)
 
 
 def standard_normal_kl(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -104,12 +98,6 @@ class Ganomaly(nn.Module):
         self.net = GanomalyModel(
             input_size=(32, 32), num_input_channels=cfg.channels, n_features=cfg.width, latent_vec_size=cfg.latent_dim
         )
-
-    @torch.no_grad()
-    def score_terms(self, x: Tensor, terms: tuple[str, ...] = ()) -> dict[str, Tensor]:
-        """GANomaly's anomaly score: the mean squared distance of the two encoders' codes (its only term)."""
-        _, latent_i, latent_o = self.net.generator(x * 2 - 1)
-        return {"latent": (latent_i - latent_o).pow(2).flatten(1).mean(dim=1)}
 
 
 class GanomalyTrainer(Trainer):

@@ -184,7 +184,7 @@ class LossConfig:
 class TrainConfig:
     """Optimisation settings of III.C and Algorithm 1."""
 
-    epochs: int = 10
+    epochs: int = 15
     batch_size: int = 64
     lr: float = 1e-3
     #: Learning rate of the cluster means mu_y alone (None: lr). Adam moves a parameter by about
@@ -293,7 +293,7 @@ class EvalConfig:
     #: terms joined by "+": ssim (1 - SSIM), logssim (-log SSIM), l1, mi (the feature
     #: discriminator's mismatch logit for (features, mu)), cluster (distance of mu to the nearest
     #: cluster mean), complexity (PNG bits per dimension of the input, subtracted: Serra et al. 2020)
-    score: str = "ssim+l1"  # PAPER_SCORE
+    score: str = PAPER_SCORE
 
     def __post_init__(self) -> None:
         check_choice("bn_at_test", self.bn_at_test, BnAtTest)

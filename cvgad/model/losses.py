@@ -1,7 +1,7 @@
 """The losses of Section II as pure functions of tensors (and, where a loss needs one, a network).
 
 Each docstring names its equation. Functions ending in `_per_sample` return one value per
-image (used by the anomaly score, II.F); the others return the batch mean.
+image (used by the anomaly score, II.F, in `cvgad.model.scoring`); the others return the batch mean.
 """
 
 from __future__ import annotations
@@ -41,22 +41,6 @@ def ssim_per_sample(x: Tensor, recon: Tensor) -> Tensor:
         win_sigma=SSIM_SIGMA,
         K=SSIM_K,
     )
-
-
-def anomaly_terms(x: Tensor, recon: Tensor, terms: tuple[str, ...] = ("ssim", "l1")) -> dict[str, Tensor]:
-    """II.F: the per-image reconstruction errors the anomaly score adds up, of `terms`: the SSIM
-    loss as scoring.py has always used it (ssim: 1 - SSIM), as II.C's loss writes it (logssim:
-    -log SSIM, SSIM clamped at SSIM_FLOOR), and L1. Other terms are skipped."""
-    out = {}
-    if {"ssim", "logssim"} & set(terms):
-        ssim = ssim_per_sample(x, recon)
-        if "ssim" in terms:
-            out["ssim_loss"] = 1 - ssim
-        if "logssim" in terms:
-            out["log_ssim_loss"] = -torch.log(ssim.clamp_min(SSIM_FLOOR))
-    if "l1" in terms:
-        out["l1"] = l1_per_sample(x, recon)
-    return out
 
 
 def reconstruction_loss(x: Tensor, recon: Tensor, w_ssim: float = 50.0, w_l1: float = 10.0) -> Tensor:
@@ -159,6 +143,11 @@ def negative_radius(latent_dim: int, rule: str = "chi", quantile: float = 0.999)
 
 def sample_negative_codes(
     means: Tensor,
+def normal_share_beyond(radius: float, latent_dim: int) -> float:
+    """Share of normal codes (draws of N(mu_y, I)) farther than `radius` from their mean (chi tail)."""
+    return float(chi.sf(radius, latent_dim))
+
+
     n: int,
     radius: float,
     rule: str = "chi",

@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cvgad.model import losses as L
 from cvgad.model.config import ModelConfig
 
 
@@ -210,20 +209,6 @@ class CVAE(nn.Module):
         """Deterministic reconstruction from the posterior mean, used for scoring."""
         mu, _, _ = self.encoder(x)
         return self.decoder(mu)
-
-    @torch.no_grad()
-    def score_terms(self, x: Tensor, terms: tuple[str, ...] = ("ssim", "l1")) -> dict[str, Tensor]:
-        """The per-image terms of the anomaly score from one pass through the posterior mean mu:
-        II.F's reconstruction errors, and where asked the feature discriminator's mismatch logit
-        for (features, mu) (mi, the released code's third term) and the distance of mu to the
-        nearest cluster mean (cluster)."""
-        mu, _, features = self.encoder(x)
-        out = L.anomaly_terms(x, self.decoder(mu).float(), terms)
-        if "mi" in terms:
-            out["mi"] = self.fd(features, mu).float()
-        if "cluster" in terms:
-            out["cluster"] = torch.cdist(mu.float(), self.means.float()).min(dim=1).values
-        return out
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:

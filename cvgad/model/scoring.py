@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 import torch
@@ -30,10 +28,12 @@ from sklearn.metrics import (
     roc_auc_score,
     roc_curve,
 )
-from torch import nn
+from torch import Tensor, nn
 
 from cvgad.model.config import EvalConfig
-from cvgad.model.networks import as_float_images, batch_statistics, eval_mode
+from cvgad.model.baselines import Autoencoder, Ganomaly
+from cvgad.model.losses import SSIM_FLOOR, l1_per_sample, ssim_per_sample
+from cvgad.model.networks import CVAE, as_float_images, batch_statistics, eval_mode
 
 #: A deployable threshold flags the top 5% of normal validation scores.
 VAL_QUANTILE = 0.95
@@ -80,6 +80,44 @@ SUBTRACTED = ("complexity",)
 
 
 def png_bits_per_dimension(images: torch.Tensor) -> np.ndarray:
+def reconstruction_errors(x: Tensor, recon: Tensor, terms: tuple[str, ...] = ("ssim", "l1")) -> dict[str, Tensor]:
+    """II.F: the per-image reconstruction errors the anomaly score adds up, of `terms`: the SSIM
+    loss as this project scores (ssim: 1 - SSIM), as II.C's loss writes it (logssim:
+    -log SSIM, SSIM clamped at SSIM_FLOOR), and L1. Other terms are skipped."""
+    out = {}
+    if {"ssim", "logssim"} & set(terms):
+        ssim = ssim_per_sample(x, recon)
+        if "ssim" in terms:
+            out["ssim_loss"] = 1 - ssim
+        if "logssim" in terms:
+            out["log_ssim_loss"] = -torch.log(ssim.clamp_min(SSIM_FLOOR))
+    if "l1" in terms:
+        out["l1"] = l1_per_sample(x, recon)
+    return out
+
+
+@torch.no_grad()
+def score_terms(model: nn.Module, x: Tensor, terms: tuple[str, ...] = ("ssim", "l1")) -> dict[str, Tensor]:
+    """The per-image terms of the anomaly score of `model` on images `x` in [0, 1], of `terms`.
+    A CVAE or an autoencoder baseline: one pass through the posterior mean mu, II.F's
+    reconstruction errors, and for a CVAE where asked the feature discriminator's mismatch logit
+    for (features, mu) (mi, the released code's third term) and the distance of mu to the nearest
+    cluster mean (cluster). GANomaly: its own score, the mean squared distance of its two
+    encoders' codes (latent, its only term)."""
+    if isinstance(model, Ganomaly):
+        _, latent_i, latent_o = model.net.generator(x * 2 - 1)
+        return {"latent": (latent_i - latent_o).pow(2).flatten(1).mean(dim=1)}
+    if not isinstance(model, (CVAE, Autoencoder)):
+        raise TypeError(f"cannot score a {type(model).__name__}: a CVAE, an Autoencoder or a Ganomaly can be")
+    mu, _, features = model.encoder(x)
+    out = reconstruction_errors(x, model.decoder(mu).float(), terms)
+    if isinstance(model, CVAE) and "mi" in terms:
+        out["mi"] = model.fd(features, mu).float()
+    if isinstance(model, CVAE) and "cluster" in terms:
+        out["cluster"] = torch.cdist(mu.float(), model.means.float()).min(dim=1).values
+    return out
+
+
     """Input complexity (Serra et al., ICLR 2020): each image's losslessly compressed (PNG)
     size in bits per dimension. Images are uint8 (N, C, H, W)."""
     if images.dtype != torch.uint8:
@@ -107,18 +145,17 @@ def model_errors(
     cfg: EvalConfig = PAPER_EVALUATION,
     order: np.ndarray | None = None,
 ) -> Errors:
-    """The score terms of `cfg` of every image: `model.score_terms` in batches of
+    """The score terms of `cfg` of every image: `score_terms` in batches of
     cfg.score_batch_size taken in `order` (default: as given), batchnorm as cfg.bn_at_test says,
     plus the model-free complexity term. Rows come back in the images' own order; the model's
     mode and buffers are as before."""
     device = next(model.parameters()).device
-    score_terms = cast(Callable[..., dict[str, torch.Tensor]], model.score_terms)
     order = np.arange(len(images)) if order is None else np.asarray(order)
     terms: dict[str, list[torch.Tensor]] = {}
     with batch_statistics(model) if cfg.bn_at_test == "train" else eval_mode(model):
         for start in range(0, len(order), cfg.score_batch_size):
             chunk = images[torch.as_tensor(order[start : start + cfg.score_batch_size])]
-            for name, value in score_terms(as_float_images(chunk.to(device)), cfg.terms).items():
+            for name, value in score_terms(model, as_float_images(chunk.to(device)), cfg.terms).items():
                 terms.setdefault(name, []).append(value.float().cpu())
     unordered = np.argsort(order)  # row i of the batches' output is image order[i]
     errors = {name: torch.cat(values).numpy()[unordered] for name, values in terms.items()}

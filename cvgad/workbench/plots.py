@@ -3,14 +3,16 @@
 Every function returns the `matplotlib.figure.Figure` it drew on, with titles, labelled axes and,
 where several things are drawn, a legend. Given `ax` (or `axes`, or `fig`), a function draws
 there, so a widget or a report can place it in a figure of its own; otherwise it makes a pyplot
-figure in the house style (`use_house_style`, applied when this module is imported), which a
-notebook shows with `plt.show()`. A figure-wide `title` is set only on a figure the function
-made. Images are uint8 (0-255) or float (0-1) tensors or arrays (N, C, H, W).
+figure, which a notebook shows with `plt.show()`. Importing this module changes no style: a
+notebook calls `use_house_style()` once, and a report draws inside `house_style()`. A
+figure-wide `title` is set only on a figure the function made. Images are uint8 (0-255) or
+float (0-1) tensors or arrays (N, C, H, W).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -60,12 +62,25 @@ LOSS_LABELS = {
 }
 
 
+def _set_house_theme() -> None:
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind", rc=HOUSE)
+
+
+@contextlib.contextmanager
+def house_style() -> Iterator[None]:
+    """The house style's theme for the `with` block only (a report's figure saved to a file); the
+    rcParams are restored afterwards."""
+    with plt.rc_context():
+        _set_house_theme()
+        yield
+
+
 def use_house_style() -> None:
     """Seaborn's white grid, the colour-blind palette and the sizes of `HOUSE` for every later
     figure, so the book's figures look alike. The backend stays as it is; in IPython the inline
     backend draws at twice `figure.dpi` and shows the figure at its size in inches ("retina"),
     so a figure of `WIDTH` fits the book's column at 200 dpi with its type at the stated sizes."""
-    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind", rc=HOUSE)
+    _set_house_theme()
     try:
         from IPython import get_ipython
         from matplotlib_inline.backend_inline import set_matplotlib_formats
@@ -556,8 +571,6 @@ def close_all(figures: Sequence[Figure] = ()) -> None:
         plt.close(f)
 
 
-use_house_style()
-
 __all__ = [
     "WIDTH",
     "HOUSE",
@@ -565,6 +578,7 @@ __all__ = [
     "NORMAL",
     "ANOMALOUS",
     "use_house_style",
+    "house_style",
     "new_figure",
     "root_figure",
     "image_rows",

@@ -716,20 +716,22 @@ def bar_chart(table: pd.DataFrame, path: str | Path, title: str) -> None:
     style), saved to `path`. Drawn on a bare Figure: no pyplot backend is changed."""
     from cvgad.workbench import plots
 
-    fig = Figure(figsize=(plots.WIDTH, 5.4), layout="constrained")
-    plots.ablation_bars(table, axes=fig.subplots(2, 1, sharex=True))
-    fig.suptitle(title)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=plots.HOUSE["savefig.dpi"]))
+    with plots.house_style():
+        fig = Figure(figsize=(plots.WIDTH, 5.4), layout="constrained")
+        plots.ablation_bars(table, axes=fig.subplots(2, 1, sharex=True))
+        fig.suptitle(title)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=plots.HOUSE["savefig.dpi"]))
 
 
 def cell_chart(runs: pd.DataFrame, vary: Sequence[str], dataset: str | None, path: str | Path, title: str) -> None:
     """`cell_bars` saved to `path`, drawn on a bare Figure: no pyplot backend is changed."""
     from cvgad.workbench import plots
 
-    fig = Figure(figsize=(plots.WIDTH, 3.6), layout="constrained")
-    cell_bars(runs, vary, dataset, ax=fig.subplots())
-    fig.suptitle(title)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=plots.HOUSE["savefig.dpi"]))
+    with plots.house_style():
+        fig = Figure(figsize=(plots.WIDTH, 3.6), layout="constrained")
+        cell_bars(runs, vary, dataset, ax=fig.subplots())
+        fig.suptitle(title)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=plots.HOUSE["savefig.dpi"]))
 
 
 def _write_csv(path: Path, frame: pd.DataFrame, **options: Any) -> None:
