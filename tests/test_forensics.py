@@ -5,7 +5,9 @@ import json
 import pandas as pd
 import pytest
 
+from cvgad.experiment.experiment import prepare
 from cvgad.experiment.params import make_config
+from cvgad.model.trainers import trainer_for
 from cvgad.workbench import forensics as F
 
 
@@ -113,3 +115,76 @@ def test_a_setting_the_run_fixes_or_does_not_know_is_refused(tmp_path, capsys, s
     with pytest.raises(SystemExit):
         F.main(["run", "--preset", "ci", "--set", setting, "--out", str(tmp_path)])
     assert message in capsys.readouterr().err
+
+
+def test_a_study_crosses_its_axes_first_axis_outermost_then_seed(tmp_path):
+    spec = tmp_path / "study.yaml"
+    spec.write_text(
+        "preset: ci\nsettings: {epochs: 1}\nseeds: [0, 1]\n"
+        "cross:\n  budget:\n    100x1: {train_subset: 100}\n    allx2: {train_subset: null, epochs: 2}\n"
+        "  model:\n    cvgad: {model: cvgad}\n    ae: {model: ae}\n"
+    )
+    planned = F.load_study(spec)
+    assert [str(p.folder) for p in planned[:4]] == [
+        "100x1/cvgad/seed0", "100x1/ae/seed0", "100x1/cvgad/seed1", "100x1/ae/seed1"
+    ]  # fmt: skip
+    assert len(planned) == 8
+    last = planned[-1]
+    assert (last.cfg.data.train_subset, last.cfg.train.epochs, last.seed) == (None, 2, 1)
+    assert planned[1].cfg.model.model == "ae"
+
+
+def test_a_study_with_a_bad_setting_fails_naming_the_run(tmp_path):
+    spec = tmp_path / "study.yaml"
+    spec.write_text("preset: ci\nseeds: [0]\ncross:\n  model:\n    x: {width: -3}\n")
+    with pytest.raises(ValueError, match="x/seed0"):
+        F.load_study(spec)
+
+
+def test_budget_folders_name_images_and_epochs_or_every_image():
+    assert F._budget("5000x4") == (5000, 4)
+    assert F._budget("allx15") == (-1, 15)
+    assert F._budget("timings.csv") == (0, 0)
+    assert sorted(["allx15", "20000x8", "5000x4"], key=F._budget_order) == ["5000x4", "20000x8", "allx15"]
+
+
+def _fake_run(root, budget, recipe, seed, ours, released, n_train=100):
+    """A finished run: per epoch (0 = untrained) our AUC and the released one; an autoencoder
+    (`ae`) has no FD term, so its released score is -log SSIM + L1 alone."""
+    folder = root / budget / recipe / f"seed{seed}"
+    folder.mkdir(parents=True)
+    score = F.RELEASED_SCORE_NO_MI if recipe == "ae" else F.RELEASED_SCORE
+    rows = [{"epoch": e, "pass": "eval", "score": "ssim+l1", "auc": a} for e, a in enumerate(ours)]
+    rows += [{"epoch": e, "pass": "train_normals_first", "score": score, "auc": a} for e, a in enumerate(released)]
+    pd.DataFrame(rows).to_csv(folder / F.FACTORS_CSV, index=False)
+    (folder / F.RUN_JSON).write_text(json.dumps({"n_train": n_train, "wall_seconds": 1.0}))
+
+
+def test_the_scale_tables_read_every_epoch_and_pair_cvgad_with_its_autoencoder_by_seed(tmp_path):
+    for seed, shift in enumerate([0.0, 0.02, 0.04]):
+        _fake_run(tmp_path, "allx2", "cvgad", seed, [0.3, 0.5 + shift, 0.6 + shift], [0.4, 0.9, 0.7])
+        _fake_run(tmp_path, "allx2", "ae", seed, [0.3, 0.5, 0.55], [0.4, 0.6, 0.8])
+    table = F.budget_table(tmp_path).set_index(["recipe", "seed"])
+    assert table.loc[("cvgad", 1), "auc_ours_last"] == pytest.approx(0.62)
+    assert table.loc[("cvgad", 1), "auc_released_oracle"] == pytest.approx(0.9)  # the best epoch
+    assert table.loc[("ae", 0), "auc_released_last"] == pytest.approx(0.8)  # its released terms
+    assert table.loc[("ae", 0), "train_images"] == 100 and table.loc[("ae", 0), "auc_untrained"] == 0.3
+    paired = F.paired_by_budget(F.budget_table(tmp_path), "auc_ours_last").iloc[0]
+    assert paired["n"] == 3 and paired["ahead"] == 3
+    assert paired["diff_mean"] == pytest.approx(0.07)  # 0.05, 0.07, 0.09
+    half = 4.302653 * 0.02 / 3**0.5  # t(2) at 97.5% x std / sqrt(n)
+    assert (paired["ci_low"], paired["ci_high"]) == pytest.approx((0.07 - half, 0.07 + half))
+    assert paired["wilcoxon_p"] == pytest.approx(0.25)  # 3 pairs of one sign: 2/8
+    curves = F.epoch_curves(tmp_path)
+    assert len(curves) == 6 * 3 and list(curves[curves["seed"] == 0]["image_epochs"][:3]) == [0, 100, 200]
+
+
+def test_an_autoencoder_is_scored_on_the_terms_it_has():
+    cfg = make_config(dataset="digits", anomaly_class=1, model="ae", epochs=1, width=4, latent_dim=8,
+                      train_subset=64, test_subset=60, device="cpu")  # fmt: skip
+    dataset, split = prepare(cfg)
+    model = trainer_for(cfg.model, cfg.train).scorer
+    complexity = {"test": F.png_bits_per_dimension(dataset.images[split.test]),
+                  "val": F.png_bits_per_dimension(dataset.images[split.val])}  # fmt: skip
+    rows = pd.DataFrame(F.epoch_rows(model, dataset.images, split, complexity, seed=0))
+    assert set(rows["score"]) == {"ssim+l1", "logssim+l1", "ssim+l1+complexity"}  # no FD, no cluster means

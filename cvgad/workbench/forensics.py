@@ -19,7 +19,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from cvgad.model.config import PAPER_SCORE, EvalConfig, ExperimentConfig
 from cvgad.model.scoring import Errors, evaluate, model_errors, png_bits_per_dimension, scoring_order
 from cvgad.model.training import NonFiniteLossError, Trainer
 from cvgad.workbench.grid import check_settings, load_grid
+from cvgad.workbench.report import signed_rank_p, t_interval
 
 #: A run's per-epoch rows, its record once finished, and the error that stopped it (a NaN loss).
 FACTORS_CSV, RUN_JSON, FAILED_JSON = "factors.csv", "run.json", "failed.json"
@@ -265,17 +266,10 @@ def factor_table(rows: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def budget_table(root: str | os.PathLike) -> pd.DataFrame:
-    """The budget curve: per budget folder under `root` (<train_subset>x<epochs>/<recipe>/seed<k>),
-    recipe and seed, the AUC of the released evaluation (at the best epoch, an oracle, and at the
-    last) and of this project's evaluation (last epoch), with the run's wall time."""
-    views = {
-        "auc_released_oracle": ("train_normals_first", RELEASED_SCORE, "best_test"),
-        "auc_released_last": ("train_normals_first", RELEASED_SCORE, "last"),
-        "auc_ours_last": ("eval", "ssim+l1", "last"),
-        "auc_untrained": ("eval", "ssim+l1", "untrained"),
-    }
-    lines = []
+def _budget_runs(root: str | os.PathLike) -> Iterator[tuple[str, int, int, str, int, pd.DataFrame, dict[str, Any]]]:
+    """Every finished run under `root` (<images>x<epochs>/<recipe>/seed<k>), budgets in order: its
+    budget folder, training images (`all`: the run's own count), epochs, recipe, seed, per-epoch
+    rows and run record."""
     for folder in sorted(Path(root).iterdir(), key=lambda p: _budget_order(p.name)):
         if not folder.is_dir() or _budget(folder.name) == (0, 0) or not list(folder.glob(f"*/seed*/{RUN_JSON}")):
             continue
@@ -283,13 +277,72 @@ def budget_table(root: str | os.PathLike) -> pd.DataFrame:
             record = runs.read_json(folder / str(recipe) / f"seed{seed}" / RUN_JSON) or {}
             images, epochs = _budget(folder.name)
             images = images if images > 0 else int(record["n_train"])  # `all`: every training image
-            line = {"recipe": recipe, "train_images": images, "epochs": epochs, "image_epochs": images * epochs}
-            line |= {"seed": seed, "wall_seconds": record.get("wall_seconds")}
-            for name, (pass_, score, rule) in views.items():
-                if (scored := cell(curve, pass_, score)).empty and score == RELEASED_SCORE:
-                    scored = cell(curve, pass_, RELEASED_SCORE_NO_MI)  # no FD term: the released terms it has
-                line[name] = select(scored, rule)["auc"]
-            lines.append(line)
+            yield folder.name, images, epochs, str(recipe), int(seed), curve, record
+
+
+def _scored(curve: pd.DataFrame, pass_: str, score: str) -> pd.DataFrame:
+    """One pass and score of a run's rows; for the released score, a model without the FD term
+    (the autoencoders) gives the released terms it has."""
+    if (scored := cell(curve, pass_, score)).empty and score == RELEASED_SCORE:
+        scored = cell(curve, pass_, RELEASED_SCORE_NO_MI)
+    return scored
+
+
+def budget_table(root: str | os.PathLike) -> pd.DataFrame:
+    """The budget curve: per budget folder under `root` (<train_subset>x<epochs>/<recipe>/seed<k>),
+    recipe and seed, the AUC of the released evaluation (at the best epoch, an oracle, and at the
+    last), of this project's evaluation (last epoch) and of the untrained network (epoch 0, ours),
+    with the run's wall time."""
+    views = {
+        "auc_released_oracle": ("train_normals_first", RELEASED_SCORE, "best_test"),
+        "auc_released_last": ("train_normals_first", RELEASED_SCORE, "last"),
+        "auc_ours_last": ("eval", PAPER_SCORE, "last"),
+        "auc_untrained": ("eval", PAPER_SCORE, "untrained"),
+    }
+    lines = []
+    for _, images, epochs, recipe, seed, curve, record in _budget_runs(root):
+        line = {"recipe": recipe, "train_images": images, "epochs": epochs, "image_epochs": images * epochs}
+        line |= {"seed": seed, "wall_seconds": record.get("wall_seconds")}
+        for name, (pass_, score, rule) in views.items():
+            line[name] = select(_scored(curve, pass_, score), rule)["auc"]
+        lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def epoch_curves(root: str | os.PathLike) -> pd.DataFrame:
+    """Every epoch of every run under `root` (epoch 0: the untrained network): the AUC of this
+    project's evaluation and of the released one (its oracle is the best of a run's epochs), with
+    the training images x epochs seen so far; one training gives every point of its curve."""
+    frames = []
+    for budget, images, _, recipe, seed, curve, _ in _budget_runs(root):
+        ours = cell(curve, "eval", PAPER_SCORE).set_index("epoch")["auc"]
+        released = _scored(curve, "train_normals_first", RELEASED_SCORE).set_index("epoch")["auc"]
+        frame = pd.DataFrame({"auc_ours": ours, "auc_released": released}).rename_axis("epoch").reset_index()
+        frames.append(frame.assign(budget=budget, recipe=recipe, seed=seed, image_epochs=frame["epoch"] * images))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def paired_by_budget(table: pd.DataFrame, column: str, a: str = "cvgad", b: str = "ae") -> pd.DataFrame:
+    """Per budget of `budget_table`'s `table`: recipe `a` less recipe `b` in `column`, paired by
+    seed (seeds with both only): n, the mean difference with its 95% t-interval, how many seeds
+    `a` is ahead on, and the Wilcoxon signed-rank p (3 pairs cannot go below 0.25)."""
+    lines = []
+    for (images, epochs), group in table.groupby(["train_images", "epochs"], sort=False):
+        wide = group.pivot_table(index="seed", columns="recipe", values=column).dropna(subset=[a, b])
+        diff = (wide[a] - wide[b]).to_numpy()
+        low, high = t_interval(diff)
+        lines.append(
+            {
+                "train_images": images,
+                "epochs": epochs,
+                "n": len(diff),
+                "diff_mean": float(diff.mean()) if len(diff) else float("nan"),
+                "ci_low": low,
+                "ci_high": high,
+                "ahead": int((diff > 0).sum()),
+                "wilcoxon_p": signed_rank_p(diff),
+            }
+        )
     return pd.DataFrame(lines)
 
 
