@@ -274,6 +274,22 @@ def test_auc_by_epoch_and_budget_curve_label_their_axes_and_chance():
     assert "our training, our evaluation, last epoch" not in _legend_texts(ax)  # no cpu recipe rows
 
 
+def test_scale_curves_show_both_evaluations_the_untrained_network_chance_and_the_paper():
+    curves = pd.DataFrame(
+        [{"budget": "100x2", "recipe": m, "seed": s, "epoch": e, "image_epochs": 100 * e, "auc_ours": 0.4 + 0.1 * e,
+          "auc_released": 0.45 + 0.1 * e} for m in ("cvgad", "ae") for s in (0, 1) for e in range(3)]
+    )  # fmt: skip
+    fig = plots.scale_curves(curves, paper_auc=0.853)
+    left, right = fig.axes
+    assert (left.get_title(), right.get_title()) == ("our evaluation", "released evaluation")
+    assert left.get_xscale() == "log" and right.get_ylabel() == "AUC (test set)"
+    untrained = [line.get_ydata()[0] for line in right.get_lines() if line.get_label() == "untrained"]
+    assert untrained == [pytest.approx(0.45)]  # epoch 0, mean over models and seeds
+    texts = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert {"cvgad", "ae", "100x2", "untrained network", "chance (AUC 0.5)", "paper (0.853)"} <= texts
+    plt.close(fig)
+
+
 def test_paired_dots_one_dot_per_seed_and_a_zero_line():
     runs = pd.DataFrame(
         [{"row": r, "seed": s, "status": "ok", "auc": a} for r, base in (("all", 0.9), ("no_ssim", 0.6)) for s, a in

@@ -565,6 +565,31 @@ def budget_curve(
     return root_figure(ax)
 
 
+def scale_curves(curves: pd.DataFrame, paper_auc: float | None = None, title: str = "AUC against training") -> Figure:
+    """`cvgad.workbench.forensics.epoch_curves`: per evaluation a panel (ours; the released one,
+    whose best epoch is an oracle), AUC after every epoch against training images x epochs (log
+    scale), mean over seeds, one line per model and budget (colour: model; marker: budget), and
+    the untrained network (epoch 0, mean over seeds) as a line."""
+    fig, axes = new_figure((WIDTH, 4.4), 1, 2, sharey=True)
+    fig.suptitle(title)
+    trained = curves[curves["epoch"] > 0].rename(columns={"recipe": "model"})
+    panels = {"auc_ours": "our evaluation", "auc_released": "released evaluation"}
+    for ax, (column, label) in zip(axes, panels.items(), strict=True):
+        mean = trained.groupby(["model", "budget", "epoch"], sort=False)[[column, "image_epochs"]].mean()
+        sns.lineplot(mean.reset_index(), x="image_epochs", y=column, hue="model", style="budget", markers=True,
+                     dashes=False, units="budget", estimator=None, ax=ax, legend=ax is axes[0])  # fmt: skip
+        ax.axhline(curves.loc[curves["epoch"] == 0, column].mean(), color="0.2", ls="-.", lw=1, label="untrained")
+        _reference_lines(ax, paper_auc)
+        ax.set(xscale="log", xlabel="images × epochs (log)", ylabel="AUC (test set)", title=label)
+    legend = axes[0].get_legend()
+    handles = [h for h in legend.legend_handles if h is not None] + axes[1].get_lines()[-3:]
+    labels = [t.get_text() for h, t in zip(legend.legend_handles, legend.get_texts(), strict=True) if h is not None]
+    legend.remove()
+    fig.legend(handles, labels + ["untrained network", *(line.get_label() for line in axes[1].get_lines()[-2:])],
+               loc="outside lower center", ncol=4, frameon=False)  # fmt: skip
+    return fig
+
+
 def close_all(figures: Sequence[Figure] = ()) -> None:
     """Closes the given figures (or all) to free memory in long notebook sessions."""
     for f in figures or plt.get_fignums():
@@ -572,6 +597,7 @@ def close_all(figures: Sequence[Figure] = ()) -> None:
 
 
 __all__ = [
+    "scale_curves",
     "WIDTH",
     "HOUSE",
     "paired_dots",
