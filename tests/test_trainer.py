@@ -284,3 +284,13 @@ def test_means_lr_gives_the_cluster_means_their_own_learning_rate():
 def test_means_lr_must_be_positive():
     with pytest.raises(ValueError, match="means_lr=0"):
         TrainConfig(means_lr=0)
+
+
+def test_the_generator_update_gives_the_critic_no_gradient():
+    t = _trainer()
+    for i in range(5):  # counters 0-4; the last is a critic update
+        t.step(_batch(i))
+    grads = [p.grad.clone() for p in t.critic.parameters()]
+    assert t.count == 5 and "generator" in t.step(_batch(5))
+    assert all(torch.equal(g, p.grad) for g, p in zip(grads, t.critic.parameters(), strict=True))
+    assert all(p.requires_grad for p in t.critic.parameters())

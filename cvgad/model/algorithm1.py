@@ -51,6 +51,20 @@ def frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
             m.momentum = momentum
 
 
+@contextlib.contextmanager
+def frozen_weights(module: nn.Module) -> Iterator[None]:
+    """The module's parameters take no gradient inside the block: a loss through it that updates
+    another network does not compute the module's weight gradients (only those it passes on)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 class CVGADTrainer(Trainer):
     """Trains a CVAE and a critic with Algorithm 1. `step(x)` runs one batch; `fit(images)` runs epochs."""
 
@@ -185,8 +199,8 @@ class CVGADTrainer(Trainer):
         return self._update(self.opt_cvae, loss)
 
     def _generator_update(self, x: Tensor) -> Tensor:
-        """Eq. (13): the CVAE as the critic's generator."""
-        with self._autocast():
+        """Eq. (13): the CVAE as the critic's generator (the critic passes gradients on, takes none)."""
+        with self._autocast(), frozen_weights(self.critic):
             fake = self._generated(x, with_grad=True)
             return self._update(self.opt_cvae, self.loss_cfg.adversarial * L.generator_loss(self.critic, fake).float())
 
