@@ -97,11 +97,13 @@ def main() -> None:
     p.add_argument("--cycles", type=int, default=3)
     p.add_argument("--metrics", action="store_true", help="with --ref: compare AUC on the book's task instead of speed")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--gradient-penalty-every", type=int, default=1, help="with --peer: Algorithm 1's k (LossConfig)")
     args = p.parse_args()
     if args.peer:
         if args.metrics:
             p.error("--metrics compares two codes: use it with --ref")
-        base, rows = args.peer, speed_rows({"cvgad": (ROOT, []), args.peer: (ROOT, ["--model", args.peer])},
+        ours = ["--gradient-penalty-every", str(args.gradient_penalty_every)]
+        base, rows = args.peer, speed_rows({"cvgad": (ROOT, ours), args.peer: (ROOT, ["--model", args.peer])},
                                            args.rounds, args.width, args.cycles)  # fmt: skip
     else:
         with worktree(args.ref) as old:

@@ -42,14 +42,18 @@ OPEN_GATE = LossConfig(negative_gate="absolute", negative_threshold=float("inf")
 GANOMALY_LATENT = 100
 
 
-def make_trainer(model: str, width: int, batch_size: int, device: torch.device, amp: bool = True, **train) -> Trainer:
-    """Algorithm 1 (latent 256, K 9, the gate open so every update runs) or GANomaly (its own
-    latent size), `width` channels in the first stage; `train` sets TrainConfig fields."""
+def make_trainer(
+    model: str, width: int, batch_size: int, device: torch.device, amp: bool = True, gp_every: int = 1, **train
+) -> Trainer:
+    """Algorithm 1 (latent 256, K 9, the gate open so every update runs, the gradient penalty in
+    every `gp_every`-th critic update) or GANomaly (its own latent size), `width` channels in the
+    first stage; `train` sets TrainConfig fields."""
     cfg = TrainConfig(batch_size=batch_size, device=str(device), amp=amp, **train)
     if model == "ganomaly":
         return GanomalyTrainer(ModelConfig(model="ganomaly", channels=3, width=width, latent_dim=GANOMALY_LATENT), cfg)
     model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
-    return CVGADTrainer(model_cfg, dataclasses.replace(cfg, losses=OPEN_GATE))
+    losses = dataclasses.replace(OPEN_GATE, gradient_penalty_every=gp_every)
+    return CVGADTrainer(model_cfg, dataclasses.replace(cfg, losses=losses))
 
 
 def six_batches(trainer: Trainer, batch_size: int, device: torch.device) -> Callable[[], None]:
@@ -75,9 +79,11 @@ def cycle_rate(
     return CYCLE * batch_size / time_it(six_batches(trainer, batch_size, device), device, cycles)
 
 
-def step_rate(model: str, width: int, batch_size: int, cycles: int, device: torch.device, amp: bool) -> dict:
+def step_rate(
+    model: str, width: int, batch_size: int, cycles: int, device: torch.device, amp: bool, gp_every: int = 1
+) -> dict:
     """Images/s of training `model` over `cycles` x 6 batches (after one warm-up), and its MFLOP per image."""
-    run = six_batches(make_trainer(model, width, batch_size, device, amp), batch_size, device)
+    run = six_batches(make_trainer(model, width, batch_size, device, amp, gp_every), batch_size, device)
     rate = CYCLE * batch_size / time_it(run, device, cycles)
     return {"images_per_s": rate, "mflop_per_image": count_flops(run) / (CYCLE * batch_size) / 1e6}
 
@@ -144,10 +150,13 @@ def main() -> None:
     p.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
     p.add_argument("--cycle-only", action="store_true", help="print one JSON line: images/s and MFLOP/image")
     p.add_argument("--model", choices=("cvgad", "ganomaly"), default="cvgad", help="what --cycle-only trains")
+    p.add_argument("--gradient-penalty-every", type=int, default=1, help="LossConfig.gradient_penalty_every")
     args = p.parse_args()
     device = resolve_device(args.device)
     if args.cycle_only:
-        rates = step_rate(args.model, args.width, args.batch_size, args.cycles, device, not args.no_amp)
+        rates = step_rate(
+            args.model, args.width, args.batch_size, args.cycles, device, not args.no_amp, args.gradient_penalty_every
+        )
         print(json.dumps({**rates, "threads": torch.get_num_threads()}))
         return
     trainer = make_trainer("cvgad", args.width, args.batch_size, device, not args.no_amp)

@@ -72,6 +72,13 @@ class _Linear(nn.Module):
         return (x.flatten(1) * self.a).sum(1)
 
 
+def test_the_critic_loss_without_a_penalty_is_minus_the_wasserstein_estimate():
+    critic = lambda x: x.flatten(1).sum(dim=1)  # noqa: E731
+    real, fake = torch.full((2, 1, 1, 1), 3.0), torch.ones(2, 1, 1, 1)
+    loss, wasserstein = L.critic_loss(critic, real, fake, gp_weight=0.0)
+    assert wasserstein.item() == 2.0 and loss.item() == -2.0
+
+
 def test_gradient_penalty_of_a_linear_critic_is_norm_minus_one_squared():
     a = torch.full((1 * 4 * 4,), 0.5)  # ||a|| = 0.5 * 4 = 2, so GP = (2 - 1)^2 = 1 at every x_hat
     critic = _Linear(a)

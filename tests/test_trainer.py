@@ -294,3 +294,17 @@ def test_the_generator_update_gives_the_critic_no_gradient():
     assert t.count == 5 and "generator" in t.step(_batch(5))
     assert all(torch.equal(g, p.grad) for g, p in zip(grads, t.critic.parameters(), strict=True))
     assert all(p.requires_grad for p in t.critic.parameters())
+
+
+@pytest.mark.parametrize(
+    ("every", "weights"), [(1, [10.0] * 10), (2, [20.0, 0.0] * 5), (3, [30.0, 0.0, 0.0] * 3 + [30.0])]
+)
+def test_the_penalty_comes_in_every_kth_critic_update_weighted_k(monkeypatch, every, weights):
+    import cvgad.model.algorithm1 as algorithm1
+
+    seen, critic_loss = [], algorithm1.L.critic_loss
+    monkeypatch.setattr(algorithm1.L, "critic_loss", lambda c, x, f, w: seen.append(w) or critic_loss(c, x, f, w))
+    t = _trainer(gradient_penalty_every=every)
+    for i in range(2 * CYCLE):
+        t.step(_batch(i))
+    assert seen == weights  # ten critic updates in two cycles, counted across the cycles

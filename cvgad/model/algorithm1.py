@@ -27,6 +27,8 @@ from cvgad.model.training import Trainer
 #: Every update Algorithm 1 can make, in the order it makes them within one step.
 UPDATES = ("critic", "recon", "latent", "negative", "mi", "recon_2", "generator")
 CYCLE = 6
+#: Critic updates per cycle: one at each counter value 0-4.
+CRITIC_UPDATES = 5
 
 
 def applied(log: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -142,9 +144,13 @@ class CVGADTrainer(Trainer):
 
     # ---------------------------------------------------------- the updates
     def _critic_update(self, x: Tensor, fake: Tensor, log: dict[str, Tensor]) -> None:
-        """Eq. (15): the critic's WGAN-GP loss on the batch against generated images."""
+        """Eq. (15): the critic's WGAN-GP loss on the batch against generated images, the penalty
+        in every k-th critic update, weighted k (LossConfig.gradient_penalty_every; k = 1: in each)."""
+        k = self.loss_cfg.gradient_penalty_every
+        earlier = self.steps // CYCLE * CRITIC_UPDATES + self.count  # critic updates before this one
         with self._autocast():
-            loss, wasserstein = L.critic_loss(self.critic, x, fake, self.loss_cfg.gradient_penalty)
+            gp_weight = k * self.loss_cfg.gradient_penalty if earlier % k == 0 else 0.0
+            loss, wasserstein = L.critic_loss(self.critic, x, fake, gp_weight)
         log["critic"] = self._update(self.opt_critic, loss)
         log["wasserstein"] = wasserstein
 

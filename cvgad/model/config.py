@@ -118,6 +118,10 @@ class LossConfig:
     mi: float = 10.0
     adversarial: float = 1.0  # weight of L_G, eq. (13); the paper gives none
     gradient_penalty: float = 10.0  # lambda of eq. (15)
+    #: The penalty of eq. (15) in every k-th critic update only, weighted k (lazy regularisation,
+    #: Karras et al. 2020): on average the same penalty, at 1/k of its double-backward cost, which is
+    #: about half a critic update's. 1: in every update, as the paper.
+    gradient_penalty_every: int = 1
     negative: float = 1.0
     disabled: tuple[LossName, ...] = ()
     #: "marginal": KL(mean_i p(y|z_i) || q(y)), balances clusters; "per_sample": the paper's
@@ -169,6 +173,7 @@ class LossConfig:
             f"negative_ssim_ceiling={self.negative_ssim_ceiling} must lie in [-1, 1]",
         )
         _check(self.negative_threshold > 0, f"negative_threshold={self.negative_threshold} must be > 0")
+        _check(self.gradient_penalty_every >= 1, f"gradient_penalty_every={self.gradient_penalty_every} must be >= 1")
 
     def on(self, name: str) -> bool:
         """Whether loss `name` (one of LOSS_NAMES) takes part in training."""

@@ -118,6 +118,8 @@ def critic_loss(critic: nn.Module, real: Tensor, fake: Tensor, gp_weight: float 
     E[D(x)] - E[D(G(z))], the quantity plotted in Fig. 8b)."""
     scores = critic(torch.cat([real, fake])).chunk(2)  # one pass: the critic has no batchnorm
     wasserstein = scores[0].mean() - scores[1].mean()
+    if not gp_weight:  # no penalty, no double backward
+        return -wasserstein, wasserstein.detach()
     return -wasserstein + gp_weight * gradient_penalty(critic, real, fake), wasserstein.detach()
 
 
@@ -141,13 +143,13 @@ def negative_radius(latent_dim: int, rule: str = "chi", quantile: float = 0.999)
     raise ValueError(f"rule={rule!r} is not valid; choose 'chi' or 'literal'")
 
 
-def sample_negative_codes(
-    means: Tensor,
 def normal_share_beyond(radius: float, latent_dim: int) -> float:
     """Share of normal codes (draws of N(mu_y, I)) farther than `radius` from their mean (chi tail)."""
     return float(chi.sf(radius, latent_dim))
 
 
+def sample_negative_codes(
+    means: Tensor,
     n: int,
     radius: float,
     rule: str = "chi",
