@@ -54,6 +54,18 @@ def test_one_class_splits_6_2_2_with_outlier_share():
     assert (labels[s.test][s.test_labels == 1] != 2).all()
 
 
+def test_one_class_adds_gpnd_validation_outliers_at_the_test_share_and_keeps_the_split():
+    labels = _labels(100)
+    s = P.make_split(labels, DataConfig(protocol="one_class", normal_class=2, outlier_fraction=0.2), seed=0)
+    plain = P.one_class(labels, normal_class=2, outlier_fraction=0.2, fold=0, seed=0)
+    assert all(np.array_equal(getattr(s, k), getattr(plain, k)) for k in ("train", "val", "test", "test_labels"))
+    # 20 validation normals and 5 outliers: a fifth, as in the test set, from the other classes' fold 1
+    other_val_folds = np.concatenate([f[1] for c, f in P._folds(np.random.default_rng(0), labels).items() if c != 2])
+    assert len(s.val_outliers) == 5 and set(s.val_outliers) <= set(other_val_folds)
+    assert _disjoint(s.train, s.val, s.test, s.val_outliers)
+    assert len(P.make_split(labels, DataConfig(anomaly_class=2), seed=0).val_outliers) == 0
+
+
 def test_coil100_protocol_counts_70_train_2_test_per_inlier_and_one_outlier_per_object():
     labels = _labels(72, classes=100)
     for k, share in P.COIL_OUTLIERS.items():

@@ -15,7 +15,7 @@ from cvgad.experiment import runs
 from cvgad.experiment.experiment import metrics_from_scores, run_experiment
 from cvgad.experiment.params import make_config
 from cvgad.workbench import records
-from cvgad.workbench.report import bh_adjusted, paired_differences, t_interval, write_report
+from cvgad.workbench.report import METRICS, bh_adjusted, paired_differences, run_metrics, t_interval, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"dataset": "digits", "anomaly_class": 1, "epochs": 1, "width": 8, "latent_dim": 16, "train_subset": 200}
@@ -51,9 +51,10 @@ def test_metrics_recomputed_from_the_kept_scores_equal_those_written_at_training
     written = json.loads((run_dir / runs.METRICS).read_text())
     recomputed = metrics_from_scores(run_dir)
     assert recomputed == {k: written[k] for k in recomputed}
-    test, labels, val = runs.read_scores(run_dir)
+    test, labels, val, outliers = runs.read_scores(run_dir)
     assert len(labels) == written["n_test_normal"] + written["n_test_anomalous"] == len(test["ssim_loss"])
     assert set(test) == set(val) == {"ssim_loss", "l1"} and len(val["l1"]) == written["n_val"]
+    assert outliers == {}  # leave_one_out: no outliers among the validation images
     assert (run_dir / runs.SCORES).stat().st_size < 20_000  # small enough to commit with the record
     assert main(["evaluate", str(run_dir)]) == 0  # no model, no data: from the scores
     again = json.loads((run_dir / runs.EVALUATION).read_text())
@@ -86,6 +87,53 @@ def test_report_names_runs_whose_metrics_cannot_be_read(run_dir, tmp_path):
     text = (root / "table1.md").read_text()
     assert "1 finished, 0 failed, 1 unreadable" in text
     assert f"`all` seed 1: {root / 'all' / 'seed1' / runs.METRICS} cannot be read" in text
+
+
+@pytest.fixture(scope="module")
+def one_class_run(tmp_path_factory):
+    """One tiny finished run of the one-class protocol (Table 2's), which keeps validation outliers."""
+    out = tmp_path_factory.mktemp("one_class")
+    settings = TINY | {"protocol": "one_class", "normal_class": 0, "outlier_fraction": 0.3}
+    run_experiment(make_config(**settings, device="cpu"), out_dir=out, progress=False)
+    return out
+
+
+def test_report_recomputes_a_runs_metrics_from_its_kept_scores_else_reads_metrics_json(one_class_run, tmp_path):
+    written = json.loads((one_class_run / runs.METRICS).read_text())
+    assert 0 <= written["f1_gpnd"] <= 1 and runs.read_scores(one_class_run)[3]  # validation outliers kept
+    status, metrics, _ = run_metrics(one_class_run)
+    assert status == "ok" and metrics["metrics_from"] == runs.SCORES
+    shown = (*METRICS, "threshold_gpnd")
+    assert {k: metrics[k] for k in shown} == {k: written[k] for k in shown}
+    older = tmp_path / "older"  # a run whose metrics.json predates a metric: the kept scores give it
+    shutil.copytree(one_class_run, older)
+    runs.write_json(older / runs.METRICS, {k: v for k, v in written.items() if k != "f1_gpnd"})
+    assert run_metrics(older)[1]["f1_gpnd"] == written["f1_gpnd"]
+    (older / runs.SCORES).unlink()  # a run that kept no scores: its metrics.json as recorded
+    _, metrics, _ = run_metrics(older)
+    assert "f1_gpnd" not in metrics and metrics["auc"] == written["auc"] and metrics["metrics_from"] == runs.METRICS
+
+
+def test_table2s_report_prints_gpnds_f1_beside_ours_and_the_published(one_class_run, tmp_path):
+    root = tmp_path / "table2"
+    shutil.copytree(one_class_run, root / "cvgad" / "outlier_fraction-0.3" / "seed0")
+    plan = {
+        "grid": "table2_oneclass", "settings": {"dataset": "digits", "protocol": "one_class"}, "seeds": [0],
+        "vary": {"outlier_fraction": [0.3]}, "rows": [{"id": "cvgad", "label": "CVGAD"}],
+        "published": [{"method": "GPND", "dataset": "digits", "outlier_fraction": 0.3, "auc": None, "f1": 0.941}],
+    }  # fmt: skip
+    runs.write_json(root / runs.PLAN, plan)
+    write_report(root)
+    layout = pd.read_csv(root / "published_layout.csv").set_index("line")["0.3"]
+    written = json.loads((one_class_run / runs.METRICS).read_text())
+    ours = "F1 in GPND's convention (inliers positive, threshold from validation): CVGAD (ours)"
+    published = "F1 as published (its own threshold rule): GPND, published"
+    assert layout[ours] == f"{written['f1_gpnd']:.3f} (n=1)" and layout[published] == "0.941"
+    assert list(layout.index).index(ours) + 1 == list(layout.index).index(published)  # side by side
+    inliers = written["n_test_normal"] / (written["n_test_normal"] + written["n_test_anomalous"])
+    floor = "F1 floor in GPND's convention 2(1-p)/(2-p) (call everything an inlier)"
+    assert layout[floor] == f"{2 * inliers / (1 + inliers):.3f}"
+    assert "the metrics of 1 recomputed from their kept per-image scores" in (root / "per_cell.md").read_text()
 
 
 def test_the_t_interval_and_the_bh_adjustment_on_values_by_hand():

@@ -50,6 +50,31 @@ def test_confusion_at_flagging_nothing_or_everything():
     assert every["fpr"] == 1.0
 
 
+#: GPND's validation set: 4 normals and 2 outliers (a third, as in the test set), and a test set.
+VAL_LABELS, VAL_SCORES = np.array([0, 0, 0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.5, 0.4, 0.9])
+TEST_LABELS, TEST_SCORES = np.array([0, 0, 0, 1, 1]), np.array([0.2, 0.45, 0.6, 0.5, 0.95])
+
+
+def test_gpnd_f1_takes_inliers_as_positive_at_the_threshold_best_on_validation_by_hand():
+    # Inliers are those scoring at most t. On validation: t 0.3 -> tp 3, fp 0, fn 1 -> F1 6/7 = 0.857;
+    # t 0.4 -> tp 3, fp 1 -> 0.75; t 0.5 -> tp 4, fp 1 -> P 4/5, R 1 -> F1 8/9 = 0.889, the best;
+    # t 0.9 -> tp 4, fp 2 -> 0.8. On test at t 0.5: inliers 0.2, 0.45 (right) and the anomaly at
+    # 0.5 (wrong); the normal at 0.6 missed -> P 2/3, R 2/3, F1 2/3.
+    f1, threshold = S.gpnd_f1(VAL_LABELS, VAL_SCORES, TEST_LABELS, TEST_SCORES)
+    assert threshold == pytest.approx(0.5) and f1 == pytest.approx(2 / 3)
+    # Anomalies positive at the same threshold flag 0.6 and 0.95: tp 1, fp 1, fn 1 -> F1 1/2.
+    assert S.f1_at(TEST_LABELS, TEST_SCORES, np.nextafter(0.5, 1))["f1"] == pytest.approx(1 / 2)
+
+
+def test_evaluate_adds_gpnd_f1_only_with_validation_outliers():
+    normals, outliers = S.Errors(l1=VAL_SCORES[:4]), S.Errors(l1=VAL_SCORES[4:])
+    m = S.evaluate(S.Errors(l1=TEST_SCORES), TEST_LABELS, normals, outliers).metrics
+    # the score is L1 min-max normalised by the validation set (0.1 -> 0, 0.9 -> 1): t (0.5 - 0.1) / 0.8
+    assert m["f1_gpnd"] == pytest.approx(2 / 3) and m["threshold_gpnd"] == pytest.approx(0.5)
+    assert m["f1_gpnd_floor"] == pytest.approx(0.75)  # 3 inliers of 5 all called inliers: P 3/5, R 1
+    assert "f1_gpnd" not in S.evaluate(S.Errors(l1=TEST_SCORES), TEST_LABELS, normals).metrics
+
+
 def test_evaluate_reports_auc_floors_and_a_reversed_score_is_below_half():
     rng = np.random.default_rng(0)
     labels = np.array([0] * 50 + [1] * 50)

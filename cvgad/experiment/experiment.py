@@ -51,11 +51,12 @@ def prepare(cfg: ExperimentConfig, dataset: Dataset | None = None) -> tuple[Data
 
 def _evaluate(trainer: Trainer, dataset: Dataset, split: Split, cfg: ExperimentConfig) -> Evaluation:
     """Scores the test set as cfg.evaluation says; the deployable threshold comes from the
-    validation normals (else the training ones)."""
+    validation normals (else the training ones), GPND's from them plus the validation outliers."""
     reference = split.val if len(split.val) else split.train
     return evaluate_model(
-        trainer.scorer, dataset.images, split.test, split.test_labels, reference, cfg.evaluation, cfg.train.seed
-    )
+        trainer.scorer, dataset.images, split.test, split.test_labels, reference, cfg.evaluation, cfg.train.seed,
+        split.val_outliers,
+    )  # fmt: skip
 
 
 def run_experiment(
@@ -121,9 +122,11 @@ def run_experiment(
     }
     if out_dir is not None:
         reference = split.val if len(split.val) else split.train
+        outliers = evaluation.val_outlier_errors
         scores = runs.score_arrays(
-            split.test, split.test_labels, evaluation.errors.terms(), reference, evaluation.val_errors.terms()
-        )
+            split.test, split.test_labels, evaluation.errors.terms(), reference, evaluation.val_errors.terms(),
+            split.val_outliers, outliers.terms() if outliers is not None else None,
+        )  # fmt: skip
         runs.finish(out_dir, trainer.history_frame(), trainer.state_dict(), metrics, scores)
     return RunResult(cfg, dataset, split, trainer, evaluation, metrics)
 
@@ -171,8 +174,8 @@ def metrics_from_scores(run_dir: str | os.PathLike) -> dict[str, float] | None:
     kept = runs.read_scores(run_dir)
     if kept is None:
         return None
-    test, labels, val = kept
-    return evaluate(Errors(**test), labels, Errors(**val)).metrics
+    test, labels, val, outliers = kept
+    return evaluate(Errors(**test), labels, Errors(**val), Errors(**outliers) if outliers else None).metrics
 
 
 def summary_line(metrics: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ validation sets the label is 1 for an anomaly and 0 for a normal image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,7 +19,8 @@ COIL_TRAIN, COIL_TEST = 70, 2
 
 @dataclass
 class Split:
-    """Indices into a dataset. `val` holds normal images only (to fix a deployable threshold)."""
+    """Indices into a dataset. `val` holds normal images only (to fix a deployable threshold);
+    one_class adds `val_outliers`, which with `val` make GPND's validation set (`gpnd_outliers`)."""
 
     protocol: str
     normal_classes: list[int]
@@ -27,6 +28,7 @@ class Split:
     val: np.ndarray
     test: np.ndarray
     test_labels: np.ndarray  # 1 = anomaly
+    val_outliers: np.ndarray = field(default_factory=lambda: np.array([], np.int64))
 
     def counts(self) -> dict[str, int]:
         return {
@@ -84,13 +86,18 @@ def _with_outliers(
     return np.concatenate([normal, out]), np.concatenate([np.zeros(len(normal), np.int64), np.ones(n_out, np.int64)])
 
 
+def _folds(rng: np.random.Generator, labels: np.ndarray) -> dict[int, list[np.ndarray]]:
+    """III.G: the indices of every class, shuffled and cut into 5 folds of 20%."""
+    return {int(c): np.array_split(rng.permutation(np.flatnonzero(labels == c)), 5) for c in np.unique(labels)}
+
+
 def one_class(labels: np.ndarray, normal_class: int, outlier_fraction: float, fold: int, seed: int) -> Split:
     """III.G (after GPND): one normal class; every class is cut into 5 folds of 20%; fold `fold`
     tests, the next fold validates, the other three train (6:2:2). Test and validation sets get
     outliers from the other classes' folds at `outlier_fraction`."""
     _check_class(labels, normal_class, "normal class")
     rng = np.random.default_rng(seed)
-    folds = {int(c): np.array_split(rng.permutation(np.flatnonzero(labels == c)), 5) for c in np.unique(labels)}
+    folds = _folds(rng, labels)
     val_fold = (fold + 1) % 5
     others = [c for c in folds if c != normal_class]
     train = np.concatenate([folds[normal_class][k] for k in range(5) if k not in (fold, val_fold)])
@@ -100,6 +107,18 @@ def one_class(labels: np.ndarray, normal_class: int, outlier_fraction: float, fo
     return Split(
         "one_class", [normal_class], train=train, val=folds[normal_class][val_fold], test=test, test_labels=test_labels
     )
+
+
+def gpnd_outliers(labels: np.ndarray, split: Split, outlier_fraction: float, fold: int, seed: int) -> np.ndarray:
+    """GPND's validation outliers (Pidhorskyi et al., 2018) for a one_class `split`: drawn from the
+    other classes' validation folds so that they make up `outlier_fraction` of them plus `split.val`,
+    as in the test set. The folds are `one_class`'s; the draw has its own random stream (seed + 2),
+    so the split's own sets, and every metric made from them, stay as they are."""
+    folds = _folds(np.random.default_rng(seed), labels)
+    val_fold = (fold + 1) % 5
+    pool = np.concatenate([folds[c][val_fold] for c in folds if c not in split.normal_classes])
+    both, _ = _with_outliers(np.random.default_rng(seed + 2), split.val, pool, outlier_fraction)
+    return both[len(split.val) :]
 
 
 def coil100(labels: np.ndarray, n_inliers: int, seed: int, outlier_fraction: float | None = None) -> Split:
@@ -164,4 +183,6 @@ def make_split(labels: np.ndarray, cfg: DataConfig, seed: int) -> Split:
         )
     if cfg.test_subset is not None:
         split.test, split.test_labels = _stratified_subset(rng, split.test, split.test_labels, cfg.test_subset)
+    if cfg.protocol == "one_class":
+        split.val_outliers = gpnd_outliers(labels, split, cfg.outlier_fraction or 0.5, cfg.fold, seed)
     return split

@@ -114,22 +114,32 @@ def finish(
 def score_arrays(
     test_index: np.ndarray, test_labels: np.ndarray, test_terms: Mapping[str, np.ndarray],
     val_index: np.ndarray, val_terms: Mapping[str, np.ndarray],
+    outlier_index: np.ndarray | None = None, outlier_terms: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """What `scores.npz` holds: the test images' indices into the dataset, labels (1 = anomaly) and
-    raw score terms (`test_<term>`), and the reference images' indices and terms (`val_<term>`;
-    the validation normals, else the training images), each term as the model gave it."""
+    raw score terms (`test_<term>`), the reference images' indices and terms (`val_<term>`; the
+    validation normals, else the training images) and, where the split has them (one_class), the
+    validation outliers' (`valout_<term>`), each term as the model gave it."""
     arrays: dict[str, np.ndarray] = {
         "test_index": np.asarray(test_index, np.int32),
         "test_label": np.asarray(test_labels, np.int8),
     }
     arrays |= {f"test_{name}": np.asarray(v) for name, v in test_terms.items()}
     arrays["val_index"] = np.asarray(val_index, np.int32)
-    return arrays | {f"val_{name}": np.asarray(v) for name, v in val_terms.items()}
+    arrays |= {f"val_{name}": np.asarray(v) for name, v in val_terms.items()}
+    if outlier_index is not None and outlier_terms:
+        arrays["valout_index"] = np.asarray(outlier_index, np.int32)
+        arrays |= {f"valout_{name}": np.asarray(v) for name, v in outlier_terms.items()}
+    return arrays
 
 
-def read_scores(run_dir: PathLike) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]] | None:
-    """The kept scores of a run: test terms, test labels and reference terms; None when the run kept
-    none (made before they were kept). Raises UnreadableRecord when the file cannot be read."""
+Kept = tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]
+
+
+def read_scores(run_dir: PathLike) -> Kept | None:
+    """The kept scores of a run: test terms, test labels, reference terms and validation outliers'
+    terms (empty where the run has none); None when the run kept no scores (made before they were
+    kept). Raises UnreadableRecord when the file cannot be read."""
     path = Path(run_dir) / SCORES
     if not path.exists():
         return None
@@ -139,7 +149,9 @@ def read_scores(run_dir: PathLike) -> tuple[dict[str, np.ndarray], np.ndarray, d
         test = {k.removeprefix("test_"): v for k, v in arrays.items() if k.startswith("test_") and k not in
                 ("test_index", "test_label")}  # fmt: skip
         val = {k.removeprefix("val_"): v for k, v in arrays.items() if k.startswith("val_") and k != "val_index"}
-        return test, arrays["test_label"].astype(np.int64), val
+        outliers = {k.removeprefix("valout_"): v for k, v in arrays.items() if k.startswith("valout_") and
+                    k != "valout_index"}  # fmt: skip
+        return test, arrays["test_label"].astype(np.int64), val, outliers
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise _unreadable(path, error) from None
 

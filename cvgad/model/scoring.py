@@ -5,7 +5,8 @@ normalised over the evaluated set, summed with equal weights. Because that norma
 uses the test set itself, the paper's best-F1 threshold is also picked on the test set: we
 report it as the paper's metric, and next to it the F1 at a threshold a user could deploy,
 fixed on normal validation images alone (their `VAL_QUANTILE` quantile, with the components
-normalised by the validation set's own minimum and maximum).
+normalised by the validation set's own minimum and maximum). Where the validation set also has
+outliers (the one-class protocol), the F1 in GPND's convention stands beside them (`gpnd_f1`).
 
 How a model is scored is an `EvalConfig`: batchnorm with running or batch statistics, the
 order of the test images in the scoring batches, and the score's terms (see the config).
@@ -30,8 +31,8 @@ from sklearn.metrics import (
 )
 from torch import Tensor, nn
 
-from cvgad.model.config import EvalConfig
 from cvgad.model.baselines import Autoencoder, Ganomaly
+from cvgad.model.config import EvalConfig
 from cvgad.model.losses import SSIM_FLOOR, l1_per_sample, ssim_per_sample
 from cvgad.model.networks import CVAE, as_float_images, batch_statistics, eval_mode
 
@@ -79,7 +80,6 @@ PAPER_EVALUATION = EvalConfig()
 SUBTRACTED = ("complexity",)
 
 
-def png_bits_per_dimension(images: torch.Tensor) -> np.ndarray:
 def reconstruction_errors(x: Tensor, recon: Tensor, terms: tuple[str, ...] = ("ssim", "l1")) -> dict[str, Tensor]:
     """II.F: the per-image reconstruction errors the anomaly score adds up, of `terms`: the SSIM
     loss as this project scores (ssim: 1 - SSIM), as II.C's loss writes it (logssim:
@@ -118,6 +118,7 @@ def score_terms(model: nn.Module, x: Tensor, terms: tuple[str, ...] = ("ssim", "
     return out
 
 
+def png_bits_per_dimension(images: torch.Tensor) -> np.ndarray:
     """Input complexity (Serra et al., ICLR 2020): each image's losslessly compressed (PNG)
     size in bits per dimension. Images are uint8 (N, C, H, W)."""
     if images.dtype != torch.uint8:
@@ -179,9 +180,10 @@ def anomaly_score(errors: Errors, reference: Errors | None = None) -> np.ndarray
     )
 
 
-def f1_floor(labels: np.ndarray) -> float:
-    """F1 of flagging every image: 2p / (1 + p) for an anomaly share p."""
-    p = float(np.mean(labels))
+def f1_floor(labels: np.ndarray, positive: int = 1) -> float:
+    """F1 of calling every image `positive` (default: flagging every image as an anomaly): 2p / (1 + p)
+    for the share p of that class."""
+    p = float(np.mean(np.asarray(labels) == positive))
     return 2 * p / (1 + p)
 
 
@@ -221,6 +223,16 @@ def f1_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str,
     return {key: counts[key] for key in ("precision", "recall", "f1")}
 
 
+def gpnd_f1(
+    val_labels: np.ndarray, val_scores: np.ndarray, test_labels: np.ndarray, test_scores: np.ndarray
+) -> tuple[float, float]:
+    """F1 in GPND's convention (Pidhorskyi et al., 2018) and its threshold: inliers (label 0) are
+    the positive class, and the threshold is the one that maximises that F1 on validation images
+    holding outliers in the test set's proportion; test images scoring at most it count as inliers."""
+    _, threshold = best_f1(1 - np.asarray(val_labels), -np.asarray(val_scores))
+    return f1_at(1 - np.asarray(test_labels), -np.asarray(test_scores), threshold)["f1"], -threshold
+
+
 @dataclass
 class Evaluation:
     """Metrics plus the arrays behind them (for plots)."""
@@ -230,6 +242,7 @@ class Evaluation:
     labels: np.ndarray
     errors: Errors
     val_errors: Errors
+    val_outlier_errors: Errors | None = None
 
     def roc(self) -> tuple[np.ndarray, np.ndarray]:
         fpr, tpr, _ = roc_curve(self.labels, self.scores)
@@ -240,8 +253,13 @@ class Evaluation:
         return precision, recall
 
 
-def evaluate(test: Errors, labels: np.ndarray, val: Errors) -> Evaluation:
-    """All metrics for test errors with labels (1 = anomaly), given normal validation errors."""
+def evaluate(test: Errors, labels: np.ndarray, val: Errors, val_outliers: Errors | None = None) -> Evaluation:
+    """All metrics for test errors with labels (1 = anomaly), given normal validation errors and,
+    where there are, validation outliers' errors. The three F1 follow three conventions:
+    f1_best (the paper's) flags anomalies as positive at the threshold best on the test set itself;
+    f1_val flags anomalies as positive at a threshold fixed on the normal validation images alone;
+    f1_gpnd (GPND's, with `val_outliers` only) takes inliers as positive at the threshold best on
+    the validation normals plus outliers (`gpnd_f1`; the score normalised by that set)."""
     labels = np.asarray(labels)
     if len(np.unique(labels)) != 2:
         raise ValueError("the test set needs both normal (0) and anomalous (1) images to compute AUC and F1")
@@ -262,7 +280,12 @@ def evaluate(test: Errors, labels: np.ndarray, val: Errors) -> Evaluation:
         "f1_floor": f1_floor(labels),
         "auprc_floor": float(np.mean(labels)),
     }
-    return Evaluation(metrics, scores, labels, test, val)
+    if val_outliers is not None and len(val_outliers):
+        both = Errors(**{k: np.concatenate([v, val_outliers.terms()[k]]) for k, v in val.terms().items()})
+        both_labels = np.r_[np.zeros(len(val), np.int64), np.ones(len(val_outliers), np.int64)]
+        f1, gpnd_threshold = gpnd_f1(both_labels, anomaly_score(both), labels, anomaly_score(test, reference=both))
+        metrics |= {"f1_gpnd": f1, "threshold_gpnd": gpnd_threshold, "f1_gpnd_floor": f1_floor(labels, positive=0)}
+    return Evaluation(metrics, scores, labels, test, val, val_outliers)
 
 
 def evaluate_model(
@@ -273,14 +296,18 @@ def evaluate_model(
     val_idx: np.ndarray,
     cfg: EvalConfig = PAPER_EVALUATION,
     seed: int = 0,
+    val_outlier_idx: np.ndarray | None = None,
 ) -> Evaluation:
-    """Scores `images[test_idx]` (in the order of cfg.test_order, shuffled by `seed`) and
-    `images[val_idx]` with `model` (a CVAE or a baseline's scoring module) as `cfg` says, and
-    computes the metrics."""
+    """Scores `images[test_idx]` (in the order of cfg.test_order, shuffled by `seed`),
+    `images[val_idx]` and any `images[val_outlier_idx]` with `model` (a CVAE or a baseline's
+    scoring module) as `cfg` says, and computes the metrics."""
     order = scoring_order(test_labels, cfg.test_order, seed)
     test = model_errors(model, images[torch.as_tensor(test_idx)], cfg, order)
     val = model_errors(model, images[torch.as_tensor(val_idx)], cfg)
-    return evaluate(test, test_labels, val)
+    outliers = None
+    if val_outlier_idx is not None and len(val_outlier_idx):
+        outliers = model_errors(model, images[torch.as_tensor(val_outlier_idx)], cfg)
+    return evaluate(test, test_labels, val, outliers)
 
 
 def cluster_purity(probs: np.ndarray, classes: np.ndarray) -> dict[str, float]:

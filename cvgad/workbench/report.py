@@ -2,8 +2,9 @@
 
 `write_report("ablations/results/table1/cpu")` (the `cvgad report` command) reads every
 `<row>/seed<k>/` folder the runner left (and `plan.json`, for the row order, labels and the
-paper's values) and writes `runs.csv` (one line per run), `table1.csv` (one line per row),
-`table1.md` and `table1.png`.
+paper's values; each run's metrics recomputed from its kept per-image scores, `scores.npz`, where
+it has them, else as its `metrics.json` recorded them) and writes `runs.csv` (one line per run),
+`table1.csv` (one line per row), `table1.md` and `table1.png`.
 
 A grid that varies settings (`vary`, e.g. every anomaly class) has one column per varied
 setting in `runs.csv`, and the report writes instead, as the paper's Figs. 2 and 3 show them:
@@ -38,13 +39,16 @@ from scipy.stats import t as student_t
 
 from cvgad.atomic import atomic_write, atomic_write_text
 from cvgad.experiment.data import CLASS_NAMES
-from cvgad.experiment.runs import read_plan, seed_dir, seeds_found
+from cvgad.experiment.experiment import metrics_from_scores
+from cvgad.experiment.runs import SCORES, UnreadableRecord, read_plan, seed_dir, seeds_found
 from cvgad.experiment.runs import status as run_status
 from cvgad.workbench.grid import cells, published_setting, read_paper_csv
 
-METRICS = ("auc", "f1_best", "auprc", "f1_val", "f1_floor")
+METRICS = ("auc", "f1_best", "auprc", "f1_val", "f1_floor", "f1_gpnd", "f1_gpnd_floor")
 COUNTS = ("n_train", "n_val", "n_test_normal", "n_test_anomalous")
-RUN_COLUMNS = ("row", "label", "seed", "status", *METRICS, *COUNTS, "epochs", "device", "wall_seconds", "error")
+#: What a line of `collect_runs` takes from a run's metrics (`run_metrics`).
+FROM_RUN = (*METRICS, *COUNTS, "epochs", "device", "wall_seconds", "metrics_from")
+RUN_COLUMNS = ("row", "label", "seed", "status", *FROM_RUN, "error")
 PAPER_NAMES = {"auc": "auc", "f1_best": "f1"}  # our metric -> the paper's column
 RULES = (
     "A row differs from `{ref}` when |mean difference| > sqrt(std_row² + std_{ref}²), std being the "
@@ -52,6 +56,22 @@ RULES = (
     "(the paper gives one number without spread). Both are rough screens, not significance tests, and "
     "need at least 2 seeds."
 )
+
+
+def run_metrics(run_dir: str | Path) -> tuple[str, dict[str, Any], str | None]:
+    """A run's status (`cvgad.experiment.runs.status`) and metrics, a finished run's recomputed from
+    its kept scores where it has them (so a metric added since needs no retraining) and marked
+    `metrics_from`; a scores file that cannot be read makes the run unreadable."""
+    status, metrics, error = run_status(run_dir)
+    if status != "ok":
+        return status, metrics, error
+    try:
+        kept = metrics_from_scores(run_dir)
+    except UnreadableRecord as unreadable:
+        return "unreadable", {}, str(unreadable)
+    if kept is None:
+        return status, metrics | {"metrics_from": "metrics.json"}, error
+    return status, metrics | kept | {"metrics_from": SCORES}, error
 
 
 def collect_runs(root: str | Path) -> pd.DataFrame:
@@ -66,10 +86,10 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
     for row in plan["rows"]:
         for cell in cells(vary):
             for seed in sorted(seeds_found(root, row["id"], cell) | set(plan["seeds"])):
-                status, metrics, error = run_status(seed_dir(root, row["id"], seed, cell))
+                status, metrics, error = run_metrics(seed_dir(root, row["id"], seed, cell))
                 lines.append(
                     {"row": row["id"], "label": row["label"], "seed": seed, "status": status, "error": error}
-                    | {k: metrics.get(k) for k in (*METRICS, *COUNTS, "epochs", "device", "wall_seconds")}
+                    | {k: metrics.get(k) for k in FROM_RUN}
                     | cell  # a varied setting (e.g. epochs) is the cell's, even where a run recorded none
                 )
     if not lines:
@@ -77,9 +97,15 @@ def collect_runs(root: str | Path) -> pd.DataFrame:
     return pd.DataFrame(lines, columns=[*RUN_COLUMNS[:2], *vary, *(c for c in RUN_COLUMNS[2:] if c not in vary)])
 
 
+def _with_metrics(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` with an empty column for each metric it lacks (a runs.csv written before the metric was)."""
+    return runs.assign(**{metric: np.nan for metric in METRICS if metric not in runs})
+
+
 def _summarise(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per group of `keys` (in the order first seen): the label, n finished, not_ok, and the mean and
     std (ddof=1) of each metric over the finished lines."""
+    runs = _with_metrics(runs)
     by = [runs[key] for key in keys]
     ok = runs["status"] == "ok"
     table = pd.DataFrame({"label": runs["label"].groupby(by, sort=False, dropna=False).first()})
@@ -228,10 +254,12 @@ def _grid_line(plan: dict) -> str:
 
 
 def _runs_line(runs: pd.DataFrame) -> str:
+    kept = int((runs["metrics_from"] == SCORES).sum()) if "metrics_from" in runs else 0
     return (
         f"Runs: {(runs.status == 'ok').sum()} finished, {(runs.status == 'failed').sum()} failed, "
         f"{(runs.status == 'unreadable').sum()} unreadable, "
-        f"{runs.status.isin(['unfinished', 'missing']).sum()} unfinished or missing."
+        f"{runs.status.isin(['unfinished', 'missing']).sum()} unfinished or missing; the metrics of {kept} "
+        "recomputed from their kept per-image scores, the others' as recorded."
     )
 
 
@@ -442,6 +470,7 @@ def cell_table(runs: pd.DataFrame, vary: Sequence[str]) -> pd.DataFrame:
 def mean_over_cells(runs: pd.DataFrame, vary: Sequence[str]) -> pd.DataFrame:
     """Per row: mean and std (ddof=1) over seeds of each seed's mean over the cells (how many: `cells`).
     Only seeds with every cell finished count (n); a mean over fewer cells would not be comparable."""
+    runs = _with_metrics(runs)
     n_cells = len(runs[list(vary)].drop_duplicates())
     by = [runs["row"], runs["seed"]]
     ok = runs["status"] == "ok"
@@ -601,17 +630,30 @@ def cell_markdown(runs: pd.DataFrame, plan: dict, reference: str | None = None) 
             "Published: one number each, as printed.",
             "",
             *_md_table([layout.columns.name, *map(str, layout.columns)], [[i, *r] for i, r in layout.iterrows()]),
+            *(["", GPND_NOTE] if _gpnd(plan) else []),
         ]
     lines += _failed_lines(runs, vary)
     return "\n".join(lines) + "\n"
 
 
-#: Our metrics in the published layout, beside the paper's AUC and F1.
+#: Our metrics in the published layout, beside the paper's AUC and F1 (GPND's F1 under one_class only).
 _LAYOUT = (
     ("auc", "AUC"),
     ("f1_best", "F1, best threshold (oracle: picked on the test set)"),
+    ("f1_gpnd", "F1 in GPND's convention (inliers positive, threshold from validation)"),
     ("f1_val", "F1 at validation threshold"),
 )
+GPND_NOTE = (
+    "F1 in GPND's convention, the rule of GPND's published F1: the inliers are the positive class, and the "
+    "threshold is the one that maximises that F1 on the validation normals plus outliers from the other "
+    "classes' validation folds in the test set's proportion. Its floor, calling every image an inlier, is "
+    "high where outliers are few (0.947 at 10%). Runs that kept no such outliers show –."
+)
+
+
+def _gpnd(plan: dict) -> bool:
+    """Whether the grid's runs have validation outliers, so GPND's F1 (the one-class protocol)."""
+    return plan.get("settings", {}).get("protocol") == "one_class"
 
 
 def published_layout(runs: pd.DataFrame, plan: dict) -> pd.DataFrame | None:
@@ -626,10 +668,11 @@ def published_layout(runs: pd.DataFrame, plan: dict) -> pd.DataFrame | None:
     key = published_setting(plan["published"])
     others = [k for k in plan["vary"] if k != key]
     n_others = math.prod(len(plan["vary"][k]) for k in others)
+    runs = _with_metrics(runs)
     ok = runs[runs["status"] == "ok"].assign(**{m: pd.to_numeric(runs[m], errors="coerce") for m in METRICS})
     values = list(plan["vary"][key])
     lines: dict[str, dict[Any, str]] = {}
-    for metric, name in _LAYOUT:
+    for metric, name in [(m, n) for m, n in _LAYOUT if m != "f1_gpnd" or _gpnd(plan)]:
         for _, group in ok.groupby("row", sort=False):
             per_seed = group.groupby([key, "seed"])[metric].agg(["mean", "count"])
             per_seed = per_seed[per_seed["count"] == n_others]["mean"]
@@ -637,14 +680,18 @@ def published_layout(runs: pd.DataFrame, plan: dict) -> pd.DataFrame | None:
             lines[f"{name}: {group['label'].iloc[0]} (ours)"] = {
                 v: f"{fmt(r['mean'], r['std'], int(r['count']))} (n={int(r['count'])})" for v, r in summary.iterrows()
             }
-        if metric != "f1_val":
+        if metric == "auc" or metric == ("f1_gpnd" if _gpnd(plan) else "f1_best"):
             column, shown = ("auc", "AUC") if metric == "auc" else ("f1", "F1 as published (its own threshold rule)")
             for method, group in published.groupby("method", sort=False):
                 lines[f"{shown}: {method}, published"] = {
                     r[key]: "–" if pd.isna(r[column]) else f"{r[column]:.3f}" for _, r in group.iterrows()
                 }
-    floor = ok.groupby(key)["f1_floor"].mean()
-    lines["F1 floor 2p/(1+p) (flag everything)"] = {v: f"{floor[v]:.3f}" for v in floor.index}
+    floors = {"f1_floor": "F1 floor 2p/(1+p) (flag everything)"}
+    if _gpnd(plan):
+        floors["f1_gpnd_floor"] = "F1 floor in GPND's convention 2(1-p)/(2-p) (call everything an inlier)"
+    for metric, name in floors.items():
+        floor = ok.groupby(key)[metric].mean()
+        lines[name] = {v: _num(floor[v]) for v in floor.index}
     table = pd.DataFrame(lines).T.reindex(columns=values).fillna("–")  # a value nobody ran or published
     table.columns = [value_name(key, v, plan.get("settings", {}).get("dataset")) for v in values]
     table.columns.name = key
@@ -700,7 +747,7 @@ def load_runs(root: str | Path) -> tuple[pd.DataFrame | None, str]:
     root = Path(root)
     found = []
     try:
-        found.append((collect_runs(root), "the run folders (metrics.json)"))
+        found.append((collect_runs(root), "the run folders (scores.npz, else metrics.json)"))
     except (ValueError, FileNotFoundError):
         pass
     if (root / "runs.csv").is_file():
