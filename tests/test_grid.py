@@ -219,7 +219,10 @@ def test_ablate_runs_every_cell_and_resumes_per_cell(tmp_path, fake_runs):
     assert [(c["anomaly_class"], c["seed"], c["model"]) for c in fake_runs] == [(1, 0, "cvgad")]
     fake_runs.clear()
     write_grid(tmp_path, GRID.replace("latent_dim: 8}", "latent_dim: 16}"))  # the row's settings changed
-    assert main(["ablate", str(grid_file), "--preset", "full", "--out", str(out), "--seeds", "1"]) == 0
+    rerun = ["ablate", str(grid_file), "--preset", "full", "--out", str(out), "--seeds", "1"]
+    assert main(rerun) == 2  # refused: a record never mixes two configurations
+    assert fake_runs == [] and (root / "ae" / "anomaly_class-0" / "seed1" / "metrics.json").exists()
+    assert main([*rerun, "--replace"]) == 0  # only the changed row's cells run again
     assert sorted((c["anomaly_class"], c["latent_dim"]) for c in fake_runs) == [(0, 16), (1, 16), (2, 16)]
     summary = json.loads((root / "summary.json").read_text())
     assert {tuple(r["cell"].items()) for r in summary["runs"]} == {(("anomaly_class", a),) for a in (0, 1, 2)}
