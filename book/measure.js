@@ -100,7 +100,7 @@
   function boldParagraphs() {
     const found = [];
     for (const p of document.querySelectorAll("article p")) {
-      if (p.closest(".admonition-title, .caption, caption, nav, summary, th, dt")) continue;
+      if (p.closest(".admonition-title, .caption, caption, nav, summary, table, dt")) continue;  // a cell may be bold
       const walker = document.createTreeWalker(p, NodeFilter.SHOW_TEXT);
       let letters = 0;
       let bold = true;

@@ -338,7 +338,8 @@ plt.show()
 
 # %% tags=["hide-input"]
 def field_docs(cls):
-    """The `#:` comment lines above each field of a dataclass, joined."""
+    """The `#:` comment lines above each field of a dataclass, joined, without their Markdown
+    backticks (a table cell shows them as text)."""
     docs, pending = {}, []
     for line in inspect.getsource(cls).splitlines():
         stripped = line.strip()
@@ -347,7 +348,7 @@ def field_docs(cls):
             continue
         match = re.match(r"(\w+)\s*:", stripped)
         if match and pending:
-            docs[match.group(1)] = " ".join(pending)
+            docs[match.group(1)] = " ".join(pending).replace("`", "")
         pending = [] if not stripped.startswith("#") else pending
     return docs
 
@@ -398,7 +399,8 @@ with pd.option_context("display.max_colwidth", None):
 # * At this chapter's settings ($d$ = {glue:text}`ch2_latent_dim`, width {glue:text}`ch2_width`)
 #   the CVAE has {glue:text}`ch2_cvae_params:,` parameters and the critic
 #   {glue:text}`ch2_critic_params:,`; one pass through the CVAE costs
-#   {glue:text}`ch2_cvae_mflops:.1f` MFLOPs per image.
+#   {glue:text}`ch2_cvae_mflops:.1f` MFLOPs per image. These are the library's defaults; the
+#   other chapters use smaller models, and chapter 10's table of presets lists every size.
 # * Each choice the paper leaves open is a setting with its reason, listed above.
 #
 # **Try next:** `papermill notebooks/02_model.ipynb out.ipynb -p epochs 3` shows the same figures

@@ -391,6 +391,9 @@ plt.show()
 # the first counter-0-3 batch whose latent loss per dimension was below $T$:
 
 # %% tags=["hide-input"]
+from IPython.display import Markdown
+from myst_nb import glue
+
 eligible = history[history["count"] <= 3]
 first = plots.negative_start(history)
 negatives = history["negative"].dropna() if "negative" in history else pd.Series(dtype=float)
@@ -400,6 +403,13 @@ print(f"latent loss per dimension: first {eligible['latent'].iloc[0]:.3f}, max {
       f"last {eligible['latent'].iloc[-1]:.3f}")
 print(f"negative training first ran at step {first}; it ran on {len(negatives)} of {len(eligible)} eligible batches")
 print(f"negative updates whose hinge loss was exactly 0 (nothing to push): {(negatives == 0).sum()} of {len(negatives)}")
+zero_hinge = int((negatives == 0).sum())
+glue("ch3_hinge", Markdown(
+    f"In this run none of the {len(negatives)} negative updates had a hinge of exactly zero: the decoded outliers were "
+    "still reconstructed better than the hinge's target, so every update had something to push (chapter 5 shows "
+    "how well they are reconstructed)." if zero_hinge == 0 else
+    f"In this run {zero_hinge} of the {len(negatives)} negative updates had a hinge of exactly zero: their decoded "
+    "outliers were already reconstructed badly enough, and those updates changed nothing."), display=False)
 print(f"reconstruction loss: first {eligible['recon'].iloc[0]:.1f}, mean of the last 10 {eligible['recon'].tail(10).mean():.1f}")
 first_latent = eligible["latent"].iloc[0]
 print(f"the first latent loss per dimension, {first_latent:.3f}, is {'below' if first_latent < 1 else 'above'} "
@@ -418,9 +428,7 @@ print(f"the first latent loss per dimension, {first_latent:.3f}, is {'below' if 
 # origin), rises while the codes spread out, and never falls to 0.8 of the first epoch's mean
 # within six epochs, so at 0.8 negative training would never run (`benchmarks/book_defaults.py`
 # measured it). The lines above give $T$, the step at which negative training first ran and on
-# how many batches; chapter 5 shows that by then the codes cluster. When a negative update does
-# run, its hinge is often exactly zero: the decoded outliers are then already reconstructed badly
-# enough, and the update changes nothing. The chapter on the gap to the paper measures what the
+# how many batches; chapter 5 shows that by then the codes cluster. {glue:md}`ch3_hinge` The chapter on the gap to the paper measures what the
 # gate does to the detector (`absolute` 1 against `first_epoch` 0.8 on digits, three seeds).
 #
 # ## Summary
@@ -433,7 +441,7 @@ print(f"the first latent loss per dimension, {first_latent:.3f}, is {'below' if 
 #   the generator.
 # * The gate $T$ compares the latent loss per dimension with a threshold: a share
 #   (`negative_threshold`) of the first epoch's mean, so negatives start only once the latent
-#   loss has fallen below it. The hinge of the negative loss is often inactive.
+#   loss has fallen below it. {glue:md}`ch3_hinge`
 #
 # **Try next** (with papermill, from the repository root):
 # `papermill notebooks/03_training.ipynb out.ipynb -p negative_threshold 0.8` uses the library's

@@ -302,4 +302,4 @@ print(f"the trained model beats its untrained self in AUC on every one of the {l
 # **Try next** (with papermill, from the repository root):
 # `papermill notebooks/04_scoring.ipynb out.ipynb -p anomaly_class 1` shows the thin digit that an
 # untrained network already detects; `-p epochs 1` shows how much one epoch learns;
-# `-p dataset mnist -p data_root ../shared/data -p train_subset 3000` runs the same comparison on MNIST.
+# `-p dataset mnist -p data_root data -p train_subset 3000` runs the same comparison on MNIST.

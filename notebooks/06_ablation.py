@@ -40,9 +40,9 @@
 #
 # ## Bottom line
 #
-# {glue:text}`ch6_bottom_digits`
+# {glue:md}`ch6_bottom_digits`
 #
-# {glue:text}`ch6_bottom_cifar`
+# {glue:md}`ch6_bottom_cifar`
 #
 # Both paragraphs are written by the code of this chapter from the recorded runs; the sections
 # below show the tables and the tests behind them.
@@ -183,7 +183,8 @@ print(updates.to_string())
 # numbers cannot be compared with the paper's at all. `cpu` keeps the paper's task (CIFAR-10,
 # deer) but trains on a subset for a few epochs, so that one run takes minutes on two CPU cores.
 # `paper` is the full protocol, for a GPU. `digits` is the book's own task, where the model
-# learns (the next section). Two more, `released` (for a GPU) and `released_cpu`
+# learns (the next section). Chapter 10's table of presets lists each one's sizes and its
+# recorded minutes per run. Two more, `released` (for a GPU) and `released_cpu`
 # (at the `cpu` size), set what the authors' released code sets and this project can express:
 # latent 300, learning rate 2e-4, $-\log$ SSIM : L1 = 50 : 50, no gate $T$, scoring with batch
 # statistics over a normals-first test set with the feature discriminator's term, and the best
@@ -279,7 +280,7 @@ bottom_digits = (
     f"lowers the AUC on every seed for: {listed(hurt)}; raises it on every seed for: {listed(helped)}. "
     f"Rows whose paired difference has a Wilcoxon signed-rank p below 0.05: {listed(significant)}."
 )
-glue("ch6_bottom_digits", bottom_digits, display=False)
+glue("ch6_bottom_digits", Markdown(bottom_digits), display=False)
 print(bottom_digits)
 
 # %% [markdown]
@@ -390,8 +391,8 @@ else:
     if paper_note:
         notes.append(paper_note)
     if settings.get("dataset") == "cifar10":
-        notes.append("**Data:** the CIFAR-10 copy these runs read (`cifar10_*_jpegq75.npz` in the shared data "
-                     "folder) is JPEG-compressed (quality 75). The anomaly score is built from reconstruction "
+        notes.append("**Data:** the CIFAR-10 copy these runs read (`cifar10_*_jpegq75.npz` in the data "
+                     "root) is JPEG-compressed (quality 75). The anomaly score is built from reconstruction "
                      "errors, so it may differ slightly from what the original pixels would give.")
     shown_table = report.results_table(table)  # AUC, then F1: two tables that fit the page
     display(shown_table.iloc[:, :4], shown_table.iloc[:, 4:])
@@ -481,7 +482,7 @@ else:
            if len(above_chance) == 0 else
            "Where the trained rows are above chance, their differences are differences between trained models.")
     )
-glue("ch6_bottom_cifar", bottom_cifar, display=False)
+glue("ch6_bottom_cifar", Markdown(bottom_cifar), display=False)
 print(bottom_cifar)
 
 # %% [markdown]
@@ -521,8 +522,8 @@ print(bottom_cifar)
 #
 # ## Summary
 #
-# * {glue:text}`ch6_bottom_digits`
-# * {glue:text}`ch6_bottom_cifar`
+# * {glue:md}`ch6_bottom_digits`
+# * {glue:md}`ch6_bottom_cifar`
 #
 # **Try next:** `cvgad ablate ablations/table1.yaml --preset digits --jobs 2` with `vary:
 # {anomaly_class: [1, 7]}` added to the preset shows that on digit 1 no row beats the untrained

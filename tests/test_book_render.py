@@ -81,8 +81,8 @@ def test_the_book_was_built():
     assert (HTML / "intro.html").is_file(), f"no built book in {HTML}: run `make book` (make test does)"
     built = set(PAGE_IDS)
     assert {"intro.html", "bibliography.html"} <= built
-    chapters = ((1, "cvae_bound"), (7, "baselines"), (8, "gap"), (9, "exercises"))
-    assert {f"notebooks/0{n}_{name}.html" for n, name in chapters} <= built
+    chapters = ("01_cvae_bound", "07_baselines", "08_gap", "09_exercises", "10_verdict")
+    assert {f"notebooks/{name}.html" for name in chapters} <= built
     # The jupytext twins and the papermill template are no pages of the book.
     assert "notebooks/run.html" not in built
 
@@ -296,7 +296,15 @@ def test_every_shown_value_is_glued_and_every_glued_value_is_shown():
             assert glued <= referred, f"{name} glues values no sentence shows: {sorted(glued - referred)}"
 
 
-@pytest.mark.parametrize("chapter", ["02_model", "04_scoring", "05_latent_space", "06_ablation"])
+def test_the_start_page_links_the_bottom_line_first():
+    html = (HTML / "intro.html").read_text(encoding="utf8").split("<article", 1)[1]
+    chapters = re.findall(r'href="(notebooks/\d\d_[a-z_0-9]+\.html)"', html)
+    assert chapters and chapters[0] == "notebooks/10_verdict.html", chapters[:3]
+
+
+@pytest.mark.parametrize(
+    "chapter", ["02_model", "03_training", "04_scoring", "05_latent_space", "06_ablation", "07_baselines", "10_verdict"]
+)
 def test_chapters_state_their_numbers_in_their_summaries(chapter):
     """The summary of a chapter that shows results carries computed values (glued, and so checked
     by the test above to exist in the executed chapter)."""

@@ -48,7 +48,7 @@ def test_every_claim_has_a_verdict_a_chapter_and_an_existing_record():
 
 def test_the_presets_table_shows_the_books_sizes_and_every_grid_preset_but_ci():
     table = presets.presets(ROOT)
-    book = table.loc["book (chapters 3–5, `BOOK`)"]
-    assert (book["width"], book["latent size"], book["epochs"]) == (BOOK["width"], BOOK["latent_dim"], BOOK["epochs"])
+    book = table.loc["book (chapters 3–5)"]
+    assert (book["width"], book["latent"], book["epochs"]) == (BOOK["width"], BOOK["latent_dim"], BOOK["epochs"])
     assert "table1 / cpu" in table.index and not any(name.endswith("/ ci") for name in table.index)
-    assert table.loc["table1 / cpu", "training images"] == "5,000"
+    assert table.loc["table1 / cpu", "images"] == "5,000"

@@ -180,3 +180,10 @@ def test_a_widget_shows_once_with_its_static_state_as_the_fallback(evaluation):
     data, _ = w.AblationQuiz(results, source="test table")._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in data and "no MI" in data["text/html"]
     assert "0.853" not in data["text/html"]
+
+
+def test_loss_lab_trains_the_cluster_means_at_their_own_learning_rate():
+    images = torch.randint(0, 256, (16, 1, 32, 32), dtype=torch.uint8)
+    lab = w.LossLab(images, TINY, steps=1, batch_size=8, n_show=2, means_lr=0.03)
+    rates = sorted(group["lr"] for group in lab.trainer.opt_cvae.param_groups)
+    assert lab.trainer.cfg.means_lr == 0.03 and 0.03 in rates

@@ -19,7 +19,7 @@ from cvgad.workbench.grid import cells, load_grid
 
 #: The grids whose presets the book shows, relative to the repository root.
 GRIDS = ("table1", "fig2_mnist", "fig3_cifar10", "table2_oneclass", "table3_coil100")
-COLUMNS = ["dataset", "training images", "epochs", "width", "latent size", "seeds", "runs", "minutes per run", "record"]
+COLUMNS = ["dataset", "images", "epochs", "width", "latent", "seeds", "runs", "minutes per run", "record"]
 
 
 def _line(name: str, settings: dict[str, Any], seeds: int | str, runs: int | str, minutes: str, record: str) -> dict:
@@ -27,10 +27,10 @@ def _line(name: str, settings: dict[str, Any], seeds: int | str, runs: int | str
     return {
         "preset": name,
         "dataset": cfg.data.dataset,
-        "training images": f"{settings['train_subset']:,}" if settings.get("train_subset") else "all",
+        "images": f"{settings['train_subset']:,}" if settings.get("train_subset") else "all",
         "epochs": cfg.train.epochs,
         "width": cfg.model.width,
-        "latent size": cfg.model.latent_dim,
+        "latent": cfg.model.latent_dim,
         "seeds": seeds,
         "runs": runs,
         "minutes per run": minutes,
@@ -39,12 +39,12 @@ def _line(name: str, settings: dict[str, Any], seeds: int | str, runs: int | str
 
 
 def _minutes(repo: Path, record: Path) -> str:
-    """Mean and longest wall time of a preset's finished runs, in minutes ("–" when none is recorded)."""
+    """Mean (and longest) wall time of a preset's finished runs, in minutes ("–" when none is recorded)."""
     runs, _ = report.load_runs(repo / record) if (repo / record).is_dir() else (None, "")
     if runs is None or "wall_seconds" not in runs:
         return "–"
     walls = pd.to_numeric(runs.loc[runs["status"] == "ok", "wall_seconds"], errors="coerce").dropna() / 60
-    return "–" if walls.empty else f"{walls.mean():.1f} (longest {walls.max():.1f})"
+    return "–" if walls.empty else f"{walls.mean():.1f} ({walls.max():.1f})"
 
 
 def presets(repo: Path) -> pd.DataFrame:
@@ -52,7 +52,7 @@ def presets(repo: Path) -> pd.DataFrame:
     every preset of the grids in `GRIDS`, except the `ci` smoke tests."""
     lines = [
         _line("library defaults (chapter 2)", {"dataset": "digits"}, 1, 1, "–", "cvgad.experiment.params"),
-        _line("book (chapters 3–5, `BOOK`)", dict(BOOK), 1, 1, "–", "cvgad.experiment.params.BOOK"),
+        _line("book (chapters 3–5)", dict(BOOK), 1, 1, "–", "cvgad.experiment.params.BOOK"),
     ]
     for name in GRIDS:
         grid = load_grid(repo / "ablations" / f"{name}.yaml")

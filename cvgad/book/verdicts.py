@@ -206,9 +206,9 @@ def markdown(table: pd.DataFrame) -> str:
     lines = ["| the paper's claim | verdict | the numbers behind it | chapter |", "|---|---|---|---|"]
     for r in table.itertuples():
         where = f" (`{RECORDS[r.record].as_posix()}`)" if r.record else ""
-        lines.append(
-            f"| {r.claim} | **{r.verdict}** | {r.evidence}{where} | [{r.chapter}]({CHAPTERS[r.chapter]}.ipynb) |"
-        )
+        head, _, rest = r.verdict.partition(": ")
+        verdict = f"**{head}**" + (f": {rest}" if rest else "")
+        lines.append(f"| {r.claim} | {verdict} | {r.evidence}{where} | [{r.chapter}]({CHAPTERS[r.chapter]}.ipynb) |")
     return "\n".join(lines)
 
 

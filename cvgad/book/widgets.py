@@ -237,8 +237,10 @@ class LossLab(_Shown):
         device: str = "cpu",
         n_show: int = 6,
         redraw_every: int = 6,
+        means_lr: float | None = None,
     ) -> None:
         self.images, self.model_cfg, self.base = images, model_cfg, losses or LossConfig()
+        self.means_lr = means_lr  # the cluster means' own learning rate (None: the networks')
         self.batch_size, self.seed, self.device, self.redraw_every = batch_size, seed, device, redraw_every
         self.shown = images[torch.linspace(0, len(images) - 1, n_show).long()]
         self.checkboxes = {n: W.Checkbox(value=self.base.on(n), description=n, indent=False) for n in LOSS_NAMES}
@@ -271,7 +273,12 @@ class LossLab(_Shown):
     def reset(self) -> None:
         """A fresh, untrained model (same seed), an empty history."""
         cfg = TrainConfig(
-            batch_size=self.batch_size, seed=self.seed, device=self.device, amp=False, losses=self.loss_config()
+            batch_size=self.batch_size,
+            seed=self.seed,
+            device=self.device,
+            amp=False,
+            means_lr=self.means_lr,
+            losses=self.loss_config(),
         )
         self.trainer = CVGADTrainer(self.model_cfg, cfg)
         self.generator = torch.Generator().manual_seed(self.seed)
