@@ -86,6 +86,14 @@ def test_subsets_cap_sizes_and_keep_the_anomaly_share():
     assert s.anomaly_share == pytest.approx(full.anomaly_share, abs=0.01)
 
 
+def test_a_training_budget_larger_than_the_protocol_gives_is_refused_naming_both():
+    labels = _labels(100)  # 10 classes of 100: leave-one-out trains on part of the 900 normals
+    available = len(P.leave_one_out(labels, 0, 0).train)
+    with pytest.raises(ValueError, match=rf"train_subset={available + 1} is larger than the {available} training"):
+        P.make_split(labels, DataConfig(anomaly_class=0, train_subset=available + 1), seed=0)
+    assert len(P.make_split(labels, DataConfig(anomaly_class=0, train_subset=available), seed=0).train) == available
+
+
 @pytest.mark.parametrize("cls", [10, -1])
 def test_class_out_of_range_names_the_valid_range(cls):
     with pytest.raises(ValueError, match=rf"anomaly class {cls} is not in this dataset; valid classes are 0 to 9"):

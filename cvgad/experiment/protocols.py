@@ -176,6 +176,11 @@ def make_split(labels: np.ndarray, cfg: DataConfig, seed: int) -> Split:
     else:
         split = coil100(labels, cfg.n_inliers, seed, cfg.outlier_fraction)
     rng = np.random.default_rng(seed + 1)
+    if cfg.train_subset is not None and cfg.train_subset > len(split.train):
+        raise ValueError(
+            f"train_subset={cfg.train_subset} is larger than the {len(split.train)} training images the "
+            f"{cfg.protocol} protocol gives for {cfg.dataset}; use at most {len(split.train)}, or None for all"
+        )
     if cfg.train_subset is not None and cfg.train_subset < len(split.train):
         split.train = rng.choice(split.train, size=cfg.train_subset, replace=False)
         split.val = (
