@@ -94,7 +94,7 @@ class RunParams:
     n_clusters: int | None = _p(None, "K, the estimated number of normal categories (None: the protocol's)")
     mean_init_scale: float | None = _p(None, "scale of the cluster means' initial N(0, I) draws")
     logvar: LogvarHead | None = _p(None, "log sigma^2 head: bounded (None: the default) or linear (the paper's)")
-    train_subset: int | None = _p(None, "use at most this many training images (None: all)")
+    train_subset: int | None = _p(None, "training images to use, at most what the protocol gives (None: all)")
     test_subset: int | None = _p(None, "use at most this many test images, drawn stratified (None: all)")
     n_inliers: int = _p(1, "coil100: the number of inlier objects, 1, 4 or 7")
     outlier_fraction: float | None = _p(None, "one_class, coil100: outlier share of the test set")
