@@ -1,4 +1,5 @@
-"""Command line: `cvgad train`, `cvgad evaluate`, `cvgad ablate`, `cvgad report`.
+"""Command line: `cvgad train`, `cvgad evaluate`, `cvgad ablate`, `cvgad report`, `cvgad reproduce`,
+`cvgad forensics`.
 
 The only module with argparse. `train`'s flags are derived from `cvgad.experiment.params.RunParams`.
 Exit codes: 0 success, 1 a run failed (e.g. a loss became NaN), 2 bad input or a missing
@@ -147,6 +148,36 @@ def _reproduce(args: argparse.Namespace) -> int:
     return OK
 
 
+def _forensics(args: argparse.Namespace) -> int:
+    from cvgad.workbench import forensics
+
+    if args.action == "summary":
+        print(forensics.summarise(args.root, budget=args.budget).to_string(index=False))
+        return OK
+    if args.action == "run":
+        planned = forensics.plan_runs(args.preset, args.seeds, dict(args.set), args.data_root)
+    else:
+        planned = forensics.load_study(args.spec, args.data_root)
+    forensics.check_folders(planned, args.out)  # every config and folder checked before any training
+    if args.action == "study" and args.dry_run:
+        for plan in planned:
+            finished = (args.out / plan.folder / forensics.RUN_JSON).exists()
+            print(f"{plan.folder}: {'finished' if finished else 'to run'}")
+        return OK
+    failed = forensics.run_all(planned, args.out)
+    if failed:
+        raise Failed(f"{failed} run(s) became NaN; see failed.json in their folders under {args.out}")
+    return OK
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE read as YAML, as a grid file writes it (5000, 1.0, .inf, null, absolute)."""
+    import yaml
+
+    key, _, value = text.partition("=")
+    return key, yaml.safe_load(value)
+
+
 def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -241,6 +272,30 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--only", type=_names, help="comma-separated record names (default: every record)")
     rp.add_argument("--data-root", help="dataset folder given to the commands that train")
     rp.set_defaults(func=_reproduce)
+
+    fo = sub.add_parser(
+        "forensics",
+        help="measure the gap to the paper: score every evaluation factor after each epoch; resumable",
+        description="Train presets of ablations/table1.yaml (or every run of a study file) and score the model "
+        "before training and after each epoch in every batchnorm mode, test order and score, into factors.csv; "
+        "`summary` turns the runs into the factor table or the budget curve.",
+    )
+    fsub = fo.add_subparsers(dest="action", required=True)
+    fr = fsub.add_parser("run", help="train presets of table1.yaml and score every factor after each epoch")
+    fr.add_argument("--preset", action="append", required=True, help="table1.yaml preset (repeatable)")
+    fr.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    fr.add_argument("--set", action="append", default=[], type=_setting, metavar="KEY=VALUE", help="override a setting")
+    fr.add_argument("--data-root", default=None)
+    fr.add_argument("--out", type=Path, required=True)
+    fst = fsub.add_parser("study", help="train every run of a study file (e.g. ablations/scale.yaml), resumable")
+    fst.add_argument("spec")
+    fst.add_argument("--data-root", default=None)
+    fst.add_argument("--out", type=Path, required=True)
+    fst.add_argument("--dry-run", action="store_true", help="list the runs, finished or not, and train nothing")
+    fsu = fsub.add_parser("summary", help="the factor table (and the budget curve) of recorded runs")
+    fsu.add_argument("root")
+    fsu.add_argument("--budget", action="store_true", help="root holds budget folders <images>x<epochs>")
+    fo.set_defaults(func=_forensics)
     return parser
 
 

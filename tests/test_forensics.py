@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 
+from cvgad.cli import build_parser, main
 from cvgad.experiment.experiment import prepare
 from cvgad.experiment.params import make_config
 from cvgad.model.trainers import trainer_for
@@ -52,14 +53,15 @@ def test_the_factor_table_pairs_each_factor_with_the_projects_evaluation_by_seed
 
 
 def test_a_setting_given_on_the_command_line_is_read_as_yaml():
-    assert F._override("negative_threshold=.inf") == ("negative_threshold", float("inf"))
-    assert F._override("train_subset=10000") == ("train_subset", 10000)
-    assert F._override("negative_gate=absolute") == ("negative_gate", "absolute")
+    settings = ["negative_threshold=.inf", "train_subset=10000", "negative_gate=absolute"]
+    args = build_parser().parse_args(
+        ["forensics", "run", "--preset", "cpu", *(f"--set={s}" for s in settings), "--out", "x"]
+    )
+    assert args.set == [("negative_threshold", float("inf")), ("train_subset", 10000), ("negative_gate", "absolute")]
 
 
 def test_an_unknown_preset_fails_before_any_training(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        F.main(["run", "--preset", "cpu", "--preset", "nope", "--out", str(tmp_path)])
+    assert main(["forensics", "run", "--preset", "cpu", "--preset", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown preset 'nope'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
@@ -91,7 +93,7 @@ def test_a_run_that_becomes_nan_is_recorded_and_the_next_goes_on(tmp_path, monke
 
     monkeypatch.setattr(F, "run", fake_run)
     (tmp_path / "ci" / "seed0").mkdir(parents=True)
-    assert F.main(["run", "--preset", "ci", "--seeds", "0", "1", "--out", str(tmp_path)]) == 1
+    assert main(["forensics", "run", "--preset", "ci", "--seeds", "0", "1", "--out", str(tmp_path)]) == 1
     assert calls == [0, 1]
     failed = json.loads((tmp_path / "ci" / "seed0" / F.FAILED_JSON).read_text())
     assert "became nan at step 3" in failed["error"]
@@ -112,8 +114,7 @@ def test_a_folder_holding_another_configuration_is_refused_before_training(tmp_p
     [("seed=3", "--set seed: fixed by a forensics run"), ("epoch=3", "unknown key(s) ['epoch']")],
 )
 def test_a_setting_the_run_fixes_or_does_not_know_is_refused(tmp_path, capsys, setting, message):
-    with pytest.raises(SystemExit):
-        F.main(["run", "--preset", "ci", "--set", setting, "--out", str(tmp_path)])
+    assert main(["forensics", "run", "--preset", "ci", "--set", setting, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
 
 

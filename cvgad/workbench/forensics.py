@@ -9,12 +9,11 @@ needs retraining. The rows go to `factors.csv` in the run folder (this module ow
 
 `factor_table` reads the runs back as the issue's table: the project's evaluation, each factor
 alone, and all combined, with the epoch each selection rule picks (the test-set pick labelled
-an oracle). Run with `python -m cvgad.workbench.forensics run|summary` (see `main`).
+an oracle). Run with `cvgad forensics run|study|summary`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -359,7 +358,7 @@ def _budget_order(name: str) -> tuple[float, int]:
     return (images if images >= 0 else float("inf"), epochs)
 
 
-# ------------------------------------------------------------------ command line
+# ------------------------------------------------------------------ the runs of a command
 #: Settings a forensics run fixes: it scores every variant itself, after every epoch, and the
 #: seeds come from --seeds.
 FIXED = {"select": "last", "score": PAPER_SCORE, "bn_at_test": "eval", "test_order": "shuffled", "disabled": ()}
@@ -424,86 +423,54 @@ def _log(root: Path, line: dict[str, Any]) -> None:
     atomic_write_text(path, pd.concat([old, pd.DataFrame([line])]).to_csv(index=False))
 
 
-def _override(text: str) -> tuple[str, Any]:
-    """KEY=VALUE with VALUE read as YAML, as a grid file writes it (5000, 1.0, .inf, null, absolute)."""
-    key, _, value = text.partition("=")
-    return key, yaml.safe_load(value)
-
-
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m cvgad.workbench.forensics", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="train presets of table1.yaml and score every factor after each epoch")
-    p.add_argument("--preset", action="append", required=True, help="table1.yaml preset (repeatable)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--out", required=True)
-    st = sub.add_parser("study", help="train every run of a study file (e.g. ablations/scale.yaml), resumable")
-    st.add_argument("spec")
-    st.add_argument("--data-root", default=None)
-    st.add_argument("--out", required=True)
-    st.add_argument("--dry-run", action="store_true", help="list the runs, finished or not, and train nothing")
-    s = sub.add_parser("summary", help="the factor table (and the budget curve) of recorded runs")
-    s.add_argument("root")
-    s.add_argument("--budget", action="store_true", help="root holds budget folders <images>x<epochs>")
-    return parser
-
-
-def planned_runs(args: argparse.Namespace) -> list[Planned]:
-    """The runs of a parsed `run` or `study` command, each config checked (ValueError, TypeError)."""
-    if args.command == "run":
-        overrides = dict(map(_override, args.set))
+def plan_runs(
+    presets: Sequence[str], seeds: Sequence[int], overrides: dict[str, Any], data_root: str | None = None
+) -> list[Planned]:
+    """The runs of `cvgad forensics run`: each preset of table1.yaml with `overrides`, by seed
+    (<preset>/seed<k>); every config is checked before any is returned."""
+    try:
         return [
-            Planned(Path(preset, f"seed{seed}"), seed, _config(preset, seed, overrides, args.data_root))
-            for preset in args.preset
-            for seed in args.seeds
+            Planned(Path(preset, f"seed{seed}"), seed, _config(preset, seed, overrides, data_root))
+            for preset in presets
+            for seed in seeds
         ]
-    return load_study(args.spec, args.data_root)
+    except TypeError as error:
+        raise ValueError(str(error)) from None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser_ = parser()
-    args = parser_.parse_args(argv)
-    if args.command in ("run", "study"):
-        try:  # every config, and the folder it goes to (below), checked before any training
-            planned = planned_runs(args)
-        except (ValueError, TypeError) as error:
-            parser_.error(str(error))
-        for plan in planned:
-            if (problem := conflict(plan.cfg, Path(args.out) / plan.folder)) is not None:
-                parser_.error(problem)
-        if getattr(args, "dry_run", False):
-            for plan in planned:
-                done = (Path(args.out) / plan.folder / RUN_JSON).exists()
-                print(f"{plan.folder}: {'finished' if done else 'to run'}")
-            return 0
-        status = 0
-        for plan in planned:
-            load, start, folder = os.getloadavg()[0], time.perf_counter(), Path(args.out) / plan.folder
-            if (folder / RUN_JSON).exists():
-                continue
-            try:
-                run(plan.cfg, folder)
-                outcome = "finished"
-            except NonFiniteLossError as error:  # recorded, and the next run goes on
-                runs.write_json(folder / FAILED_JSON, {"error": str(error)})
-                outcome, status = str(error), 1
-            wall = time.perf_counter() - start
-            line = {"run": str(plan.folder.parent), "seed": plan.seed, "outcome": outcome}
-            line |= {"wall_seconds": round(wall, 1), "load_start": load, "load_end": os.getloadavg()[0]}
-            _log(Path(args.out), line | {"cpus": os.cpu_count(), "threads": torch.get_num_threads()})
-            print(f"{plan.folder}: {outcome} after {wall:.0f} s (1-minute load {load:.1f} at the start)", flush=True)
-        return status
-    if args.budget:
-        table = budget_table(args.root)
-        atomic_write_text(Path(args.root) / "budget.csv", table.to_csv(index=False))
-    else:
-        table = factor_table(collect(args.root))
-        atomic_write_text(Path(args.root) / "factor_table.csv", table.to_csv(index=False))
-    print(table.to_string(index=False))
-    return 0
+def check_folders(planned: Sequence[Planned], out: str | os.PathLike) -> None:
+    """Raises ValueError when a planned run's folder under `out` holds another configuration's run."""
+    for plan in planned:
+        if (problem := conflict(plan.cfg, Path(out) / plan.folder)) is not None:
+            raise ValueError(problem)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def run_all(planned: Sequence[Planned], out: str | os.PathLike) -> int:
+    """Trains every unfinished run of `planned` under `out`, in order, logging each to timings.csv;
+    a run whose loss becomes NaN is recorded in its failed.json and the next goes on. Returns how
+    many failed."""
+    failed = 0
+    for plan in planned:
+        load, start, folder = os.getloadavg()[0], time.perf_counter(), Path(out) / plan.folder
+        if (folder / RUN_JSON).exists():
+            continue
+        try:
+            run(plan.cfg, folder)
+            outcome = "finished"
+        except NonFiniteLossError as error:  # recorded, and the next run goes on
+            runs.write_json(folder / FAILED_JSON, {"error": str(error)})
+            outcome, failed = str(error), failed + 1
+        wall = time.perf_counter() - start
+        line = {"run": str(plan.folder.parent), "seed": plan.seed, "outcome": outcome}
+        line |= {"wall_seconds": round(wall, 1), "load_start": load, "load_end": os.getloadavg()[0]}
+        _log(Path(out), line | {"cpus": os.cpu_count(), "threads": torch.get_num_threads()})
+        print(f"{plan.folder}: {outcome} after {wall:.0f} s (1-minute load {load:.1f} at the start)", flush=True)
+    return failed
+
+
+def summarise(root: str | os.PathLike, budget: bool = False) -> pd.DataFrame:
+    """The factor table of the runs under `root`, or with `budget` the budget curve of its budget
+    folders, written beside them (factor_table.csv, budget.csv) and returned."""
+    table = budget_table(root) if budget else factor_table(collect(root))
+    atomic_write_text(Path(root) / ("budget.csv" if budget else "factor_table.csv"), table.to_csv(index=False))
+    return table

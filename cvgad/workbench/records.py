@@ -31,7 +31,6 @@ from cvgad.experiment.params import RunParams
 MANIFEST = Path("ablations") / "records.yaml"
 ENTRY_KEYS = ("make", "summary", "read_by", "historical")
 CURRENT, STALE, INCOMPLETE, MISSING, UNJUDGED = "current", "stale", "incomplete", "missing", "unjudged"
-FORENSICS = ["python", "-m", "cvgad.workbench.forensics"]
 #: Parses a `cvgad` command line (its arguments after `cvgad`); the command line module gives it.
 Parse = Callable[[list[str]], argparse.Namespace]
 
@@ -135,19 +134,22 @@ def _planned(repo: Path, command: str, parse: Parse) -> list[Planned]:
     from cvgad.workbench.grid import load_grid
 
     argv = shlex.split(command)
-    if argv[:3] == FORENSICS:
-        args = forensics.parser().parse_args(argv[3:])
-        out, lines = repo / args.out, []
-        for p in forensics.planned_runs(args):
-            other = forensics.conflict(p.cfg, out / p.folder) is not None
-            current = (out / p.folder / forensics.RUN_JSON).is_file() and not other
-            lines.append(_measured(out / p.folder, current, other, _load_of(out)))
-        return lines
     if argv[:1] != ["cvgad"]:
         table = repo / argv[argv.index("--out") + 1]
         rows = pd.read_csv(table, comment="#") if table.is_file() else pd.DataFrame()
         return [Planned(table, None, seconds=float(rows["seconds"].sum()) if "seconds" in rows else None)]
     args = parse(argv[1:])
+    if args.command == "forensics" and args.action in ("run", "study"):
+        if args.action == "run":
+            planned = forensics.plan_runs(args.preset, args.seeds, dict(args.set), args.data_root)
+        else:
+            planned = forensics.load_study(repo / args.spec, args.data_root)
+        out, lines = repo / args.out, []
+        for p in planned:
+            other = forensics.conflict(p.cfg, out / p.folder) is not None
+            current = (out / p.folder / forensics.RUN_JSON).is_file() and not other
+            lines.append(_measured(out / p.folder, current, other, _load_of(out)))
+        return lines
     if args.command == "ablate":
         grid = load_grid(repo / args.grid)
         specs = ablation.plan_runs(grid, args.preset, repo / args.out, rows=args.rows, seeds=args.seeds)
@@ -166,7 +168,7 @@ def _planned(repo: Path, command: str, parse: Parse) -> list[Planned]:
         run = repo / args.out
         other = forensics.conflict(cfg, run) is not None
         return [_measured(run, runs.read_metrics(run) is not None and not other, other, None)]
-    raise ValueError(f"{command!r}: a record is made by cvgad ablate, cvgad train, {' '.join(FORENSICS)} or a script")
+    raise ValueError(f"{command!r}: a record is made by cvgad ablate, train, forensics run or study, or a script")
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,8 @@ def stale_in_book(states: list[State]) -> list[State]:
 # ------------------------------------------------------------------ remaking
 def _argv(command: str, data_root: str | None) -> list[str]:
     argv = shlex.split(command)
-    if data_root is not None and "--data-root" not in argv and not argv[1:2] == ["report"]:
+    summarises = argv[1:2] == ["report"] or argv[1:3] == ["forensics", "summary"]
+    if data_root is not None and "--data-root" not in argv and not summarises:
         argv += ["--data-root", data_root]
     if argv[0] == "cvgad":
         return [sys.executable, "-m", "cvgad", *argv[1:], *(["--replace"] if argv[1] == "ablate" else [])]
