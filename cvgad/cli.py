@@ -149,6 +149,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _forensics(args: argparse.Namespace) -> int:
+    from cvgad.experiment import runs
     from cvgad.workbench import forensics
 
     if args.action == "summary":
@@ -161,8 +162,7 @@ def _forensics(args: argparse.Namespace) -> int:
     forensics.check_folders(planned, args.out)  # every config and folder checked before any training
     if args.action == "study" and args.dry_run:
         for plan in planned:
-            finished = (args.out / plan.folder / forensics.RUN_JSON).exists()
-            print(f"{plan.folder}: {'finished' if finished else 'to run'}")
+            print(f"{plan.folder}: {'finished' if runs.forensics_finished(args.out / plan.folder) else 'to run'}")
         return OK
     failed = forensics.run_all(planned, args.out)
     if failed:

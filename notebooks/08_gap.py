@@ -118,7 +118,7 @@ table1_runs, _ = report.load_runs(table1)
 table1_runs = table1_runs[table1_runs["row"] != "untrained"]  # the rows of the paper's Table 1
 number("table1_low", table1_runs.groupby("row")["auc"].mean().min())
 number("table1_high", table1_runs.groupby("row")["auc"].mean().max())
-record = runs.read_json(root / "cifar10_deer" / "5000x4" / "cpu" / "seed0" / F.RUN_JSON)
+record = runs.read_json(root / "cifar10_deer" / "5000x4" / "cpu" / "seed0" / runs.RUN_RECORD)
 number("cifar_deer_share", 100 * record["n_test_anomalous"] / (record["n_test_anomalous"] + record["n_test_normal"]))
 
 # %% tags=["remove-input"]
@@ -366,7 +366,7 @@ heads = {
 outcomes = []
 for name, folder in heads.items():
     run_dir = folder / "cpu" / "seed0"
-    record, failed = runs.read_json(run_dir / F.RUN_JSON), runs.read_json(run_dir / F.FAILED_JSON)
+    record, failed = runs.read_json(run_dir / runs.RUN_RECORD), runs.read_json(run_dir / runs.FAILED)
     outcomes.append({"configuration": name,
                      "outcome": "finished" if record else (failed or {}).get("error", "not recorded"),
                      "largest latent loss (nats/dim)": f"{record['latent_loss_max']:.3g}" if record else "",

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from cvgad.cli import build_parser, main
+from cvgad.experiment import runs
 from cvgad.experiment.experiment import prepare
 from cvgad.experiment.params import make_config
 from cvgad.model.trainers import trainer_for
@@ -73,7 +74,7 @@ def test_a_run_scores_every_pass_and_score_before_and_after_each_epoch_and_is_no
     assert sorted(rows["epoch"].unique()) == [0, 1, 2]
     assert len(rows) == 3 * len(F.PASSES) * len(F.SCORES)
     assert rows["auc"].between(0, 1).all()
-    record = json.loads((tmp_path / "cpu" / "seed0" / F.RUN_JSON).read_text())
+    record = json.loads((tmp_path / "cpu" / "seed0" / runs.RUN_RECORD).read_text())
     assert record["epochs"] == 2 and record["logvar"] == "bounded"
     again = F.run(cfg, tmp_path / "cpu" / "seed0")  # finished: read back, not retrained
     pd.testing.assert_frame_equal(again, rows.reset_index(drop=True), check_dtype=False)
@@ -95,7 +96,7 @@ def test_a_run_that_becomes_nan_is_recorded_and_the_next_goes_on(tmp_path, monke
     (tmp_path / "ci" / "seed0").mkdir(parents=True)
     assert main(["forensics", "run", "--preset", "ci", "--seeds", "0", "1", "--out", str(tmp_path)]) == 1
     assert calls == [0, 1]
-    failed = json.loads((tmp_path / "ci" / "seed0" / F.FAILED_JSON).read_text())
+    failed = json.loads((tmp_path / "ci" / "seed0" / runs.FAILED).read_text())
     assert "became nan at step 3" in failed["error"]
     timings = pd.read_csv(tmp_path / "timings.csv")
     assert list(timings["outcome"]) == [failed["error"], "finished"]
@@ -157,8 +158,8 @@ def _fake_run(root, budget, recipe, seed, ours, released, n_train=100):
     score = F.RELEASED_SCORE_NO_MI if recipe == "ae" else F.RELEASED_SCORE
     rows = [{"epoch": e, "pass": "eval", "score": "ssim+l1", "auc": a} for e, a in enumerate(ours)]
     rows += [{"epoch": e, "pass": "train_normals_first", "score": score, "auc": a} for e, a in enumerate(released)]
-    pd.DataFrame(rows).to_csv(folder / F.FACTORS_CSV, index=False)
-    (folder / F.RUN_JSON).write_text(json.dumps({"n_train": n_train, "wall_seconds": 1.0}))
+    pd.DataFrame(rows).to_csv(folder / runs.FACTORS, index=False)
+    (folder / runs.RUN_RECORD).write_text(json.dumps({"n_train": n_train, "wall_seconds": 1.0}))
 
 
 def test_the_scale_tables_read_every_epoch_and_pair_cvgad_with_its_autoencoder_by_seed(tmp_path):

@@ -10,6 +10,10 @@ images, from which any metric is recomputed without the model (`read_scores`). `
 adds `evaluation.json`. A grid's runner adds `params.json` (what was asked), `executed.ipynb`
 and, when the run failed, `error.txt`.
 
+A forensics run (`cvgad forensics`) is a run folder that also holds `factors.csv` (every pass and
+score before training and after each epoch), `run.json` (its record, written last: the finished
+marker, `forensics_finished`) and, when a loss became NaN, `failed.json`.
+
 A grid folder (`<out>/<grid>/<preset>/`) holds `plan.json` (the grid as run), `summary.json`
 (the outcomes so far, with the provenance of the last invocation) and one run folder per row and
 seed: `<row>/seed<k>/`; when the grid varies settings, per row, cell and seed:
@@ -49,6 +53,7 @@ CURVES, SELECTED = (
 )  # per-epoch metrics and the kept weights (cvgad.experiment.selection)
 PARAMS, EXECUTED, ERROR = "params.json", "executed.ipynb", "error.txt"
 PLAN, SUMMARY = "plan.json", "summary.json"
+FACTORS, RUN_RECORD, FAILED = "factors.csv", "run.json", "failed.json"  # a forensics run's
 #: Metrics a finished run must have, as numbers.
 REQUIRED_METRICS = ("auc", "f1_best")
 
@@ -267,6 +272,27 @@ def status(run_dir: PathLike) -> tuple[str, dict[str, Any], str | None]:
         lines = [line for line in (run / ERROR).read_text().splitlines() if line.strip()]
         return "failed", {}, lines[-1] if lines else "unknown error"
     return ("unfinished" if run.is_dir() else "missing"), {}, None
+
+
+# ------------------------------------------------------- a forensics run
+def forensics_finished(run_dir: PathLike) -> bool:
+    """Whether a forensics run finished: its `run.json`, written last, exists."""
+    return (Path(run_dir) / RUN_RECORD).is_file()
+
+
+def finish_forensics(run_dir: PathLike, record: dict[str, Any]) -> None:
+    """Writes the run's record, which marks it finished (so it is written last)."""
+    write_json(Path(run_dir) / RUN_RECORD, record)
+
+
+def read_run_record(run_dir: PathLike) -> dict[str, Any]:
+    """A finished forensics run's record ({} when missing or unreadable)."""
+    record = read_json(Path(run_dir) / RUN_RECORD)
+    return record if isinstance(record, dict) else {}
+
+
+def write_failed(run_dir: PathLike, error: str) -> None:
+    write_json(Path(run_dir) / FAILED, {"error": error})
 
 
 # ------------------------------------------------------------- provenance

@@ -5,7 +5,8 @@ training, or `released_cpu`, the authors' released training) and scores the mode
 first epoch and after every epoch in each of `PASSES` (batchnorm with running or batch
 statistics, the test set shuffled or normals first). One pass per setting gives every score
 term; every score of `SCORES` is then summed from those terms, so an evaluation factor never
-needs retraining. The rows go to `factors.csv` in the run folder (this module owns that file).
+needs retraining. The rows go to `factors.csv` in the run folder (`cvgad.experiment.runs` names
+the files and says when a run is finished).
 
 `factor_table` reads the runs back as the issue's table: the project's evaluation, each factor
 alone, and all combined, with the epoch each selection rule picks (the test-set pick labelled
@@ -39,8 +40,6 @@ from cvgad.model.training import NonFiniteLossError, Trainer
 from cvgad.workbench.grid import check_settings, load_grid
 from cvgad.workbench.report import signed_rank_p, t_interval
 
-#: A run's per-epoch rows, its record once finished, and the error that stopped it (a NaN loss).
-FACTORS_CSV, RUN_JSON, FAILED_JSON = "factors.csv", "run.json", "failed.json"
 TABLE1 = Path(__file__).resolve().parents[2] / "ablations" / "table1.yaml"
 #: The scoring passes: batchnorm mode and test order (the order matters with batch statistics only).
 PASSES = {
@@ -134,13 +133,13 @@ def run(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bool = Fals
     if (problem := conflict(cfg, out)) is not None:
         raise ValueError(problem)
     out.mkdir(parents=True, exist_ok=True)
-    (out / FAILED_JSON).unlink(missing_ok=True)
-    if (out / RUN_JSON).exists():  # finished
-        return pd.read_csv(out / FACTORS_CSV)
-    if not (out / FACTORS_CSV).exists():  # a resume file without its rows (epoch 0 among them): start afresh
+    (out / runs.FAILED).unlink(missing_ok=True)
+    if runs.forensics_finished(out):
+        return pd.read_csv(out / runs.FACTORS)
+    if not (out / runs.FACTORS).exists():  # a resume file without its rows (epoch 0 among them): start afresh
         runs.resume_path(out).unlink(missing_ok=True)
     resuming = runs.resume_path(out).exists()
-    rows: list[dict[str, Any]] = pd.read_csv(out / FACTORS_CSV).to_dict("records") if resuming else []
+    rows: list[dict[str, Any]] = pd.read_csv(out / runs.FACTORS).to_dict("records") if resuming else []
     dataset, split = prepare(cfg)
     complexity = {
         "test": png_bits_per_dimension(dataset.images[torch.as_tensor(split.test)]),
@@ -154,7 +153,7 @@ def run(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bool = Fals
         rows[:] = [r for r in rows if r["epoch"] != epoch] + [
             {"epoch": epoch, **r, "score_seconds": seconds} for r in new
         ]
-        atomic_write_text(out / FACTORS_CSV, pd.DataFrame(rows).to_csv(index=False))
+        atomic_write_text(out / runs.FACTORS, pd.DataFrame(rows).to_csv(index=False))
 
     result = run_experiment(cfg, out, progress=progress, dataset=dataset, on_epoch=score)
     metrics, history = result.metrics, result.history
@@ -173,7 +172,7 @@ def run(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bool = Fals
     record = {k: metrics[k] for k in kept} | settings | {"wall_seconds": metrics["wall_seconds"]}
     record["provenance"] = metrics["provenance"]
     record["latent_loss_max"] = float(history["latent"].max()) if "latent" in history else None
-    runs.write_json(out / RUN_JSON, record)  # last: marks the run finished, in the repository
+    runs.finish_forensics(out, record)
     return pd.DataFrame(rows)
 
 
@@ -214,9 +213,9 @@ def select(curve: pd.DataFrame, rule: str) -> pd.Series:
 def collect(root: str | os.PathLike) -> pd.DataFrame:
     """Every finished run's factors.csv under `root` (<recipe>/seed<k>/), with recipe and seed."""
     frames = []
-    for path in sorted(Path(root).glob(f"*/seed*/{FACTORS_CSV}")):
-        if not (path.parent / RUN_JSON).exists():
-            continue  # unfinished
+    for path in sorted(Path(root).glob(f"*/seed*/{runs.FACTORS}")):
+        if not runs.forensics_finished(path.parent):
+            continue
         frame = pd.read_csv(path)
         frames.append(frame.assign(recipe=path.parent.parent.name, seed=int(path.parent.name.removeprefix("seed"))))
     if not frames:
@@ -270,10 +269,11 @@ def _budget_runs(root: str | os.PathLike) -> Iterator[tuple[str, int, int, str, 
     budget folder, training images (`all`: the run's own count), epochs, recipe, seed, per-epoch
     rows and run record."""
     for folder in sorted(Path(root).iterdir(), key=lambda p: _budget_order(p.name)):
-        if not folder.is_dir() or _budget(folder.name) == (0, 0) or not list(folder.glob(f"*/seed*/{RUN_JSON}")):
+        finished = folder.is_dir() and any(runs.forensics_finished(run) for run in folder.glob("*/seed*"))
+        if _budget(folder.name) == (0, 0) or not finished:
             continue
         for (recipe, seed), curve in collect(folder).groupby(["recipe", "seed"]):
-            record = runs.read_json(folder / str(recipe) / f"seed{seed}" / RUN_JSON) or {}
+            record = runs.read_run_record(folder / str(recipe) / f"seed{seed}")
             images, epochs = _budget(folder.name)
             images = images if images > 0 else int(record["n_train"])  # `all`: every training image
             yield folder.name, images, epochs, str(recipe), int(seed), curve, record
@@ -452,13 +452,13 @@ def run_all(planned: Sequence[Planned], out: str | os.PathLike) -> int:
     failed = 0
     for plan in planned:
         load, start, folder = os.getloadavg()[0], time.perf_counter(), Path(out) / plan.folder
-        if (folder / RUN_JSON).exists():
+        if runs.forensics_finished(folder):
             continue
         try:
             run(plan.cfg, folder)
             outcome = "finished"
         except NonFiniteLossError as error:  # recorded, and the next run goes on
-            runs.write_json(folder / FAILED_JSON, {"error": str(error)})
+            runs.write_failed(folder, str(error))
             outcome, failed = str(error), failed + 1
         wall = time.perf_counter() - start
         line = {"run": str(plan.folder.parent), "seed": plan.seed, "outcome": outcome}

@@ -147,7 +147,7 @@ def _planned(repo: Path, command: str, parse: Parse) -> list[Planned]:
         out, lines = repo / args.out, []
         for p in planned:
             other = forensics.conflict(p.cfg, out / p.folder) is not None
-            current = (out / p.folder / forensics.RUN_JSON).is_file() and not other
+            current = runs.forensics_finished(out / p.folder) and not other
             lines.append(_measured(out / p.folder, current, other, _load_of(out)))
         return lines
     if args.command == "ablate":
