@@ -127,13 +127,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from cvgad.experiment.runs import find_upwards
+    from cvgad.experiment.runs import checkout
     from cvgad.workbench import records
 
-    manifest = find_upwards(records.MANIFEST)
-    if manifest is None:
-        raise ValueError(f"no {records.MANIFEST} here or above: run from the project's checkout")
-    repo = manifest.parents[1]
+    repo = checkout()
     chosen = records.pick(records.load_manifest(repo), args.only)
     states = [records.judge(repo, record, build_parser().parse_args) for record in chosen]
     if args.dry_run or args.check:

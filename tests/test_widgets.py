@@ -15,6 +15,7 @@ pytest.importorskip("ipywidgets")
 from matplotlib.figure import Figure  # noqa: E402
 
 from cvgad.book import widgets as w  # noqa: E402
+from cvgad.experiment import runs  # noqa: E402
 from cvgad.model.algorithm1 import CVGADTrainer  # noqa: E402
 from cvgad.model.config import LossConfig, ModelConfig, TrainConfig  # noqa: E402
 from cvgad.model.losses import normal_share_beyond  # noqa: E402
@@ -84,8 +85,8 @@ def test_load_ablation_results_recorded_and_paper_fallback(checkout):
         w.load_ablation_results(metric="auprc")  # the paper gives no AUPRC
 
 
-def test_ablations_folder_is_found_from_the_working_directory(checkout, tmp_path_factory, monkeypatch):
-    assert w.find_ablations() == checkout / "ablations" and w.find_ablations(checkout) == checkout / "ablations"
+def test_the_checkout_is_found_from_the_working_directory(checkout, tmp_path_factory, monkeypatch):
+    assert runs.checkout() == checkout and runs.checkout(checkout / "notebooks") == checkout
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
     with pytest.raises(FileNotFoundError, match="no ablations/ folder in .*elsewhere"):
         w.load_ablation_results()

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from scipy.stats import chi, spearmanr
 
 from cvgad.book.exercises import check_order
-from cvgad.experiment.runs import find_upwards
+from cvgad.experiment.runs import checkout
 from cvgad.model.algorithm1 import CVGADTrainer, applied
 from cvgad.model.config import LOSS_NAMES, LossConfig, ModelConfig, TrainConfig
 from cvgad.model.networks import as_float_images, eval_mode
@@ -84,23 +84,11 @@ def agreement_table(order: Sequence[str], values: pd.Series) -> tuple[pd.DataFra
     return table, float(spearmanr(table["your_rank"], table["rank"]).statistic)
 
 
-def find_ablations(start: str | Path | None = None) -> Path:
-    """The `ablations/` folder (recorded results and the paper's Table 1) in `start` (default: the
-    working directory) or the nearest folder above it, as from a checkout's notebooks/ folder."""
-    found = find_upwards("ablations", start)
-    if found is None:
-        raise FileNotFoundError(
-            f"no ablations/ folder in {Path(start or Path.cwd()).resolve()} or any folder above it; run from "
-            "the project's checkout or pass the results (runs.csv) and the paper's CSV (paper_table1.csv) explicitly"
-        )
-    return found
-
-
 def _readable(path: Path) -> str:
     """`path` relative to the checkout that holds `ablations/` when it lies inside it, so that
     no machine's folders show in the book."""
     try:
-        return str(path.resolve().relative_to(find_ablations().parent.resolve()))
+        return str(path.resolve().relative_to(checkout().resolve()))
     except (ValueError, FileNotFoundError):
         return str(path)
 
@@ -110,9 +98,9 @@ def load_ablation_results(
 ) -> tuple[pd.DataFrame, str]:
     """Table 1's rows (the paper's: not `untrained`) with the mean `metric` (auc or f1_best) over
     finished seeds, by `cvgad.workbench.report.aggregate`: from a recorded `runs.csv` (`results`, else the
-    newest of Table 1's grid, under `find_ablations()`/results/table1/, ties by path; other grids
+    newest of Table 1's grid, under the checkout's ablations/results/table1/, ties by path; other grids
     have other rows) holding two rows or more, else the paper's values (`paper`, else
-    `find_ablations()`/paper_table1.csv). Returns (table indexed by row with label, value, n)
+    ablations/paper_table1.csv). Returns (table indexed by row with label, value, n)
     and a sentence saying where it came from."""
     if metric not in report.PAPER_NAMES:
         raise ValueError(f"metric={metric!r} is not valid; the paper's Table 1 has {', '.join(report.PAPER_NAMES)}")
@@ -120,10 +108,11 @@ def load_ablation_results(
         [Path(results)]
         if results
         else sorted(
-            (find_ablations() / "results" / "table1").rglob("runs.csv"), key=lambda p: (-p.stat().st_mtime, str(p))
+            (checkout() / "ablations" / "results" / "table1").rglob("runs.csv"),
+            key=lambda p: (-p.stat().st_mtime, str(p)),
         )
     )
-    paper_csv = Path(paper) if paper else find_ablations() / "paper_table1.csv"
+    paper_csv = Path(paper) if paper else checkout() / "ablations" / "paper_table1.csv"
     paper_table = pd.read_csv(paper_csv).set_index("row")
     for path in (p for p in files if p.is_file()):
         table = report.aggregate(pd.read_csv(path).reindex(columns=report.RUN_COLUMNS)).set_index("row")

@@ -391,6 +391,18 @@ def find_upwards(relative: str | Path, start: PathLike | None = None) -> Path | 
     return next((folder / relative for folder in (here, *here.parents) if (folder / relative).exists()), None)
 
 
+def checkout(start: PathLike | None = None) -> Path:
+    """The project's checkout: the folder holding `ablations/` (recorded results, grids, the paper's
+    tables) in `start` (default: the working directory) or the nearest folder above it."""
+    found = find_upwards("ablations", start)
+    if found is None:
+        raise FileNotFoundError(
+            f"no ablations/ folder in {Path(start or Path.cwd()).resolve()} or any folder above it; run from the "
+            "project's checkout"
+        )
+    return found.parent
+
+
 # ------------------------------------------------------------- a grid
 def write_plan(root: PathLike, plan: dict[str, Any]) -> None:
     write_json(Path(root) / PLAN, plan)

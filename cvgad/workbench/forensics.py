@@ -40,7 +40,7 @@ from cvgad.model.training import NonFiniteLossError, Trainer
 from cvgad.workbench.grid import check_settings, load_grid
 from cvgad.workbench.report import signed_rank_p, t_interval
 
-TABLE1 = Path(__file__).resolve().parents[2] / "ablations" / "table1.yaml"
+TABLE1 = Path("ablations") / "table1.yaml"  # in the checkout (runs.checkout)
 #: The scoring passes: batchnorm mode and test order (the order matters with batch statistics only).
 PASSES = {
     "eval": EvalConfig(),
@@ -369,7 +369,7 @@ def _config(preset: str, seed: int, overrides: dict[str, Any], data_root: str | 
     if fixed:
         raise ValueError(f"--set {', '.join(fixed)}: fixed by a forensics run (seeds: --seeds, data: --data-root)")
     check_settings("--set", overrides)
-    settings, _ = load_grid(TABLE1).resolve(preset)
+    settings, _ = load_grid(runs.checkout() / TABLE1).resolve(preset)
     settings = settings | overrides | FIXED | {"seed": seed}
     if data_root is not None:
         settings["data_root"] = data_root

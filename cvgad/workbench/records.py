@@ -86,7 +86,7 @@ def pick(records: list[Record], names: Sequence[str] | None) -> list[Record]:
 def caveats(page: str, repo: Path | None = None) -> str:
     """Markdown: for each historical record that `page` (e.g. "06_ablation", "intro") reads, why it
     is kept and the command that remakes it; empty when every record it reads is current."""
-    repo = repo or (runs.find_upwards(MANIFEST) or MANIFEST).parents[1]
+    repo = repo or runs.checkout()
     lines = [
         f"**Historical record `{r.name}`.** {r.historical} `cvgad reproduce --only {r.name}` remakes it."
         for r in load_manifest(repo)
