@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from executed_book import executed_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "book" / "_build" / "html"
@@ -249,22 +250,9 @@ def test_exercises_fold_their_solutions_and_show_each_widget_once(measured):
     assert measured(page, LAPTOP)["widgets"] == views, "each widget view must be drawn exactly once"
 
 
-CACHE = ROOT / "book" / "_build" / ".jupyter_cache"
 GLUE_REFERENCE = re.compile(r"\{glue(?::[a-z]+)?\}`([A-Za-z0-9_]+)")
 #: Chapters whose every glued value must also be shown (the others glue whole tables of values).
 ALL_SHOWN = ("02_model", "03_training", "04_scoring", "05_latent_space", "06_ablation")
-
-
-def _executed() -> dict[str, dict]:
-    """The book's executed notebooks, from its execution cache (the newest run of each page): the
-    glue outputs are there, and not in the pages' downloadable copies."""
-    from jupyter_cache import get_cache
-
-    assert CACHE.is_dir(), f"no execution cache in {CACHE}: build the book first (make book)"
-    cache, newest = get_cache(str(CACHE)), {}
-    for record in sorted(cache.list_cache_records(), key=lambda r: r.pk):
-        newest[Path(record.uri).stem] = record.pk
-    return {name: cache.get_cache_bundle(pk).nb for name, pk in newest.items()}
 
 
 def _markdown(name: str) -> str:
@@ -287,7 +275,7 @@ def _glue_names_and_references(name: str, nb) -> tuple[set[str], set[str]]:
 
 
 def test_every_shown_value_is_glued_and_every_glued_value_is_shown():
-    executed = _executed()
+    executed = executed_notebooks()
     assert set(ALL_SHOWN) <= set(executed), f"pages missing from the execution cache: {set(ALL_SHOWN) - set(executed)}"
     for name, nb in executed.items():
         glued, referred = _glue_names_and_references(name, nb)
