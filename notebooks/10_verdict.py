@@ -32,9 +32,9 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from cvgad.book import presets, verdicts
-from cvgad.experiment.runs import find_upwards
+from cvgad.experiment.runs import checkout
 
-REPO = find_upwards("ablations").parent
+REPO = checkout()
 pd.set_option("display.precision", 3)
 
 

@@ -97,11 +97,12 @@ def load_ablation_results(
     results: str | Path | None = None, metric: str = "auc", paper: str | Path | None = None
 ) -> tuple[pd.DataFrame, str]:
     """Table 1's rows (the paper's: not `untrained`) with the mean `metric` (auc or f1_best) over
-    finished seeds, by `cvgad.workbench.report.aggregate`: from a recorded `runs.csv` (`results`, else the
-    newest of Table 1's grid, under the checkout's ablations/results/table1/, ties by path; other grids
-    have other rows) holding two rows or more, else the paper's values (`paper`, else
-    ablations/paper_table1.csv). Returns (table indexed by row with label, value, n)
-    and a sentence saying where it came from."""
+    finished seeds, by `cvgad.workbench.report.aggregate`: from a recorded grid read by
+    `report.load_runs` (`results`, a grid folder or its `runs.csv`, else the grid of the newest
+    runs.csv under the checkout's ablations/results/table1/, ties by path; other grids have other
+    rows) holding two rows or more, else the paper's values (`paper`, else
+    ablations/paper_table1.csv). Returns (table indexed by row with label, value, n) and a
+    sentence saying where it came from."""
     if metric not in report.PAPER_NAMES:
         raise ValueError(f"metric={metric!r} is not valid; the paper's Table 1 has {', '.join(report.PAPER_NAMES)}")
     files = (
@@ -114,8 +115,11 @@ def load_ablation_results(
     )
     paper_csv = Path(paper) if paper else checkout() / "ablations" / "paper_table1.csv"
     paper_table = pd.read_csv(paper_csv).set_index("row")
-    for path in (p for p in files if p.is_file()):
-        table = report.aggregate(pd.read_csv(path).reindex(columns=report.RUN_COLUMNS)).set_index("row")
+    for path in (p for p in files if p.exists()):
+        runs, _ = report.load_runs(path.parent if path.is_file() else path)
+        if runs is None:
+            continue
+        table = report.aggregate(runs.reindex(columns=report.RUN_COLUMNS)).set_index("row")
         table = table.rename(columns={f"{metric}_mean": "value"})[["label", "value", "n"]].dropna(subset=["value"])
         table = table[table.index.isin(paper_table.index)]  # the paper's rows: the quiz ranks those
         if len(table) >= 2:
