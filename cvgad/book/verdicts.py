@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi, spearmanr
 
+from cvgad.model.config import PAPER_SCORE
 from cvgad.workbench import forensics, report
 
 #: The records each verdict reads, relative to the repository root.
@@ -234,7 +235,7 @@ def gap_factors(repo: Path) -> dict[str, float]:
 def digit1(repo: Path) -> pd.DataFrame:
     """MNIST digit 1 one factor at a time (ablations/digit1.yaml): per variant the untrained network's
     AUC and the trained one's after the last epoch, mean ± std over the finished seeds."""
-    rows = forensics.cell(forensics.collect(repo / RECORDS["digit1"]), "eval", "ssim+l1")
+    rows = forensics.cell(forensics.collect(repo / RECORDS["digit1"]), "eval", PAPER_SCORE)
     lines = []
     for variant, runs in rows.groupby("recipe", sort=False):
         picked = [

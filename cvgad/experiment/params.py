@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
 from cvgad.model.config import (
+    PAPER_SCORE,
     BnAtTest,
     CategoricalForm,
     DataConfig,
@@ -119,7 +120,7 @@ class RunParams:
         "shuffled", "test order in the scoring batches: shuffled or normals_first (released code)"
     )
     score_batch_size: int = _p(64, "scoring batch size (matters with --bn-at-test train)")
-    score: str = _p("ssim+l1", "anomaly score terms joined by '+': ssim, logssim, l1, mi, cluster, complexity")
+    score: str = _p(PAPER_SCORE, "anomaly score terms joined by '+': ssim, logssim, l1, mi, cluster, complexity")
     select: SelectRule = _p("last", "epoch reported: last, val (lowest validation error) or best_test (an oracle)")
 
     def __post_init__(self) -> None:

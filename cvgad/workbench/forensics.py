@@ -49,20 +49,20 @@ PASSES = {
 }
 #: Every term a pass computes; the complexity term needs no model and is computed once.
 MODEL_TERMS = "ssim+logssim+l1+mi+cluster"
+#: The released code's score, and the part of it a model without the feature discriminator has.
+RELEASED_SCORE, RELEASED_SCORE_NO_MI = "logssim+l1+mi", "logssim+l1"
 #: The scores summed from a pass's terms: II.F's, its -log SSIM reading, the released code's
 #: third term, and two that use the model beyond reconstruction (cluster; complexity, subtracted).
 SCORES = (
-    "ssim+l1",
-    "logssim+l1",
-    "ssim+l1+mi",
-    "logssim+l1+mi",
+    PAPER_SCORE,
+    RELEASED_SCORE_NO_MI,
+    f"{PAPER_SCORE}+mi",
+    RELEASED_SCORE,
     "cluster",
-    "ssim+l1+cluster",
-    "ssim+l1+complexity",
+    f"{PAPER_SCORE}+cluster",
+    f"{PAPER_SCORE}+complexity",
 )
 METRICS = ("auc", "auprc", "f1_best", "f1_val", "f1_floor")
-#: The released code's score, and the part of it a model without the feature discriminator has.
-RELEASED_SCORE, RELEASED_SCORE_NO_MI = "logssim+l1+mi", "logssim+l1"
 
 
 def _pick(errors: Errors, score: str) -> Errors:
@@ -180,20 +180,20 @@ def run(cfg: ExperimentConfig, out_dir: str | os.PathLike, progress: bool = Fals
 #: Each row of the factor table: (label, training recipe, pass, score, selection rule). The first
 #: is this project's evaluation; then each factor alone; then all of them together.
 FACTOR_ROWS: tuple[tuple[str, str, str, str, str], ...] = (
-    ("this project (running statistics, SSIM+L1, last epoch)", "cpu", "eval", "ssim+l1", "last"),
-    ("untrained network (epoch 0)", "cpu", "eval", "ssim+l1", "untrained"),
-    ("batch statistics, shuffled test set", "cpu", "train_shuffled", "ssim+l1", "last"),
-    ("batch statistics, normals first (released)", "cpu", "train_normals_first", "ssim+l1", "last"),
+    ("this project (running statistics, SSIM+L1, last epoch)", "cpu", "eval", PAPER_SCORE, "last"),
+    ("untrained network (epoch 0)", "cpu", "eval", PAPER_SCORE, "untrained"),
+    ("batch statistics, shuffled test set", "cpu", "train_shuffled", PAPER_SCORE, "last"),
+    ("batch statistics, normals first (released)", "cpu", "train_normals_first", PAPER_SCORE, "last"),
     ("score -log SSIM + L1 (II.C's SSIM loss)", "cpu", "eval", "logssim+l1", "last"),
-    ("score + FD term (released)", "cpu", "eval", "ssim+l1+mi", "last"),
+    ("score + FD term (released)", "cpu", "eval", f"{PAPER_SCORE}+mi", "last"),
     ("score: distance to the nearest cluster mean", "cpu", "eval", "cluster", "last"),
-    ("score SSIM+L1 + cluster distance", "cpu", "eval", "ssim+l1+cluster", "last"),
-    ("score SSIM+L1 - PNG complexity (Serra et al.)", "cpu", "eval", "ssim+l1+complexity", "last"),
-    ("epoch picked on validation normals", "cpu", "eval", "ssim+l1", "val"),
-    ("best epoch on the test set (ORACLE, released)", "cpu", "eval", "ssim+l1", "best_test"),
-    ("released training (latent 300, lr 2e-4, L1 50, no gate)", "released_cpu", "eval", "ssim+l1", "last"),
-    ("released evaluation, all combined (ORACLE)", "cpu", "train_normals_first", "logssim+l1+mi", "best_test"),
-    ("released training + evaluation (ORACLE)", "released_cpu", "train_normals_first", "logssim+l1+mi", "best_test"),
+    ("score SSIM+L1 + cluster distance", "cpu", "eval", f"{PAPER_SCORE}+cluster", "last"),
+    ("score SSIM+L1 - PNG complexity (Serra et al.)", "cpu", "eval", f"{PAPER_SCORE}+complexity", "last"),
+    ("epoch picked on validation normals", "cpu", "eval", PAPER_SCORE, "val"),
+    ("best epoch on the test set (ORACLE, released)", "cpu", "eval", PAPER_SCORE, "best_test"),
+    ("released training (latent 300, lr 2e-4, L1 50, no gate)", "released_cpu", "eval", PAPER_SCORE, "last"),
+    ("released evaluation, all combined (ORACLE)", "cpu", "train_normals_first", RELEASED_SCORE, "best_test"),
+    ("released training + evaluation (ORACLE)", "released_cpu", "train_normals_first", RELEASED_SCORE, "best_test"),
 )
 
 
