@@ -24,7 +24,11 @@
 # CPU budgets (the table of presets at the end lists each one); where a verdict may depend on
 # the budget, it says so.
 
+# %% tags=["parameters", "hide-input"]
+repository = None  # the checkout whose records are read (None: the one around the working directory)
+
 # %% tags=["hide-input"]
+from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -34,7 +38,7 @@ from myst_nb import glue
 from cvgad.book import presets, verdicts
 from cvgad.experiment.runs import checkout
 
-REPO = checkout()
+REPO = Path(repository) if repository is not None else checkout()
 pd.set_option("display.precision", 3)
 
 

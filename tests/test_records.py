@@ -93,7 +93,7 @@ def test_report_names_runs_whose_metrics_cannot_be_read(run_dir, tmp_path):
 def one_class_run(tmp_path_factory):
     """One tiny finished run of the one-class protocol (Table 2's), which keeps validation outliers."""
     out = tmp_path_factory.mktemp("one_class")
-    settings = TINY | {"protocol": "one_class", "normal_class": 0, "outlier_fraction": 0.3}
+    settings = TINY | {"protocol": "one_class", "normal_class": 0, "outlier_fraction": 0.3, "train_subset": None}
     run_experiment(make_config(**settings, device="cpu"), out_dir=out, progress=False)
     return out
 
