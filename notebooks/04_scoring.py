@@ -75,7 +75,9 @@ from cvgad.experiment.experiment import make_config, run_experiment, summary_lin
 from cvgad.experiment.runs import find_upwards
 from cvgad.model.networks import as_float_images
 from cvgad.model.scoring import VAL_QUANTILE, f1_at
-from cvgad.workbench import plots, report
+from cvgad.workbench import plots
+from cvgad.workbench.formatting import styled
+from cvgad.workbench.results import paired_differences
 
 plots.use_house_style()
 
@@ -198,7 +200,7 @@ table = pd.DataFrame([
     {"metric": "  recall at it", "value": m["recall_val"], "no-skill floor": None, "threshold": m["threshold_val"]},
 ]).set_index("metric")
 table["above floor"] = table["value"] - table["no-skill floor"]
-report.styled(table)
+styled(table)
 
 # %% tags=["nbval-check-output"]
 print(f"floors for p = {p:.4f}: AUC 0.5, AUPRC {m['auprc_floor']:.4f}, F1 2p/(1+p) = {m['f1_floor']:.4f}")
@@ -219,17 +221,17 @@ print(f"the paper's F1 exceeds the deployable F1 by {m['f1_best'] - m['f1_val']:
 
 # %% tags=["hide-input"]
 def runs_frame(row: str, results: dict) -> pd.DataFrame:
-    """The runs in the layout of cvgad.workbench.report.collect_runs, so its paired statistics apply."""
+    """The runs in the layout of cvgad.workbench.results.collect_runs, so its paired statistics apply."""
     return pd.DataFrame([{"row": row, "label": row, "seed": s, "status": "ok", **r.metrics} for s, r in results.items()])
 
 
 runs = pd.concat([runs_frame("untrained", untrained), runs_frame("trained", trained)], ignore_index=True)
-pairs = {metric: report.paired_differences(runs, [], reference="untrained", metric=metric).iloc[0]
+pairs = {metric: paired_differences(runs, [], reference="untrained", metric=metric).iloc[0]
          for metric in ("auc", "auprc", "f1_val")}
 per_seed = runs.pivot(index="seed", columns="row", values=["auc", "auprc", "f1_val"])
 per_seed[("auc", "trained - untrained")] = per_seed[("auc", "trained")] - per_seed[("auc", "untrained")]
 per_seed[("f1_val", "floor 2p/(1+p)")] = runs.groupby("seed")["f1_floor"].first()
-report.styled(per_seed.sort_index(axis=1, level=0, sort_remaining=False))
+styled(per_seed.sort_index(axis=1, level=0, sort_remaining=False))
 
 # %% tags=["hide-input"]
 trained_auc, untrained_auc = per_seed[("auc", "trained")], per_seed[("auc", "untrained")]

@@ -75,8 +75,12 @@ from cvgad.experiment.params import PLACE, make_config
 from cvgad.experiment.runs import read_plan
 from cvgad.model.algorithm1 import CYCLE, UPDATES, CVGADTrainer, applied
 from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
-from cvgad.workbench import plots, report
+from cvgad.workbench import plots
+from cvgad.workbench.formatting import fmt
 from cvgad.workbench.grid import load_grid
+from cvgad.workbench.report import write_report
+from cvgad.workbench.results import load_runs, paired_differences
+from cvgad.workbench.table1 import RULES, aggregate, agreement, results_table, statements
 
 plots.use_house_style()
 
@@ -233,11 +237,11 @@ for preset, spec in grid.presets.items():
 digits_dir = find_results(digits_results)
 if digits_dir is None:
     raise FileNotFoundError(f"no recorded digits grid at {digits_results!r}; run the two commands above")
-digits_runs, digits_source = report.load_runs(digits_dir)
-digits_table = report.aggregate(digits_runs)
+digits_runs, digits_source = load_runs(digits_dir)
+digits_table = aggregate(digits_runs)
 digits_n = int(digits_table.set_index("row").at["all", "n"])
 print(f"{int((digits_runs['status'] == 'ok').sum())} finished runs in {shown(digits_dir)}, read from {digits_source}")
-shown_digits = report.results_table(digits_table)
+shown_digits = results_table(digits_table)
 display(shown_digits[["n", "AUC (chance 0.5)", "F1, best threshold (paper's metric)", "F1 at validation threshold",
                       "F1 floor 2p/(1+p)"]])
 
@@ -246,13 +250,13 @@ display(shown_digits[["n", "AUC (chance 0.5)", "F1, best threshold (paper's metr
 # weights and the same order of batches. So the fair comparison is *paired*: each row's AUC minus
 # `all`'s AUC for the same seed. The table gives, per row, the mean and sample standard deviation
 # of these differences, on how many seeds the row is ahead of `all`, and the two-sided p of the
-# Wilcoxon signed-rank test (`cvgad.workbench.report.paired_differences`). With 8 seeds the test can reach
+# Wilcoxon signed-rank test (`cvgad.workbench.paired_differences`). With 8 seeds the test can reach
 # p = 2/256 ≈ 0.008 when every seed agrees. There are seven comparisons, so at p < 0.05 about one
 # in three such tables would show one row by chance; a row lower on every seed is the firmer sign.
 
 # %% tags=["hide-input"]
-digits_pairs = report.paired_differences(digits_runs, [], reference="all").set_index("row")
-digits_pairs["Δ AUC vs all (mean ± std)"] = [report.fmt(m, s_, n) for m, s_, n in zip(
+digits_pairs = paired_differences(digits_runs, [], reference="all").set_index("row")
+digits_pairs["Δ AUC vs all (mean ± std)"] = [fmt(m, s_, n) for m, s_, n in zip(
     digits_pairs["auc_diff_mean"], digits_pairs["auc_diff_std"], digits_pairs["pairs"], strict=True)]
 display(digits_pairs[["label", "pairs", "Δ AUC vs all (mean ± std)", "ahead", "wilcoxon_p"]])
 fig = plots.paired_dots(digits_runs, "all", title=f"digits, 7 as the anomaly: each row against `all` ({digits_n} seeds)")
@@ -274,8 +278,8 @@ def listed(rows: pd.DataFrame) -> str:
 
 bottom_digits = (
     f"On the book's digits task ({digits_n} seeds per row), training helps: with all losses the AUC is "
-    f"{report.fmt(row_all.auc_mean, row_all.auc_std, row_all.n)}, the untrained network's "
-    f"{report.fmt(row_untrained.auc_mean, row_untrained.auc_std, row_untrained.n)}, and `all` is ahead of it on "
+    f"{fmt(row_all.auc_mean, row_all.auc_std, row_all.n)}, the untrained network's "
+    f"{fmt(row_untrained.auc_mean, row_untrained.auc_std, row_untrained.n)}, and `all` is ahead of it on "
     f"{int(untrained_pair.pairs - untrained_pair.ahead)} of {int(untrained_pair.pairs)} seeds. Removing a loss "
     f"lowers the AUC on every seed for: {listed(hurt)}; raises it on every seed for: {listed(helped)}. "
     f"Rows whose paired difference has a Wilcoxon signed-rank p below 0.05: {listed(significant)}."
@@ -307,7 +311,7 @@ if run_live:
     live_root = preset_dir(live_out, live_grid, "ci")
     run_files.write_plan(live_root, live_grid.plan("ci", str(GRID_FILE)))  # the plan the report reads
     outcomes = run_grid(specs, load_notebook(REPO / "notebooks" / "run.ipynb"), jobs=jobs)
-    report.write_report(live_root)
+    write_report(live_root)
     print(f"{sum(o.status != 'failed' for o in outcomes)} of {len(outcomes)} runs finished; results in {shown(live_root)}")
     results = str(live_root)
 else:
@@ -318,14 +322,14 @@ else:
 #
 # The record of the paper's own task, at the `cpu` budget (or the live `ci` run, with
 # `run_live = True`). The cell below looks for the results folder (relative to the working directory, then to the
-# repository root), reads every run in it with `cvgad.workbench.report.collect_runs` (or the `runs.csv`
+# repository root), reads every run in it with `cvgad.workbench.results.collect_runs` (or the `runs.csv`
 # that `cvgad report` wrote, when the run folders are not there), and aggregates them with
-# `cvgad.workbench.report.aggregate`. Mean and spread are over seeds; the spread is the sample standard
+# `cvgad.workbench.table1.aggregate`. Mean and spread are over seeds; the spread is the sample standard
 # deviation (ddof = 1).
 
 # %% tags=["hide-input"]
 results_dir = find_results(results)
-runs, source = report.load_runs(results_dir) if results_dir else (None, "")
+runs, source = load_runs(results_dir) if results_dir else (None, "")
 finished = 0 if runs is None else int((runs["status"] == "ok").sum())
 plan = read_plan(results_dir) if results_dir and (results_dir / "plan.json").is_file() else {}
 settings = plan.get("settings", {})
@@ -376,7 +380,7 @@ paper_table
 # flagging everything, while an AUC of 0.6 is a modest but real ranking.
 
 # %% tags=["hide-input"]
-table = report.aggregate(runs, paper) if have_results else None
+table = aggregate(runs, paper) if have_results else None
 if table is None:
     where = shown(results_dir) if results_dir else results
     display(Markdown(
@@ -394,7 +398,7 @@ else:
         notes.append("**Data:** the CIFAR-10 copy these runs read (`cifar10_*_jpegq75.npz` in the data "
                      "root) is JPEG-compressed (quality 75). The anomaly score is built from reconstruction "
                      "errors, so it may differ slightly from what the original pixels would give.")
-    shown_table = report.results_table(table)  # AUC, then F1: two tables that fit the page
+    shown_table = results_table(table)  # AUC, then F1: two tables that fit the page
     display(shown_table.iloc[:, :4], shown_table.iloc[:, 4:])
     display(Markdown("\n\n".join(notes)))
 
@@ -402,7 +406,7 @@ else:
 # The same numbers as bars, ours (mean ± std over seeds) beside the paper's where the paper's
 # values apply, drawn by `cvgad.workbench.plots.ablation_bars` (`cvgad report` saves the same chart); the
 # dashed line is the F1 floor.
-# Then the plain statements of `cvgad.workbench.report.statements`: which differences exceed the spread
+# Then the plain statements of `cvgad.workbench.statements`: which differences exceed the spread
 # over seeds, by the rough rules it states.
 
 # %% tags=["hide-input"]
@@ -412,11 +416,11 @@ else:
     plots.ablation_bars(table, title=f"{plan.get('grid', grid.name)} / {plan.get('preset', '?')}: ours beside the paper")
     plt.show()
     judged = table[table["n"] > 0]  # rows without a finished run get one line below, not two each
-    said = [f"- {s}" for s in report.statements(judged)]
+    said = [f"- {s}" for s in statements(judged)]
     waiting = [f"`{r}`" for r in table.loc[table["n"] == 0, "row"]]
     if waiting:
         said.append("- No finished run yet for " + ", ".join(waiting) + ".")
-    display(Markdown(report.RULES.format(ref="all") + "\n\n" + "\n".join(said)))
+    display(Markdown(RULES.format(ref="all") + "\n\n" + "\n".join(said)))
 
 # %% [markdown]
 # Wall time per run, from `wall_seconds` in each run's metrics: the clock of `run_experiment`
@@ -438,12 +442,12 @@ else:
 # %% [markdown]
 # ## Where the reproduction agrees with the paper
 #
-# `cvgad.workbench.report.agreement` writes this comparison from the numbers above, so that it stays true
+# `cvgad.workbench.agreement` writes this comparison from the numbers above, so that it stays true
 # when the results are recorded again. It compares only what the paper compares: each row against
 # the paper's value, and the order of the rows.
 
 # %% tags=["remove-input"]
-display(Markdown(report.agreement(table) if table is not None else "No results recorded yet: nothing to compare."))
+display(Markdown(agreement(table) if table is not None else "No results recorded yet: nothing to compare."))
 
 # %% [markdown]
 # ## Did training beat the untrained network?
@@ -457,7 +461,7 @@ if table is None or "untrained" not in set(runs.loc[runs["status"] == "ok", "row
     bottom_cifar = (f"The results at `{shown(results_dir) if results_dir else results}` have no finished `untrained` "
                     "row, so they cannot say whether training beat the untrained network.")
 else:
-    vs_untrained = report.paired_differences(runs, [], reference="untrained").set_index("row")
+    vs_untrained = paired_differences(runs, [], reference="untrained").set_index("row")
     display(vs_untrained[["label", "pairs", "auc_diff_mean", "auc_diff_std", "ahead", "wilcoxon_p"]])
     t = table.set_index("row")
     trained_rows = t.drop(index="untrained")
@@ -472,7 +476,7 @@ else:
             "above chance by more than its spread" if u.auc_mean - u.auc_std > 0.5 else "at chance")
     bottom_cifar = (
         f"On the `{plan.get('preset', '?')}` record ({task}; {int(u.n)} seeds) the untrained network scores an AUC "
-        f"of {report.fmt(u.auc_mean, u.auc_std, u.n)}, {side}. The seven trained rows score "
+        f"of {fmt(u.auc_mean, u.auc_std, u.n)}, {side}. The seven trained rows score "
         f"{trained_rows['auc_mean'].min():.3f} to {trained_rows['auc_mean'].max():.3f}; {len(beat)} of "
         f"{len(trained_rows)} are above the untrained network on every seed, {len(above_chance)} above chance by "
         f"more than their spread, and {len(differ)} of the six removals differ from `all` by more than the "
@@ -516,7 +520,7 @@ print(bottom_cifar)
 #   slightly from what the original pixels give.
 #
 # An AUC below 0.5 means the score ranks the anomalies as *more* normal than the normal images,
-# but only when it is below 0.5 by more than its spread over seeds; `cvgad.workbench.report.agreement`
+# but only when it is below 0.5 by more than its spread over seeds; `cvgad.workbench.agreement`
 # says above which rows are. Why a score would rank deer that way is a hypothesis this chapter
 # does not test, so it offers none.
 #

@@ -59,7 +59,10 @@ from cvgad.experiment.runs import read_plan
 from cvgad.model.algorithm1 import applied
 from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
 from cvgad.model.trainers import trainer_for
-from cvgad.workbench import plots, report
+from cvgad.workbench import plots
+from cvgad.workbench.formatting import fmt, settings_name, styled, value_name
+from cvgad.workbench.per_cell import cell_table, mean_over_cells, published_layout
+from cvgad.workbench.results import load_runs, paired_differences
 
 plots.use_house_style()
 MODELS = ("cvgad", "ae", "vae", "ganomaly")
@@ -73,7 +76,7 @@ def number(name: str, value: float) -> None:
 
 def load(results: str) -> tuple[pd.DataFrame, dict]:
     """The runs and the plan of a recorded grid."""
-    runs, _ = report.load_runs(results)
+    runs, _ = load_runs(results)
     if runs is None:
         raise FileNotFoundError(f"no recorded runs in {results}; run the grid (see the commands above)")
     return runs, read_plan(results)
@@ -138,36 +141,36 @@ print("same train, validation and test indices for all four models:",
 
 # %% tags=["hide-input"]
 fig2_runs, _ = load(fig2)
-fig = report.cell_bars(fig2_runs, ["anomaly_class"], "mnist")
+fig = plots.cell_bars(fig2_runs, ["anomaly_class"], "mnist")
 _ = fig.suptitle("MNIST (cpu preset): AUC per anomalous digit")
 
 
 # %% [markdown]
 # The mean over the ten classes, per model (per seed the mean over classes, then mean ± std over
 # the seeds), and each baseline against CVGAD: its AUC minus CVGAD's, paired by class and seed
-# (`cvgad.workbench.report.paired_differences`), in how many of the pairs the baseline is ahead, and a
+# (`cvgad.workbench.paired_differences`), in how many of the pairs the baseline is ahead, and a
 # Wilcoxon signed-rank test of the ten per-class differences (each the mean over the seeds of the
 # class; the seeds of one class share its difficulty, so they are not independent pairs).
 
 # %% tags=["hide-input"]
 def summary(runs: pd.DataFrame, vary: list[str], name: str) -> pd.DataFrame:
     """Per model: the mean over classes, and its paired difference to CVGAD with a Wilcoxon test; glues the numbers."""
-    over = report.mean_over_cells(runs, vary).set_index("row")
-    pairs = report.paired_differences(runs, vary, reference="cvgad").set_index("row")  # model − CVGAD
+    over = mean_over_cells(runs, vary).set_index("row")
+    pairs = paired_differences(runs, vary, reference="cvgad").set_index("row")  # model − CVGAD
     ok = runs[runs["status"] == "ok"]
     per_class = pd.to_numeric(ok["auc"]).groupby([ok["row"], ok[vary[0]]]).mean()
     lines, p_values = {}, {}
     for row in over.index:
         r = over.loc[row]
         line = {"model": r["label"], "seeds (n)": int(r["n"]),
-                "AUC, mean over classes": report.fmt(r["auc_mean"], r["auc_std"], int(r["n"])),
-                "F1 at validation threshold": report.fmt(r["f1_val_mean"], r["f1_val_std"], int(r["n"])),
+                "AUC, mean over classes": fmt(r["auc_mean"], r["auc_std"], int(r["n"])),
+                "F1 at validation threshold": fmt(r["f1_val_mean"], r["f1_val_std"], int(r["n"])),
                 "F1 floor": f"{r['f1_floor_mean']:.3f}"}
         number(f"{name}_{row}_auc", r["auc_mean"])
         if row in pairs.index:
             d = pairs.loc[row]
             p = p_values[row] = float(wilcoxon(per_class[row] - per_class["cvgad"]).pvalue)
-            line |= {"Δ AUC vs CVGAD (paired)": report.fmt(d["auc_diff_mean"], d["auc_diff_std"], int(d["pairs"])),
+            line |= {"Δ AUC vs CVGAD (paired)": fmt(d["auc_diff_mean"], d["auc_diff_std"], int(d["pairs"])),
                      "pairs ahead of CVGAD": f"{int(d['ahead'])} of {int(d['pairs'])}", "Wilcoxon p (10 classes)": f"{p:.2g}"}
             for key, value in (("diff", d["auc_diff_mean"]), ("ahead", int(d["ahead"])), ("pairs", int(d["pairs"])),
                                ("p", p)):
@@ -203,13 +206,13 @@ fig2_summary
 
 # %% tags=["hide-input"]
 def per_class(runs: pd.DataFrame, vary: list[str], dataset: str) -> pd.DataFrame:
-    table = report.cell_table(runs, vary)
-    table["class"] = [report.value_name(vary[0], v, dataset) for v in table[vary[0]]]
+    table = cell_table(runs, vary)
+    table["class"] = [value_name(vary[0], v, dataset) for v in table[vary[0]]]
     return table.pivot(index="class", columns="row", values="auc_mean")[list(MODELS)].reindex(
-        [report.value_name(vary[0], v, dataset) for v in dict.fromkeys(table[vary[0]])])
+        [value_name(vary[0], v, dataset) for v in dict.fromkeys(table[vary[0]])])
 
 
-report.styled(per_class(fig2_runs, ["anomaly_class"], "mnist").rename_axis("AUC, mean over seeds"))
+styled(per_class(fig2_runs, ["anomaly_class"], "mnist").rename_axis("AUC, mean over seeds"))
 
 # %% [markdown]
 # ## Fig. 3: CIFAR-10, every class in turn as the anomaly
@@ -219,7 +222,7 @@ report.styled(per_class(fig2_runs, ["anomaly_class"], "mnist").rename_axis("AUC,
 
 # %% tags=["hide-input"]
 fig3_runs, _ = load(fig3)
-fig = report.cell_bars(fig3_runs, ["anomaly_class"], "cifar10")
+fig = plots.cell_bars(fig3_runs, ["anomaly_class"], "cifar10")
 _ = fig.suptitle("CIFAR-10 (cpu preset): AUC per anomalous class")
 
 # %% tags=["hide-input"]
@@ -238,7 +241,7 @@ glue("fig3_backwards", Markdown(
     f"For {', '.join(backwards)}, every model's mean AUC is below 0.5: all four scores rank those anomalies as more "
     "normal than the normal images (chapter 6 meets the same with deer)." if backwards else
     "No class is ranked backwards (below 0.5) by every model."), display=False)
-report.styled(fig3_classes.rename_axis("AUC, mean over seeds"))
+styled(fig3_classes.rename_axis("AUC, mean over seeds"))
 
 # %% [markdown]
 # {glue:md}`fig3_backwards`
@@ -264,7 +267,7 @@ for k, r in auc3.iterrows():
     number(f"t3_auc_{k}", r["mean"])
     number(f"t3_se_{k}", r["std"] / np.sqrt(r["count"]))
 number("t3_draws", int(auc3["count"].min()))
-report.published_layout(table3_runs, table3_plan)
+published_layout(table3_runs, table3_plan)
 
 # %% [markdown]
 # Over {glue:text}`t3_draws` draws, CVGAD's AUC is {glue:text}`t3_auc_1:.3f`,
@@ -302,13 +305,13 @@ ok = sizing_runs[sizing_runs["status"] == "ok"].assign(auc=lambda f: pd.to_numer
                                                        wall_seconds=lambda f: pd.to_numeric(f["wall_seconds"]))
 sizing_vary = list(sizing_plan["vary"])
 by = ok.groupby(sizing_vary)
-sizing = pd.DataFrame({"n": by["auc"].count(), "AUC": [report.fmt(m, sd, n) for m, sd, n in
+sizing = pd.DataFrame({"n": by["auc"].count(), "AUC": [fmt(m, sd, n) for m, sd, n in
                                                        zip(by["auc"].mean(), by["auc"].std(), by["auc"].count(), strict=True)],
                        "wall time of a run (s)": by["wall_seconds"].mean().round(0)})
 for key in ("batch_size", "epochs"):
     for value, auc in ok.groupby(key)["auc"].mean().items():
         number(f"sizing_{key}_{value}", auc)
-sizing.rename_axis([report.settings_name([k]) for k in sizing_vary])
+sizing.rename_axis([settings_name([k]) for k in sizing_vary])
 
 # %% [markdown]
 # Averaged over the rest, AUC is {glue:text}`sizing_batch_size_8:.3f` at batch 8 and
@@ -333,7 +336,7 @@ for metric in ("auc", "f1_best", "f1_val"):
     number(f"t2_{metric}", pd.to_numeric(ok2[metric]).mean())
 gpnd = [p["f1"] for p in table2_plan["published"]]
 number("t2_gpnd_f1", float(np.mean(gpnd)))
-report.published_layout(table2_runs, table2_plan)
+published_layout(table2_runs, table2_plan)
 
 # %% [markdown]
 # Over all outlier shares and classes, our mean AUC is {glue:text}`t2_auc:.3f`, our oracle F1

@@ -83,7 +83,9 @@ from myst_nb import glue
 
 from cvgad.experiment import runs
 from cvgad.workbench import forensics as F
-from cvgad.workbench import plots, report
+from cvgad.workbench import plots
+from cvgad.workbench.formatting import fmt
+from cvgad.workbench.results import load_runs
 
 plots.use_house_style()
 root = Path(forensics)
@@ -105,7 +107,7 @@ def shown(table: pd.DataFrame):
     """The factor table as the book shows it."""
     frame = pd.DataFrame({
         "factor": table["factor"],
-        "AUC": [report.fmt(m, s, n) for m, s, n in zip(table["auc_mean"], table["auc_std"], table["n"], strict=True)],
+        "AUC": [fmt(m, s, n) for m, s, n in zip(table["auc_mean"], table["auc_std"], table["n"], strict=True)],
         "paired difference": [f"{m:+.3f} ± {s:.3f}" for m, s in zip(table["diff_mean"], table["diff_std"], strict=True)],
         "F1 (best threshold)": table["f1_best"].round(3),
         "F1 floor": table["f1_floor"].round(3),
@@ -115,7 +117,7 @@ def shown(table: pd.DataFrame):
 
 
 # %% tags=["hide-input"]
-table1_runs, _ = report.load_runs(table1)
+table1_runs, _ = load_runs(table1)
 table1_runs = table1_runs[table1_runs["row"] != "untrained"]  # the rows of the paper's Table 1
 number("table1_low", table1_runs.groupby("row")["auc"].mean().min())
 number("table1_high", table1_runs.groupby("row")["auc"].mean().max())

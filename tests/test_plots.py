@@ -308,7 +308,7 @@ def test_importing_the_package_changes_no_style_and_house_style_is_undone_after_
     script = (
         "import matplotlib as mpl; before = dict(mpl.rcParams)\n"
         "from cvgad.book import widgets, exercises, diagram, glance, latent\n"
-        "from cvgad.workbench import plots, report\n"
+        "from cvgad.workbench import formatting, per_cell, plots, report, results, statistics, table1\n"
         "assert dict(mpl.rcParams) == before\n"
         "with plots.house_style():\n"
         "    assert mpl.rcParams['savefig.dpi'] == plots.HOUSE['savefig.dpi'] != before['savefig.dpi']\n"

@@ -15,7 +15,9 @@ from cvgad.experiment import runs
 from cvgad.experiment.experiment import metrics_from_scores, run_experiment
 from cvgad.experiment.params import make_config
 from cvgad.workbench import records
-from cvgad.workbench.report import METRICS, bh_adjusted, paired_differences, run_metrics, t_interval, write_report
+from cvgad.workbench.report import write_report
+from cvgad.workbench.results import METRICS, paired_differences, run_metrics
+from cvgad.workbench.statistics import bh_adjusted, t_interval
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"dataset": "digits", "anomaly_class": 1, "epochs": 1, "width": 8, "latent_dim": 16, "train_subset": 200}

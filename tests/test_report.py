@@ -9,21 +9,12 @@ import pandas as pd
 import pytest
 
 from cvgad.cli import main
-from cvgad.workbench.report import (
-    aggregate,
-    agreement,
-    cell_bars,
-    cell_name,
-    cell_table,
-    collect_runs,
-    load_runs,
-    mean_over_cells,
-    paired_differences,
-    published_layout,
-    results_table,
-    statements,
-    value_name,
-)
+from cvgad.workbench.formatting import cell_name, value_name
+from cvgad.workbench.per_cell import cell_table, mean_over_cells, published_layout
+from cvgad.workbench.plots import cell_bars
+from cvgad.workbench.results import collect_runs, load_runs, paired_differences
+from cvgad.workbench.statistics import signed_rank_p
+from cvgad.workbench.table1 import aggregate, agreement, results_table, statements
 
 RUNS_CSV = """row,label,seed,status,auc,f1_best,auprc,f1_val,f1_floor
 all,use all losses,0,ok,0.80,0.70,0.6,0.60,0.18
@@ -395,8 +386,6 @@ def test_a_varied_setting_that_metrics_also_record_is_one_column(tmp_path):
 
 
 def test_signed_rank_p_by_hand():
-    from cvgad.workbench.report import signed_rank_p
-
     # five differences of one sign: of the 2^5 equally likely sign patterns, 2 are as extreme
     assert signed_rank_p([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(2 / 32)
     # ranks 1..5, the largest negative: W- = 5; 10 of 32 sign patterns have W- <= 5, two-sided x2

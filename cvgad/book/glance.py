@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cvgad.workbench import report
+from cvgad.workbench.formatting import fmt
+from cvgad.workbench.results import load_runs, paired_differences
 
 #: The search behind the book's defaults, and the candidate the defaults are (cvgad.experiment.params.BOOK).
 SEARCH = Path("benchmarks/results/book_defaults.csv")
@@ -21,13 +22,13 @@ CIFAR_GRID = Path("ablations/results/table1/cpu")
 
 def _mean_std(values: pd.Series) -> str:
     values = pd.to_numeric(values, errors="coerce").dropna()
-    return report.fmt(values.mean(), values.std(), len(values))
+    return fmt(values.mean(), values.std(), len(values))
 
 
 def _grid_lines(repo: Path, record: Path, chapter: str, task: str) -> list[dict[str, str]]:
     """`all` against `untrained` in a recorded Table 1 grid (`record`, relative to `repo`), and its
     largest paired removal."""
-    runs, _ = report.load_runs(repo / record)
+    runs, _ = load_runs(repo / record)
     if runs is None:
         return []
     ok = runs[runs["status"] == "ok"]
@@ -41,7 +42,7 @@ def _grid_lines(repo: Path, record: Path, chapter: str, task: str) -> list[dict[
             "record": record.as_posix(),
         }
     ]
-    pairs = report.paired_differences(runs, [], reference="all").set_index("row").drop(index="untrained")
+    pairs = paired_differences(runs, [], reference="all").set_index("row").drop(index="untrained")
     worst = pairs["auc_diff_mean"].idxmin()
     p = pairs.at[worst, "wilcoxon_p"]
     lines.append(

@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from cvgad.experiment.params import BOOK, RunParams
-from cvgad.workbench import report
 from cvgad.workbench.grid import cells, load_grid
+from cvgad.workbench.results import load_runs
 
 #: The grids whose presets the book shows, relative to the repository root.
 GRIDS = ("table1", "fig2_mnist", "fig3_cifar10", "table2_oneclass", "table3_coil100")
@@ -40,7 +40,7 @@ def _line(name: str, settings: dict[str, Any], seeds: int | str, runs: int | str
 
 def _minutes(repo: Path, record: Path) -> str:
     """Mean (and longest) wall time of a preset's finished runs, in minutes ("–" when none is recorded)."""
-    runs, _ = report.load_runs(repo / record) if (repo / record).is_dir() else (None, "")
+    runs, _ = load_runs(repo / record) if (repo / record).is_dir() else (None, "")
     if runs is None or "wall_seconds" not in runs:
         return "–"
     walls = pd.to_numeric(runs.loc[runs["status"] == "ok", "wall_seconds"], errors="coerce").dropna() / 60

@@ -15,7 +15,10 @@ import pandas as pd
 from scipy.stats import chi, spearmanr
 
 from cvgad.model.config import PAPER_SCORE
-from cvgad.workbench import forensics, report
+from cvgad.workbench import forensics
+from cvgad.workbench.formatting import fmt
+from cvgad.workbench.results import load_runs, paired_differences
+from cvgad.workbench.statistics import signed_rank_p
 
 #: The records each verdict reads, relative to the repository root.
 RECORDS = {
@@ -62,7 +65,7 @@ def _signed(value: float) -> str:
 
 
 def _ok_runs(repo: Path, key: str) -> pd.DataFrame:
-    runs, _ = report.load_runs(repo / RECORDS[key])
+    runs, _ = load_runs(repo / RECORDS[key])
     if runs is None:
         raise FileNotFoundError(f"no recorded runs in {RECORDS[key]}")
     return runs
@@ -71,9 +74,7 @@ def _ok_runs(repo: Path, key: str) -> pd.DataFrame:
 def table1(repo: Path, key: str, task: str) -> Verdict:
     """Table 1: every loss helps, so each removal lowers the AUC; rows ordered as the paper's."""
     runs = _ok_runs(repo, key)
-    pairs = (
-        report.paired_differences(runs, [], reference="all").set_index("row").drop(index="untrained", errors="ignore")
-    )
+    pairs = paired_differences(runs, [], reference="all").set_index("row").drop(index="untrained", errors="ignore")
     lower = pairs[(pairs["ahead"] == 0) & (pairs["wilcoxon_p"] < ALPHA)]
     ok = runs[runs["status"] == "ok"]
     ours = pd.to_numeric(ok["auc"]).groupby(ok["row"]).mean()
@@ -93,10 +94,10 @@ def table1(repo: Path, key: str, task: str) -> Verdict:
 def baselines(repo: Path, key: str, task: str) -> Verdict:
     """Figs. 2-3: CVGAD beats its baselines; here, against its own networks trained as an autoencoder."""
     runs = _ok_runs(repo, key)
-    d = report.paired_differences(runs, ["anomaly_class"], reference="cvgad").set_index("row").loc["ae"]
+    d = paired_differences(runs, ["anomaly_class"], reference="cvgad").set_index("row").loc["ae"]
     ok = runs[runs["status"] == "ok"]
     per_class = pd.to_numeric(ok["auc"]).groupby([ok["row"], ok["anomaly_class"]]).mean()
-    p = report.signed_rank_p((per_class["ae"] - per_class["cvgad"]).to_numpy())
+    p = signed_rank_p((per_class["ae"] - per_class["cvgad"]).to_numpy())
     cvgad_ahead = d["auc_diff_mean"] < 0 and p < ALPHA
     verdict = "holds" if cvgad_ahead else "does not hold: CVGAD is no better than its own autoencoder"
     evidence = (
@@ -133,8 +134,8 @@ def clustering(repo: Path) -> Verdict:
     verdict = "holds on the digits" if above == len(book) else "partly holds on the digits"
     trained, untrained = book["nmi_normal"], book["nmi_normal_untrained"]
     evidence = (
-        f"NMI of the clusters with the classes {report.fmt(trained.mean(), trained.std(), len(book))} trained, "
-        f"{report.fmt(untrained.mean(), untrained.std(), len(book))} untrained, higher on {above} of {len(book)} seeds"
+        f"NMI of the clusters with the classes {fmt(trained.mean(), trained.std(), len(book))} trained, "
+        f"{fmt(untrained.mean(), untrained.std(), len(book))} untrained, higher on {above} of {len(book)} seeds"
     )
     return Verdict("The mixture prior clusters the normal data by class", verdict, evidence, 5, "search")
 
@@ -143,7 +144,7 @@ def negative_training(repo: Path) -> Verdict:
     """Active negative training improves detection (Table 1's `no_negative` row)."""
     parts, lowered = [], 0
     for key, task in (("table1_digits", "digits"), ("table1_cpu", "CIFAR-10 deer")):
-        d = report.paired_differences(_ok_runs(repo, key), [], reference="all").set_index("row").loc["no_negative"]
+        d = paired_differences(_ok_runs(repo, key), [], reference="all").set_index("row").loc["no_negative"]
         lowered += int(d["ahead"] == 0 and d["wilcoxon_p"] < ALPHA)
         parts.append(
             f"{task}: without it {_signed(d['auc_diff_mean'])} ± {d['auc_diff_std']:.3f} AUC over "
@@ -162,8 +163,8 @@ def paper_auc(repo: Path) -> Verdict:
     images, epochs = int(largest["train_images"].iloc[0]), int(largest["epochs"].iloc[0])
     reached = max(ours.mean(), oracle.mean()) >= PAPER_DEER_AUC - 0.02
     evidence = (
-        f"at {images:,} images × {epochs} epochs: ours {report.fmt(ours.mean(), ours.std(), len(ours))}, "
-        f"the released evaluation at its best test epoch {report.fmt(oracle.mean(), oracle.std(), len(oracle))} "
+        f"at {images:,} images × {epochs} epochs: ours {fmt(ours.mean(), ours.std(), len(ours))}, "
+        f"the released evaluation at its best test epoch {fmt(oracle.mean(), oracle.std(), len(oracle))} "
         f"(n = {len(ours)}); the paper {PAPER_DEER_AUC}"
     )
     verdict = "reproduced" if reached else "not reached on CPU budgets"

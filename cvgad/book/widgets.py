@@ -28,7 +28,9 @@ from cvgad.model.algorithm1 import CVGADTrainer, applied
 from cvgad.model.config import LOSS_NAMES, LossConfig, ModelConfig, TrainConfig
 from cvgad.model.networks import as_float_images, eval_mode
 from cvgad.model.scoring import Evaluation, confusion_at
-from cvgad.workbench import plots, report
+from cvgad.workbench import plots
+from cvgad.workbench.results import RUN_COLUMNS, load_runs
+from cvgad.workbench.table1 import PAPER_NAMES, aggregate
 
 WEIGHT_NAMES = ("ssim", "l1", "latent", "mi", "categorical", "negative", "adversarial")  # the loss lab's sliders
 
@@ -97,14 +99,14 @@ def load_ablation_results(
     results: str | Path | None = None, metric: str = "auc", paper: str | Path | None = None
 ) -> tuple[pd.DataFrame, str]:
     """Table 1's rows (the paper's: not `untrained`) with the mean `metric` (auc or f1_best) over
-    finished seeds, by `cvgad.workbench.report.aggregate`: from a recorded grid read by
-    `report.load_runs` (`results`, a grid folder or its `runs.csv`, else the grid of the newest
+    finished seeds, by Table 1's `aggregate`: from a recorded grid read by
+    `load_runs` (`results`, a grid folder or its `runs.csv`, else the grid of the newest
     runs.csv under the checkout's ablations/results/table1/, ties by path; other grids have other
     rows) holding two rows or more, else the paper's values (`paper`, else
     ablations/paper_table1.csv). Returns (table indexed by row with label, value, n) and a
     sentence saying where it came from."""
-    if metric not in report.PAPER_NAMES:
-        raise ValueError(f"metric={metric!r} is not valid; the paper's Table 1 has {', '.join(report.PAPER_NAMES)}")
+    if metric not in PAPER_NAMES:
+        raise ValueError(f"metric={metric!r} is not valid; the paper's Table 1 has {', '.join(PAPER_NAMES)}")
     files = (
         [Path(results)]
         if results
@@ -116,18 +118,18 @@ def load_ablation_results(
     paper_csv = Path(paper) if paper else checkout() / "ablations" / "paper_table1.csv"
     paper_table = pd.read_csv(paper_csv).set_index("row")
     for path in (p for p in files if p.exists()):
-        runs, _ = report.load_runs(path.parent if path.is_file() else path)
+        runs, _ = load_runs(path.parent if path.is_file() else path)
         if runs is None:
             continue
-        table = report.aggregate(runs.reindex(columns=report.RUN_COLUMNS)).set_index("row")
+        table = aggregate(runs.reindex(columns=RUN_COLUMNS)).set_index("row")
         table = table.rename(columns={f"{metric}_mean": "value"})[["label", "value", "n"]].dropna(subset=["value"])
         table = table[table.index.isin(paper_table.index)]  # the paper's rows: the quiz ranks those
         if len(table) >= 2:
             return table, f"recorded results: mean {metric} over seeds, from {_readable(path)}"
-    table = pd.DataFrame({"label": paper_table["label"], "value": paper_table[report.PAPER_NAMES[metric]], "n": 0})
+    table = pd.DataFrame({"label": paper_table["label"], "value": paper_table[PAPER_NAMES[metric]], "n": 0})
     looked = ", ".join(map(_readable, files)) if files else "no runs.csv found"
     return table, (
-        f"the paper's Table 1 ({report.PAPER_NAMES[metric]}, CIFAR-10 with deer as the anomaly): no recorded "
+        f"the paper's Table 1 ({PAPER_NAMES[metric]}, CIFAR-10 with deer as the anomaly): no recorded "
         f"results with two rows or more ({looked}; run `cvgad ablate` and `cvgad report`)"
     )
 

@@ -38,7 +38,7 @@ from cvgad.model.config import PAPER_SCORE, EvalConfig, ExperimentConfig
 from cvgad.model.scoring import Errors, evaluate, model_errors, png_bits_per_dimension, scoring_order
 from cvgad.model.training import NonFiniteLossError, Trainer
 from cvgad.workbench.grid import check_settings, load_grid
-from cvgad.workbench.report import signed_rank_p, t_interval
+from cvgad.workbench.statistics import signed_rank_p, t_interval
 
 TABLE1 = Path("ablations") / "table1.yaml"  # in the checkout (runs.checkout)
 #: The scoring passes: batchnorm mode and test order (the order matters with batch statistics only).

@@ -1,4 +1,4 @@
-"""Figures for the notebooks, the widgets and the ablation report, in the manner of the paper's Figs. 4-9.
+"""Figures for the notebooks, the widgets and the ablation report, in the manner of the paper's Figs. 2-9.
 
 Every function returns the `matplotlib.figure.Figure` it drew on, with titles, labelled axes and,
 where several things are drawn, a legend. Given `ax` (or `axes`, or `fig`), a function draws
@@ -12,7 +12,8 @@ float (0-1) tensors or arrays (N, C, H, W).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -26,7 +27,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid
 
+from cvgad.atomic import atomic_write
 from cvgad.model.networks import as_float_images
+from cvgad.workbench.formatting import cell_name, settings_name
+from cvgad.workbench.results import by_cell
 
 #: Width (inches) of every figure: at the screen's 100 dpi it fits the book's text column
 #: (688 px in a 1280-px window), legends placed outside the axes included.
@@ -88,6 +92,16 @@ def use_house_style() -> None:
         return
     if get_ipython() is not None:
         set_matplotlib_formats("retina")
+
+
+def save_figure(path: str | Path, figsize: tuple[float, float], title: str, draw: Callable[[Figure], Any]) -> None:
+    """`draw` onto a bare Figure of `figsize` in the house style, titled `title`, and save it whole
+    to `path` (a report's chart): no pyplot backend is changed."""
+    with house_style():
+        fig = Figure(figsize=figsize, layout="constrained")
+        draw(fig)
+        fig.suptitle(title)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=HOUSE["savefig.dpi"]))
 
 
 def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
@@ -413,7 +427,7 @@ def neighbours(
 def ablation_bars(
     table: pd.DataFrame, title: str = "ablation: ours beside the paper", axes: Sequence[Axes] | None = None
 ) -> Figure:
-    """Per row of an ablation table (`cvgad.workbench.report.aggregate`): our mean ± std over seeds beside the
+    """Per row of an ablation table (`cvgad.workbench.table1.aggregate`): our mean ± std over seeds beside the
     paper's value, (a) AUC with the chance level 0.5, (b) best-threshold F1 with the F1 floor."""
     if axes is None:
         fig, axes = new_figure((WIDTH, 5.4), 2, 1, sharex=True)
@@ -462,6 +476,39 @@ def ablation_bars(
     return root_figure(axes[0])
 
 
+def cell_bars(runs: pd.DataFrame, vary: Sequence[str], dataset: str | None = None, ax: Axes | None = None) -> Figure:
+    """The paper's Figs. 2 and 3: per cell of the varied settings (x; classes by name where `dataset`
+    has names), one bar per row, the AUC's mean ± std over seeds, and chance (AUC 0.5) dashed.
+    Draws into `ax`, else into a new pyplot figure in the house style."""
+    if ax is None:
+        _, ax = new_figure((WIDTH, 3.6))
+    ordered = by_cell(runs, vary)
+    names = [
+        cell_name(dict(zip(vary, values, strict=True)), dataset)
+        for values in zip(*(ordered[k] for k in vary), strict=True)
+    ]
+    shown = ordered.assign(cell=names, auc=pd.to_numeric(ordered["auc"], errors="coerce"))
+    sns.barplot(
+        shown[shown["status"] == "ok"],
+        x="cell",
+        y="auc",
+        hue="label",
+        order=list(dict.fromkeys(names)),
+        hue_order=list(dict.fromkeys(runs["label"])),
+        errorbar="sd",
+        err_kws={"linewidth": 1},
+        capsize=0.2,
+        ax=ax,
+    )
+    ax.axhline(0.5, color="0.3", ls="--", lw=1, label="chance (AUC 0.5)")
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=2, frameon=False)
+    ax.set(xlabel=settings_name(vary), ylabel="AUC (mean ± std over seeds)", ylim=(0, 1.05))
+    if max(map(len, names), default=0) > 3:
+        ax.tick_params(axis="x", labelrotation=30)
+    return root_figure(ax)
+
+
 def _reference_lines(ax: Axes, paper_auc: float | None, vertical: bool = False) -> list[Artist]:
     """The chance level (AUC 0.5) and, where given, the paper's AUC, as lines across `ax`."""
     line = ax.axvline if vertical else ax.axhline
@@ -501,7 +548,7 @@ def factor_points(
 def paired_dots(
     runs: pd.DataFrame, reference: str = "all", title: str = "AUC paired by seed", ax: Axes | None = None
 ) -> Figure:
-    """Per row of `runs` (`cvgad.workbench.report.collect_runs`' lines): its AUC minus `reference`'s for the
+    """Per row of `runs` (`cvgad.workbench.results.collect_runs`' lines): its AUC minus `reference`'s for the
     same seed, one dot per seed and the mean as a bar, with no difference (0) as a line."""
     ok = runs[runs["status"] == "ok"]
     ref = ok[ok["row"] == reference].set_index("seed")["auc"].astype(float)
