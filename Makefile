@@ -77,7 +77,7 @@ gpu-check: install
 # The students' copy of the exercises, without solutions or discussion answers, in STUDENT_DIR.
 STUDENT_DIR ?= student
 student: install
-	$(BIN)/python -m cvgad.book.student $(STUDENT_DIR)
+	$(BIN)/cvgad student $(STUDENT_DIR)
 
 clean:
 	rm -rf runs book/_build

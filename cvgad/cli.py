@@ -1,5 +1,5 @@
 """Command line: `cvgad train`, `cvgad evaluate`, `cvgad ablate`, `cvgad report`, `cvgad reproduce`,
-`cvgad forensics`.
+`cvgad forensics`, `cvgad student`.
 
 The only module with argparse. `train`'s flags are derived from `cvgad.experiment.params.RunParams`.
 Exit codes: 0 success, 1 a run failed (e.g. a loss became NaN), 2 bad input or a missing
@@ -167,6 +167,13 @@ def _forensics(args: argparse.Namespace) -> int:
     return OK
 
 
+def _student(args: argparse.Namespace) -> int:
+    from cvgad.book.student import write_student_copy
+
+    print(f"wrote {write_student_copy(args.out)}")
+    return OK
+
+
 def _setting(text: str) -> tuple[str, object]:
     """KEY=VALUE with VALUE read as YAML, as a grid file writes it (5000, 1.0, .inf, null, absolute)."""
     import yaml
@@ -293,6 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
     fsu.add_argument("root")
     fsu.add_argument("--budget", action="store_true", help="root holds budget folders <images>x<epochs>")
     fo.set_defaults(func=_forensics)
+
+    st = sub.add_parser(
+        "student",
+        help="write the students' copy of the exercises (no solutions, no discussion answers, no outputs)",
+        description="Write DIR/09_exercises.ipynb from notebooks/09_exercises.py without solution cells, discussion "
+        "answers or instructor notes, outputs cleared and solutions = False, so each check fails until answered.",
+    )
+    st.add_argument("out", type=Path, metavar="DIR", help="folder for 09_exercises.ipynb")
+    st.set_defaults(func=_student)
     return parser
 
 

@@ -393,7 +393,7 @@ ranking.join(quiz.results["label"])
 #
 #   Add `-p epochs 12` to train twice as long.
 # - **Students' copies without solutions.** `make student` (or
-#   `python -m cvgad.book.student DIR`) writes `student/09_exercises.ipynb`: no solution cells
+#   `cvgad student DIR`) writes `student/09_exercises.ipynb`: no solution cells
 #   (they are tagged `solution`), no discussion answers, no outputs and `solutions = False`. A
 #   student who runs it gets an `AssertionError` at each check until the `...` above it is
 #   replaced by an answer (`tests/test_student.py` runs both copies).

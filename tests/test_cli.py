@@ -110,3 +110,14 @@ def test_train_flags_accept_none_and_refuse_bad_choices(capsys):
     assert (
         main(["train", "--width", "none", "--epochs", "0", "--latent-dim", "4", "--test-subset", "100", "--quiet"]) == 0
     )
+
+
+def test_student_writes_the_students_copy_of_the_exercises(tmp_path, capsys):
+    import nbformat
+
+    from cvgad.book.student import student_copy
+
+    assert main(["student", str(tmp_path / "class")]) == 0
+    written = nbformat.read(tmp_path / "class" / "09_exercises.ipynb", as_version=4)
+    assert [cell.source for cell in written.cells] == [cell.source for cell in student_copy().cells]
+    assert f"wrote {tmp_path / 'class' / '09_exercises.ipynb'}" in capsys.readouterr().out

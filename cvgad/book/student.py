@@ -1,18 +1,16 @@
 """A student's copy of the exercises: no solutions, no discussion answers, no outputs.
 
-    python -m cvgad.book.student DIR        (or: make student)
+    cvgad student DIR        (or: make student)
 
-writes DIR/09_exercises.ipynb from notebooks/09_exercises.py. The copy drops every cell tagged
-`solution`, every ```{admonition} Discussion``` block (they give the answers away) and the notes
-for instructors, clears every output and sets `solutions = False`, so that each check fails until
-the `...` above it is replaced by an answer.
+writes DIR/09_exercises.ipynb from notebooks/09_exercises.py (`write_student_copy`). The copy
+drops every cell tagged `solution`, every ```{admonition} Discussion``` block (they give the
+answers away) and the notes for instructors, clears every output and sets `solutions = False`, so
+that each check fails until the `...` above it is replaced by an answer.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import jupytext
@@ -44,16 +42,9 @@ def student_copy(source: Path = SOURCE) -> nbformat.NotebookNode:
     return notebook
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the students' copy of the exercises.")
-    parser.add_argument("out", type=Path, help="folder for 09_exercises.ipynb")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / "09_exercises.ipynb"
+def write_student_copy(out: Path) -> Path:
+    """Write the students' copy into the folder `out` (made if missing); returns the notebook's path."""
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "09_exercises.ipynb"
     nbformat.write(student_copy(), target)
-    print(f"wrote {target}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return target
