@@ -1,5 +1,5 @@
 """Algorithm 1 side by side, in one sitting on one machine: against an older commit's code, or
-against the peer, anomalib's GANomaly.
+against the peer, anomalib's GANomaly; or this code's defaults against a variant (`--set`).
 
 Speed: images/s and MFLOP/image (`throughput.py --cycle-only`), each measurement in a fresh
 process, the two sides alternating (in the order AB, BA, AB, ...) so that both meet the same
@@ -12,6 +12,11 @@ speed-up must leave results unchanged).
     python benchmarks/side_by_side.py --ref a0d7fd2 --rounds 6 --out benchmarks/results/side_by_side_speed.csv
     python benchmarks/side_by_side.py --ref a0d7fd2 --metrics --seeds 0 1 2 3 4 \\
         --out benchmarks/results/side_by_side_metrics.csv
+    python benchmarks/side_by_side.py --peer ganomaly --set cvae_updates=joint --out ...
+    python benchmarks/side_by_side.py --metrics --set cvae_updates=joint --out ...
+
+`--set KEY=VALUE` changes a LossConfig field of Algorithm 1: against the peer, the timed
+Algorithm 1 uses it; with `--metrics` and no `--ref`, the defaults are compared with it.
 
 An older commit is checked out into a temporary git worktree and timed with its own
 `benchmarks/throughput.py`, importing its own code (PYTHONPATH).
@@ -30,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+from throughput import loss_setting
 
 from cvgad.experiment.params import BOOK
 
@@ -74,12 +80,13 @@ def book_task_args(seed: int) -> list[str]:
     return [*args, f"--seed={seed}", "--device=cpu"]
 
 
-def metric_rows(codes: dict[str, Path], seeds: list[int]) -> list[dict]:
+def metric_rows(sides: dict[str, tuple[Path, list[str]]], seeds: list[int]) -> list[dict]:
+    """`sides`: name -> (code, extra `cvgad train` arguments)."""
     rows = []
     for seed in seeds:
-        for name, code in codes.items():
+        for name, (code, extra) in sides.items():
             with tempfile.TemporaryDirectory() as out:
-                _run(code, ["-m", "cvgad", "train", *book_task_args(seed), "--out", out, "--quiet"])
+                _run(code, ["-m", "cvgad", "train", *book_task_args(seed), *extra, "--out", out, "--quiet"])
                 metrics = json.loads((Path(out) / "metrics.json").read_text())
             rows.append({"seed": seed, "code": name, **BOOK, "auc": metrics["auc"], "f1_best": metrics.get("f1_best")})
             print(rows[-1], flush=True)
@@ -88,7 +95,7 @@ def metric_rows(codes: dict[str, Path], seeds: list[int]) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    side = p.add_mutually_exclusive_group(required=True)
+    side = p.add_mutually_exclusive_group()
     side.add_argument("--ref", help="the older commit (e.g. a0d7fd2)")
     side.add_argument("--peer", choices=("ganomaly",), help="the peer model to time Algorithm 1 against")
     p.add_argument("--out", required=True, type=Path, help="CSV to write")
@@ -97,23 +104,33 @@ def main() -> None:
     p.add_argument("--cycles", type=int, default=3)
     p.add_argument("--metrics", action="store_true", help="with --ref: compare AUC on the book's task instead of speed")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--gradient-penalty-every", type=int, default=1, help="with --peer: Algorithm 1's k (LossConfig)")
+    p.add_argument(
+        "--set", action="append", default=[], type=loss_setting, metavar="KEY=VALUE",
+        help="a LossConfig field of Algorithm 1 (repeatable): timed against --peer, or with --metrics against defaults",
+    )  # fmt: skip
     args = p.parse_args()
+    settings = [f"{key}={value}" for key, value in args.set]
     if args.peer:
         if args.metrics:
-            p.error("--metrics compares two codes: use it with --ref")
-        ours = ["--gradient-penalty-every", str(args.gradient_penalty_every)]
+            p.error("--metrics compares AUC on the book's task: use it with --ref, or with --set alone")
+        ours = [arg for setting in settings for arg in ("--set", setting)]
         base, rows = args.peer, speed_rows({"cvgad": (ROOT, ours), args.peer: (ROOT, ["--model", args.peer])},
                                            args.rounds, args.width, args.cycles)  # fmt: skip
+    elif not args.ref:
+        if not (args.metrics and settings):
+            p.error("give --ref or --peer, or --metrics with --set to compare the defaults with a variant")
+        variant = " ".join(settings)
+        flags = [f"--{key.replace('_', '-')}={value}" for key, value in args.set]
+        base, rows = "default", metric_rows({"default": (ROOT, []), variant: (ROOT, flags)}, args.seeds)
     else:
         with worktree(args.ref) as old:
             codes = {args.ref: old, "current": ROOT}
             if args.metrics:
-                rows = metric_rows(codes, args.seeds)
+                rows = metric_rows({k: (v, []) for k, v in codes.items()}, args.seeds)
             else:
                 rows = speed_rows({k: (v, []) for k, v in codes.items()}, args.rounds, args.width, args.cycles)
         base = args.ref
-    new = "cvgad" if args.peer else "current"
+    new = "cvgad" if args.peer else "current" if args.ref else variant
     frame = pd.DataFrame(rows)
     frame.to_csv(args.out, index=False)
     value = "auc" if args.metrics else "images_per_s"

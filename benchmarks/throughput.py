@@ -25,8 +25,10 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
+import yaml
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
@@ -43,17 +45,22 @@ GANOMALY_LATENT = 100
 
 
 def make_trainer(
-    model: str, width: int, batch_size: int, device: torch.device, amp: bool = True, gp_every: int = 1, **train
+    model: str,
+    width: int,
+    batch_size: int,
+    device: torch.device,
+    amp: bool = True,
+    losses: dict[str, Any] | None = None,
+    **train,
 ) -> Trainer:
-    """Algorithm 1 (latent 256, K 9, the gate open so every update runs, the gradient penalty in
-    every `gp_every`-th critic update) or GANomaly (its own latent size), `width` channels in the
-    first stage; `train` sets TrainConfig fields."""
+    """Algorithm 1 (latent 256, K 9, the gate open so every update runs; `losses` sets other
+    LossConfig fields) or GANomaly (its own latent size), `width` channels in the first stage;
+    `train` sets TrainConfig fields."""
     cfg = TrainConfig(batch_size=batch_size, device=str(device), amp=amp, **train)
     if model == "ganomaly":
         return GanomalyTrainer(ModelConfig(model="ganomaly", channels=3, width=width, latent_dim=GANOMALY_LATENT), cfg)
     model_cfg = ModelConfig(channels=3, width=width, latent_dim=256, n_clusters=9)
-    losses = dataclasses.replace(OPEN_GATE, gradient_penalty_every=gp_every)
-    return CVGADTrainer(model_cfg, dataclasses.replace(cfg, losses=losses))
+    return CVGADTrainer(model_cfg, dataclasses.replace(cfg, losses=dataclasses.replace(OPEN_GATE, **(losses or {}))))
 
 
 def six_batches(trainer: Trainer, batch_size: int, device: torch.device) -> Callable[[], None]:
@@ -80,12 +87,28 @@ def cycle_rate(
 
 
 def step_rate(
-    model: str, width: int, batch_size: int, cycles: int, device: torch.device, amp: bool, gp_every: int = 1
+    model: str,
+    width: int,
+    batch_size: int,
+    cycles: int,
+    device: torch.device,
+    amp: bool,
+    losses: dict[str, Any] | None = None,
 ) -> dict:
     """Images/s of training `model` over `cycles` x 6 batches (after one warm-up), and its MFLOP per image."""
-    run = six_batches(make_trainer(model, width, batch_size, device, amp, gp_every), batch_size, device)
+    run = six_batches(make_trainer(model, width, batch_size, device, amp, losses), batch_size, device)
     rate = CYCLE * batch_size / time_it(run, device, cycles)
     return {"images_per_s": rate, "mflop_per_image": count_flops(run) / (CYCLE * batch_size) / 1e6}
+
+
+def loss_setting(text: str) -> tuple[str, Any]:
+    """KEY=VALUE for a LossConfig field, VALUE read as YAML (4, 0.5, joint)."""
+    key, _, value = text.partition("=")
+    if key not in {f.name for f in dataclasses.fields(LossConfig)}:
+        raise argparse.ArgumentTypeError(
+            f"{key!r} is not a LossConfig field (e.g. gradient_penalty_every, cvae_updates)"
+        )
+    return key, yaml.safe_load(value)
 
 
 def _sync(device: torch.device) -> None:
@@ -150,13 +173,14 @@ def main() -> None:
     p.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
     p.add_argument("--cycle-only", action="store_true", help="print one JSON line: images/s and MFLOP/image")
     p.add_argument("--model", choices=("cvgad", "ganomaly"), default="cvgad", help="what --cycle-only trains")
-    p.add_argument("--gradient-penalty-every", type=int, default=1, help="LossConfig.gradient_penalty_every")
+    p.add_argument(
+        "--set", action="append", default=[], type=loss_setting, metavar="KEY=VALUE",
+        help="a LossConfig field of Algorithm 1, e.g. gradient_penalty_every=4 or cvae_updates=joint (repeatable)",
+    )  # fmt: skip
     args = p.parse_args()
     device = resolve_device(args.device)
     if args.cycle_only:
-        rates = step_rate(
-            args.model, args.width, args.batch_size, args.cycles, device, not args.no_amp, args.gradient_penalty_every
-        )
+        rates = step_rate(args.model, args.width, args.batch_size, args.cycles, device, not args.no_amp, dict(args.set))
         print(json.dumps({**rates, "threads": torch.get_num_threads()}))
         return
     trainer = make_trainer("cvgad", args.width, args.batch_size, device, not args.no_amp)
