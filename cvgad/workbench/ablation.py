@@ -109,6 +109,19 @@ class RunOutcome:
     error: str | None = None
     cell: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(
+        cls,
+        spec: RunSpec,
+        status: str,
+        seconds: float = 0.0,
+        metrics: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> RunOutcome:
+        """The outcome of `spec`: its AUC and best-threshold F1 from `metrics` where it finished."""
+        auc, f1_best = (metrics["auc"], metrics["f1_best"]) if metrics else (None, None)
+        return cls(spec.row, spec.seed, status, spec.run_dir, seconds, auc, f1_best, error, spec.cell)
+
     def describe(self) -> str:
         head = run_name(self.row, self.cell, self.seed)
         if self.status == "failed":
@@ -258,32 +271,13 @@ def execute_run(spec: RunSpec, notebook: str, threads: int | None = None) -> Run
             raise RuntimeError(f"the notebook finished but left no valid {runs.METRICS} in {spec.run_dir}")
     except Exception as error:
         runs.write_error(spec.run_dir, re.sub(r"\x1b\[[0-9;]*m", "", "".join(traceback.format_exception(error))))
-        return RunOutcome(
-            spec.row,
-            spec.seed,
-            "failed",
-            spec.run_dir,
-            time.perf_counter() - start,
-            error=_error_line(error),
-            cell=spec.cell,
-        )
-    return RunOutcome(
-        spec.row,
-        spec.seed,
-        "done",
-        spec.run_dir,
-        time.perf_counter() - start,
-        auc=metrics["auc"],
-        f1_best=metrics["f1_best"],
-        cell=spec.cell,
-    )
+        return RunOutcome.of(spec, "failed", time.perf_counter() - start, error=_error_line(error))
+    return RunOutcome.of(spec, "done", time.perf_counter() - start, metrics)
 
 
 def _lost(spec: RunSpec, error: BaseException) -> RunOutcome:
     """A run whose worker died: nothing was recorded in its folder beyond what it wrote itself."""
-    return RunOutcome(
-        spec.row, spec.seed, "failed", spec.run_dir, error=f"worker lost: {_error_line(error)}", cell=spec.cell
-    )
+    return RunOutcome.of(spec, "failed", error=f"worker lost: {_error_line(error)}")
 
 
 def _stop_children() -> None:
@@ -376,18 +370,7 @@ def run_grid(
         if metrics is None:
             todo.append(spec)
         else:
-            outcomes.append(
-                RunOutcome(
-                    spec.row,
-                    spec.seed,
-                    "skipped",
-                    spec.run_dir,
-                    float(metrics.get("wall_seconds", 0.0)),
-                    metrics["auc"],
-                    metrics["f1_best"],
-                    cell=spec.cell,
-                )
-            )
+            outcomes.append(RunOutcome.of(spec, "skipped", float(metrics.get("wall_seconds", 0.0)), metrics))
     began = time.time()
     with tqdm(total=len(specs), initial=len(outcomes), unit="run", desc="ablation", file=sys.stderr) as bar:
         for outcome in outcomes:
