@@ -209,6 +209,22 @@ def test_the_check_passes_a_record_of_todays_settings_and_fails_one_made_under_o
     assert records.caveats("07_baselines", tiny_repo) == ""
 
 
+def test_a_record_in_progress_may_be_read_while_its_runs_are_being_made_but_not_once_stale(tiny_repo, capsys):
+    from cvgad.workbench.ablation import plan_runs
+    from cvgad.workbench.grid import load_grid
+
+    spec = plan_runs(load_grid(tiny_repo / "ablations" / "tiny.yaml"), "ci", tiny_repo / "ablations" / "results")[0]
+    runs.begin_grid_run(spec.run_dir, spec.params)  # started under today's settings, not finished
+    assert main(["reproduce", "--check"]) == 1
+    manifest = tiny_repo / "ablations" / "records.yaml"
+    manifest.write_text(manifest.read_text() + "    in_progress: its one run is still training.\n")
+    assert main(["reproduce", "--check"]) == 0
+    assert "tiny_ci: incomplete (0 of 1 runs current), in progress" in capsys.readouterr().out
+    assert records.caveats("06_ablation", tiny_repo).startswith("**Record in progress `tiny_ci`.** its one run")
+    _recorded(tiny_repo, params_of_another_time=True)  # a run of other settings is not excused by being in progress
+    assert main(["reproduce", "--check"]) == 1
+
+
 def test_an_unknown_record_name_gets_the_valid_ones(tiny_repo, capsys):
     assert main(["reproduce", "--dry-run", "--only", "tiny,nope"]) == 2
     assert "unknown record(s) tiny, nope; valid records: tiny_ci" in capsys.readouterr().err
@@ -221,5 +237,6 @@ def test_no_page_reads_a_record_that_is_not_current_unless_it_is_historical_and_
         for page in state.record.read_by:
             assert (REPO / page).is_file(), f"{state.record.name}: {page} does not exist"
             is_chapter = page.startswith("notebooks/") or page == "book/intro.md"
-            if is_chapter and state.record.historical and state.status != records.CURRENT:
+            held = state.record.historical and state.status != records.CURRENT
+            if is_chapter and (held or state.record.in_progress and state.status == records.INCOMPLETE):
                 assert f'records.caveats("{Path(page).stem}")' in (REPO / page).read_text(), page

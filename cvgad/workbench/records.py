@@ -6,7 +6,8 @@ as the commands themselves judge a run they would skip: an ablation grid's run b
 parameters (`cvgad ablate`'s identity rule), a forensics or `cvgad train` run by its recorded
 config (`forensics.conflict`). A benchmark script's table records no configuration: it is listed
 with its cost but not judged. A record made under other settings may stay in the book as
-historical, with a reason that every page reading it prints (`caveats`). `cvgad reproduce`
+historical, and a record still being made may be read as far as it goes, marked in progress;
+each with a reason that every page reading it prints (`caveats`). `cvgad reproduce`
 remakes the records that are not current, in the manifest's order.
 """
 
@@ -29,7 +30,7 @@ from cvgad.experiment import runs
 from cvgad.experiment.params import RunParams
 
 MANIFEST = Path("ablations") / "records.yaml"
-ENTRY_KEYS = ("make", "summary", "read_by", "historical")
+ENTRY_KEYS = ("make", "summary", "read_by", "historical", "in_progress")
 CURRENT, STALE, INCOMPLETE, MISSING, UNJUDGED = "current", "stale", "incomplete", "missing", "unjudged"
 #: Parses a `cvgad` command line (its arguments after `cvgad`); the command line module gives it.
 Parse = Callable[[list[str]], argparse.Namespace]
@@ -38,13 +39,15 @@ Parse = Callable[[list[str]], argparse.Namespace]
 @dataclass(frozen=True)
 class Record:
     """One record: its name, the commands that make it (from the repository root, in order), those
-    that summarise it, the pages that read it and, when kept though made under other settings, why."""
+    that summarise it, the pages that read it and, when kept though made under other settings, why
+    (`historical`), or, while its runs are still being made, what is still to come (`in_progress`)."""
 
     name: str
     make: tuple[str, ...]
     summary: tuple[str, ...] = ()
     read_by: tuple[str, ...] = ()
     historical: str | None = None
+    in_progress: str | None = None
 
 
 def _commands(where: str, value: Any) -> tuple[str, ...]:
@@ -67,7 +70,7 @@ def load_manifest(repo: Path) -> list[Record]:
         summary = _commands(f"record {name}: summary", entry["summary"]) if "summary" in entry else ()
         read_by = tuple(entry.get("read_by") or ())
         records.append(Record(name, _commands(f"record {name}: make", entry["make"]), summary, read_by,
-                              entry.get("historical")))  # fmt: skip
+                              entry.get("historical"), entry.get("in_progress")))  # fmt: skip
     return records
 
 
@@ -84,14 +87,20 @@ def pick(records: list[Record], names: Sequence[str] | None) -> list[Record]:
 
 
 def caveats(page: str, repo: Path | None = None) -> str:
-    """Markdown: for each historical record that `page` (e.g. "06_ablation", "intro") reads, why it
-    is kept and the command that remakes it; empty when every record it reads is current."""
-    repo = repo or runs.checkout()
-    lines = [
-        f"**Historical record `{r.name}`.** {r.historical} `cvgad reproduce --only {r.name}` remakes it."
-        for r in load_manifest(repo)
-        if r.historical and any(Path(p).stem == page for p in r.read_by)
-    ]
+    """Markdown: for each historical or in-progress record that `page` (e.g. "06_ablation", "intro")
+    reads, why it is kept or what is to come, and the command that remakes or resumes it; empty when
+    the page reads no such record."""
+    lines = []
+    for r in load_manifest(repo or runs.checkout()):
+        if any(Path(p).stem == page for p in r.read_by):
+            if r.historical:
+                lines.append(
+                    f"**Historical record `{r.name}`.** {r.historical} `cvgad reproduce --only {r.name}` remakes it."
+                )
+            if r.in_progress:
+                lines.append(
+                    f"**Record in progress `{r.name}`.** {r.in_progress} `cvgad reproduce --only {r.name}` resumes it."
+                )
     return "\n\n".join(lines)
 
 
@@ -211,13 +220,19 @@ def describe(state: State) -> str:
     status = f"{state.status} ({state.current} of {state.runs} runs current)" if state.status != UNJUDGED else (
         "not judged (a script's table records no configuration)")  # fmt: skip
     held = ", historical" if state.record.historical and state.status != CURRENT else ""
+    held += ", in progress" if state.record.in_progress and state.status == INCOMPLETE else ""
     return f"{state.record.name}: {status}{held}; {cost}{load}"
 
 
+def _excused(state: State) -> bool:
+    """Historical, or in progress with none of its runs made under other settings."""
+    return bool(state.record.historical) or (bool(state.record.in_progress) and state.status == INCOMPLETE)
+
+
 def stale_in_book(states: list[State]) -> list[State]:
-    """The records a page reads that are not current (stale, incomplete or missing), unless historical;
-    a script's table, which records no configuration, is not judged."""
-    return [s for s in states if s.status not in (CURRENT, UNJUDGED) and not s.record.historical and s.record.read_by]
+    """The records a page reads that are not current (stale, incomplete or missing), unless historical
+    or in progress; a script's table, which records no configuration, is not judged."""
+    return [s for s in states if s.status not in (CURRENT, UNJUDGED) and not _excused(s) and s.record.read_by]
 
 
 # ------------------------------------------------------------------ remaking
