@@ -127,3 +127,15 @@ def test_as_float_images_scales_uint8_and_keeps_float():
 def test_cluster_purity():
     probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8]])
     assert S.cluster_purity(probs, np.array([5, 5, 7, 7])) == {"nmi": 1.0, "ari": 1.0, "clusters_used": 2}
+
+
+def test_the_summary_line_gives_each_f1_with_its_floor_and_gpnds_only_where_the_run_has_it():
+    from cvgad.experiment.experiment import summary_line
+
+    ours = {"auc": 0.81, "f1_best": 0.6, "f1_val": 0.5, "f1_floor": 0.4, "auprc": 0.7}
+    assert summary_line(ours) == (
+        "AUC 0.810 (chance 0.5) | F1 at best test threshold (paper's metric) 0.600 | F1 at validation "
+        "threshold 0.500 (flag-everything floor 0.400) | AUPRC 0.700"
+    )
+    gpnd = summary_line(ours | {"f1_gpnd": 0.9, "f1_gpnd_floor": 0.889})
+    assert gpnd.endswith("| F1 in GPND's convention (inliers positive, threshold from validation) 0.900 (floor 0.889)")

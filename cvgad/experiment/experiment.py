@@ -179,12 +179,19 @@ def metrics_from_scores(run_dir: str | os.PathLike) -> dict[str, float] | None:
 
 
 def summary_line(metrics: dict[str, Any]) -> str:
-    """One line for people: AUC, the paper's F1 and the deployable F1, each with its floor."""
-    return (
+    """One line for people: AUC, the paper's F1 and the deployable F1, each with its floor, and
+    where the run has validation outliers (one_class), the F1 in GPND's convention with its floor."""
+    line = (
         f"AUC {metrics['auc']:.3f} (chance 0.5) | F1 at best test threshold (paper's metric) "
         f"{metrics['f1_best']:.3f} | F1 at validation threshold {metrics['f1_val']:.3f} "
         f"(flag-everything floor {metrics['f1_floor']:.3f}) | AUPRC {metrics['auprc']:.3f}"
     )
+    if "f1_gpnd" in metrics:
+        line += (
+            f" | F1 in GPND's convention (inliers positive, threshold from validation) {metrics['f1_gpnd']:.3f}"
+            f" (floor {metrics['f1_gpnd_floor']:.3f})"
+        )
+    return line
 
 
 __all__ = ["make_config", "run_experiment", "load_run", "evaluate_run", "RunResult", "summary_line", "prepare"]
