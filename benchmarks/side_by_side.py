@@ -108,12 +108,13 @@ def main() -> None:
         "--set", action="append", default=[], type=loss_setting, metavar="KEY=VALUE",
         help="a LossConfig field of Algorithm 1 (repeatable): timed against --peer, or with --metrics against defaults",
     )  # fmt: skip
+    p.add_argument("--compile", action="store_true", help="with --peer: Algorithm 1 with TrainConfig.compile")
     args = p.parse_args()
     settings = [f"{key}={value}" for key, value in args.set]
     if args.peer:
         if args.metrics:
             p.error("--metrics compares AUC on the book's task: use it with --ref, or with --set alone")
-        ours = [arg for setting in settings for arg in ("--set", setting)]
+        ours = [arg for setting in settings for arg in ("--set", setting)] + ["--compile"] * args.compile
         base, rows = args.peer, speed_rows({"cvgad": (ROOT, ours), args.peer: (ROOT, ["--model", args.peer])},
                                            args.rounds, args.width, args.cycles)  # fmt: skip
     elif not args.ref:

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cvgad.experiment.params import EVAL_PARAMS, RunParams, defaults, param_help, param_types
@@ -24,12 +24,20 @@ class Failed(Exception):
     """A command ran but its work failed; the message says what and where."""
 
 
-def _none_or(kind: type) -> type:
+def _none_or(kind: Callable[[str], object]) -> Callable[[str], object]:
     def parse(text: str) -> object:
         return None if text.lower() == "none" else kind(text)
 
     parse.__name__ = kind.__name__  # argparse names the type in its error message
-    return parse  # type: ignore[return-value]
+    return parse
+
+
+def _boolean(text: str) -> bool:
+    """true/false (also yes/no, on/off, 1/0), as a grid file writes a switch."""
+    words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+    if text.lower() not in words:
+        raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+    return words[text.lower()]
 
 
 def add_param_arguments(p: argparse.ArgumentParser, names: Sequence[str] | None = None, keep: bool = False) -> None:
@@ -39,7 +47,8 @@ def add_param_arguments(p: argparse.ArgumentParser, names: Sequence[str] | None 
         if names is not None and name not in names:
             continue
         default = None if keep else defaults()[name]
-        kind = _none_or(t.base) if t.optional else t.base
+        base = _boolean if t.base is bool else t.base
+        kind = _none_or(base) if t.optional else base
         shown = f" (default: {default})" if default not in (None, ()) else ""
         if t.many:
             p.add_argument(

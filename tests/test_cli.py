@@ -121,3 +121,17 @@ def test_student_writes_the_students_copy_of_the_exercises(tmp_path, capsys):
     written = nbformat.read(tmp_path / "class" / "09_exercises.ipynb", as_version=4)
     assert [cell.source for cell in written.cells] == [cell.source for cell in student_copy().cells]
     assert f"wrote {tmp_path / 'class' / '09_exercises.ipynb'}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("given", "value"), [("true", True), ("yes", True), ("0", False), ("Off", False)])
+def test_a_switch_reads_true_or_false(given, value):
+    from cvgad.cli import build_parser
+
+    assert build_parser().parse_args(["train", "--compile", given]).compile is value
+
+
+def test_a_switch_that_is_neither_true_nor_false_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "--compile", "maybe"])
+    assert exit.value.code == 2
+    assert "argument --compile: 'maybe' is not true or false" in capsys.readouterr().err

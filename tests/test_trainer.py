@@ -334,3 +334,10 @@ def test_the_penalty_comes_in_every_kth_critic_update_weighted_k(monkeypatch, ev
     for i in range(2 * CYCLE):
         t.step(_batch(i))
     assert seen == weights  # ten critic updates in two cycles, counted across the cycles
+
+
+def test_compile_compiles_the_cvaes_networks_and_leaves_the_critic_eager():
+    t = CVGADTrainer(TINY, TrainConfig(batch_size=8, device="cpu", compile=True))
+    cvae = t.cvae
+    assert all(m._compiled_call_impl is not None for m in (cvae.encoder, cvae.decoder, cvae.classifier, cvae.fd))
+    assert t.critic._compiled_call_impl is None  # the gradient penalty's double backward stays eager

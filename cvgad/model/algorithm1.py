@@ -79,6 +79,9 @@ class CVGADTrainer(Trainer):
         self.model_cfg = model_cfg
         self.cvae = self._place(cvae or CVAE(model_cfg))
         self.critic = self._place(critic or Critic(model_cfg))
+        if cfg.compile:  # each network the updates call directly, not only CVAE.forward
+            for module in (self.cvae.encoder, self.cvae.decoder, self.cvae.classifier, self.cvae.fd):
+                module.compile()
         # negative codes from their own stream, so a closed gate leaves the others unchanged
         self.generators = {"negative": torch.Generator(self.device).manual_seed(cfg.seed)}
         self._negative_short: Tensor | None = None  # codes drawn within the radius, summed on the device

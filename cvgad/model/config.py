@@ -211,6 +211,10 @@ class TrainConfig:
     amp: bool = True  # bfloat16 autocast, used on CUDA only
     #: Layout of images and conv weights; "auto": what measured faster on the device (trainer.resolve_memory_format)
     memory_format: MemoryFormat = "auto"
+    #: torch.compile the CVAE's networks (CVGAD; the critic stays eager, since its gradient penalty
+    #: needs a double backward that compiled graphs do not support). Faster steps after minutes of
+    #: compiling, so for long runs; the same maths, rounded differently.
+    compile: bool = False
     #: which epoch's model the run reports: last, val (lowest validation error, normal data
     #: only) or best_test (highest test AUC: an oracle, the released code's); cvgad.experiment.selection
     select: SelectRule = "last"
