@@ -248,7 +248,7 @@ class LossLab(_Shown):
         self.steps = W.IntSlider(value=steps, min=1, max=60, description="steps")
         self.button, self.reset_button = W.Button(description="train", icon="play"), W.Button(description="reset")
         self.status, self.image = W.HTML(), W.Image(format="png")
-        self.button.on_click(lambda _: self.train()), self.reset_button.on_click(lambda _: self.reset())
+        self.button.on_click(lambda _: self.train(progress=True)), self.reset_button.on_click(lambda _: self.reset())
         self.widget = W.VBox(
             [
                 W.HBox(list(self.checkboxes.values())),
@@ -281,10 +281,12 @@ class LossLab(_Shown):
         self.last_logs: list[dict[str, float]] = []
         self.redraw()
 
-    def train(self, steps: int | None = None) -> list[dict[str, float]]:
+    def train(self, steps: int | None = None, progress: bool = False) -> list[dict[str, float]]:
         """Runs `steps` (default: the slider's) Algorithm 1 steps with the current switches and
-        weights; returns one log per step (the updates made and their losses). Each press counts
-        as an epoch for the gate T: with the first-epoch gate, negatives start from the second."""
+        weights; returns one log per step (the updates made and their losses). The figure is
+        redrawn after the last step, and with `progress` (the button) every `redraw_every` steps.
+        Each press counts as an epoch for the gate T: with the first-epoch gate, negatives start
+        from the second."""
         self.trainer.set_losses(self.loss_config())
         self.last_logs = []
         n = self.steps.value if steps is None else steps
@@ -293,7 +295,7 @@ class LossLab(_Shown):
             log = {"step": self.trainer.steps, **{k: float(v) for k, v in applied(self.trainer.step(batch)).items()}}
             self.history.append(log)
             self.last_logs.append(log)
-            if (i + 1) % self.redraw_every == 0 or i == n - 1:
+            if i == n - 1 or (progress and (i + 1) % self.redraw_every == 0):
                 self.redraw()
         self.trainer.end_epoch()
         return self.last_logs
