@@ -1,13 +1,13 @@
 """The students' copy of the exercises (cvgad.book.student): nothing that gives an answer away, and
-each check fails on its `...` placeholder, where the instructor's copy passes them all.
+each check fails on its `...` placeholder. The instructor's copy, with the solutions, is the
+chapter the book executes, where an error (a check that fails) fails the build.
 
-The two copies are run (one training epoch instead of the exercises' few, to keep this quick)."""
+The students' copy runs on the smallest network, untrained: each check fails before it looks at
+a result."""
 
 from pathlib import Path
 
-import jupytext
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 from cvgad.book import student
@@ -22,13 +22,14 @@ def _is_check(cell) -> bool:
 def _run(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     for cell in notebook.cells:
         if "parameters" in cell.metadata.get("tags", []):
-            cell.source += "\nepochs = 1"
+            cell.source += "\nepochs, width, latent_dim = 0, 4, 2"
     where = {"metadata": {"path": ROOT / "notebooks"}}
     return NotebookClient(notebook, timeout=600, allow_errors=True, resources=where).execute()
 
 
-def _errors(cell) -> list[str]:
-    return [out["ename"] for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+def _errors(cell) -> list[tuple[str, str]]:
+    """(name, message) of each exception the cell raised."""
+    return [(out["ename"], out["evalue"]) for out in cell.get("outputs", []) if out.get("output_type") == "error"]
 
 
 def test_the_students_copy_gives_no_answer_away():
@@ -42,18 +43,8 @@ def test_the_students_copy_gives_no_answer_away():
     assert sum(map(_is_check, notebook.cells)) >= 5
 
 
-@pytest.fixture(scope="module")
-def both_copies():
-    instructor = jupytext.read(student.SOURCE)
-    return _run(student.student_copy()), _run(instructor)
-
-
-def test_each_check_fails_on_its_placeholder_in_the_students_copy(both_copies):
-    students, _ = both_copies
-    checks = [cell for cell in students.cells if _is_check(cell)]
-    assert checks and all(_errors(cell) == ["AssertionError"] for cell in checks), [_errors(c) for c in checks]
-
-
-def test_the_instructors_copy_passes_every_check(both_copies):
-    _, instructor = both_copies
-    assert [(cell.source[:60], _errors(cell)) for cell in instructor.cells if _errors(cell)] == []
+def test_each_check_fails_on_its_placeholder_in_the_students_copy():
+    checks = [cell for cell in _run(student.student_copy()).cells if _is_check(cell)]
+    errors = [_errors(cell) for cell in checks]
+    asks_for_an_answer = [len(e) == 1 and e[0][0] == "AssertionError" and "is still `...`" in e[0][1] for e in errors]
+    assert checks and all(asks_for_an_answer), errors
