@@ -14,9 +14,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Threads for the notebooks' PyTorch (nbval, book): the cores this machine gives us.
-THREADS ?= $(shell nproc 2>/dev/null || echo 1)
-NB_ENV  := OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS)
+# The cores the notebooks may use (this machine's, unless THREADS says otherwise): the book
+# executes THREADS chapters at a time, each with one PyTorch thread; nbval runs one notebook at a
+# time with THREADS threads.
+THREADS    ?= $(shell nproc 2>/dev/null || echo 1)
+NB_ENV     := OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS)
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 # The tests that read the built book (its rendered pages, its executed chapters) run after it.
 BOOK_TESTS := tests/test_book_render.py tests/test_checked_cells.py
@@ -83,8 +86,9 @@ clean:
 	rm -rf runs book/_build
 
 # ---------------------------------------------------------------- Jupyter Book
-# `make book` executes the notebooks (cached in book/_build/.jupyter_cache) and
-# builds book/_build/html with warnings as errors.  MathJax comes from
+# `make book` executes the chapters, THREADS at a time, into the execution cache
+# (book/_build/.jupyter_cache; book/execute.py), then builds book/_build/html from
+# it with warnings as errors.  MathJax comes from
 # sphinx-mathjax-offline; the ipywidgets manager and require.js are installed
 # with npm into book/_vendor (git-ignored) and served from the book's _static.
 BOOK_VENDOR  := book/_vendor
@@ -105,7 +109,8 @@ $(WIDGETS_DIR)/embed-amd.js:
 book-vendor: $(WIDGETS_DIR)/embed-amd.js
 
 book: install book-vendor
-	env -u MPLBACKEND $(NB_ENV) $(BIN)/jupyter-book build book -W -n --keep-going
+	env -u MPLBACKEND $(ONE_THREAD) $(BIN)/python book/execute.py --jobs $(THREADS)
+	env -u MPLBACKEND $(BIN)/jupyter-book build book -W -n --keep-going
 	@echo "Open book/_build/html/index.html"
 
 book-clean:

@@ -3,10 +3,19 @@ the tests that check what a chapter computed when `make book` ran it."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "book" / "_build" / ".jupyter_cache"
+
+
+def chapters() -> list[str]:
+    """The chapters `make book` executes (book/execute.py), by name, in the book's order."""
+    spec = importlib.util.spec_from_file_location("book_execute", ROOT / "book" / "execute.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [path.stem for path in module.chapters()]
 
 
 def executed_notebooks() -> dict[str, dict]:

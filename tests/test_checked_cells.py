@@ -15,8 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
-from executed_book import executed_notebooks
+from executed_book import chapters, executed_notebooks
 from nbval.plugin import coalesce_streams, transform_streams_for_comparison
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,24 +23,6 @@ TAG = "nbval-check-output"
 #: What nbval leaves out of a comparison (its `skip_compare`, run without --nbdime).
 SKIPPED = {"metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
            "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg"}  # fmt: skip
-
-
-def _chapters() -> list[str]:
-    """The notebooks the book builds, from its table of contents."""
-    files: list[str] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if str(node.get("file", "")).startswith("notebooks/"):
-                files.append(node["file"].removeprefix("notebooks/"))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(yaml.safe_load((ROOT / "book" / "_toc.yml").read_text()))
-    return files
 
 
 def _committed(name: str) -> nbformat.NotebookNode:
@@ -55,7 +36,7 @@ def _code_cells(nb: dict) -> list[dict]:
 def _checked() -> list[tuple[str, int]]:
     """(chapter, index among its code cells) of every tagged cell of the committed notebooks."""
     out = []
-    for name in _chapters():
+    for name in chapters():
         cells = _code_cells(_committed(name))
         out += [(name, i) for i, c in enumerate(cells) if TAG in c.get("metadata", {}).get("tags", [])]
     return out

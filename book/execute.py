@@ -1,0 +1,95 @@
+"""Execute the book's chapters into its execution cache, several at a time, before the build.
+
+Usage (``make book`` runs it before ``jupyter-book build``)::
+
+    python book/execute.py [--jobs N]
+
+It is the execution that the build would otherwise do itself, one chapter after another
+(myst-nb's ``cache`` mode, ``execute`` in ``_config.yml``): each chapter of ``_toc.yml`` runs once
+in its own folder, with the configured timeout and errors, and is cached in
+``_build/.jupyter_cache``, where the build finds it and executes nothing. A chapter already cached
+with the same code is not run again. A chapter that fails is printed with its traceback and left
+out of the cache, and the script exits 1 once the others have run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import nbformat
+import yaml
+from jupyter_cache import get_cache
+from jupyter_cache.base import CacheBundleIn
+from jupyter_cache.executors.utils import single_nb_execution
+
+BOOK_DIR = Path(__file__).resolve().parent
+CACHE = BOOK_DIR / "_build" / ".jupyter_cache"
+EXECUTE = yaml.safe_load((BOOK_DIR / "_config.yml").read_text())["execute"]
+
+
+def chapters() -> list[Path]:
+    """The notebooks the book builds, in the order of its table of contents."""
+    files: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if str(node.get("file", "")).startswith("notebooks/"):
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(yaml.safe_load((BOOK_DIR / "_toc.yml").read_text()))
+    return [BOOK_DIR / f"{file}.ipynb" for file in files]
+
+
+def execute(path: Path) -> tuple[nbformat.NotebookNode, float, str | None]:
+    """`path` executed as the build executes it (``run_in_temp: false``: in its own folder): the
+    executed notebook, its seconds and the traceback of a failure."""
+    notebook = nbformat.read(path, as_version=4)
+    result = single_nb_execution(
+        notebook, cwd=str(path.parent), timeout=EXECUTE["timeout"], allow_errors=EXECUTE["allow_errors"]
+    )
+    return notebook, result.time, result.exc_string
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="chapters at a time (default: the cores)")
+    jobs = parser.parse_args().jobs
+    cache = get_cache(str(CACHE))
+
+    def cached(path: Path) -> bool:
+        try:
+            return bool(cache.match_cache_notebook(nbformat.read(path, as_version=4)))
+        except KeyError:
+            return False
+
+    todo = [path for path in chapters() if not cached(path)]
+    print(f"executing {len(todo)} chapters, {jobs} at a time", flush=True)
+    failed = []
+    with ProcessPoolExecutor(jobs) as pool:
+        futures = {pool.submit(execute, path): path for path in todo}
+        for future in as_completed(futures):
+            path, (notebook, seconds, error) = futures[future], future.result()
+            if error is not None:
+                print(f"{path.stem} failed after {seconds:.0f} s:\n{error}", flush=True)
+                failed.append(path.stem)
+                continue
+            record = cache.add_nb_to_project(str(path))
+            bundle = CacheBundleIn(notebook, record.uri, data={"execution_seconds": seconds})
+            cache.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
+            print(f"{path.stem} executed in {seconds:.0f} s", flush=True)
+    if failed:
+        print("failed:", ", ".join(failed), file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
