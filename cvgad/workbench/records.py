@@ -13,7 +13,6 @@ remakes the records that are not current, in the manifest's order.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import subprocess
 import sys
@@ -32,8 +31,9 @@ from cvgad.experiment.params import RunParams
 MANIFEST = Path("ablations") / "records.yaml"
 ENTRY_KEYS = ("make", "summary", "read_by", "historical", "in_progress")
 CURRENT, STALE, INCOMPLETE, MISSING, UNJUDGED = "current", "stale", "incomplete", "missing", "unjudged"
-#: Parses a `cvgad` command line (its arguments after `cvgad`); the command line module gives it.
-Parse = Callable[[list[str]], argparse.Namespace]
+#: Parses a `cvgad` command line (its arguments after `cvgad`) into its options; the command line
+#: module gives it (`cvgad.cli.build_parser().parse_args`).
+Parse = Callable[[list[str]], Any]
 
 
 @dataclass(frozen=True)
