@@ -70,7 +70,7 @@ def _check_setting(where: str, name: str, value: Any) -> None:
     accepted = (t.base, int) if t.base is float else (t.base,)  # YAML writes 1.0 as 1 only by choice
     if value is None and t.optional:
         return
-    if isinstance(value, bool) or not isinstance(value, accepted):
+    if (isinstance(value, bool) and t.base is not bool) or not isinstance(value, accepted):
         _fail(f"{where}: {name}={value!r} has type {type(value).__name__}; expected {_type_names(t)}")
     if t.choices and value not in t.choices:
         _fail(f"{where}: {name}={value!r} is not valid; choose one of {_valid([str(c) for c in t.choices])}")
