@@ -15,8 +15,9 @@ speed-up must leave results unchanged).
     python benchmarks/side_by_side.py --peer ganomaly --set cvae_updates=joint --out ...
     python benchmarks/side_by_side.py --metrics --set cvae_updates=joint --out ...
 
-`--set KEY=VALUE` changes a LossConfig field of Algorithm 1: against the peer, the timed
-Algorithm 1 uses it; with `--metrics` and no `--ref`, the defaults are compared with it.
+`--set KEY=VALUE` changes a LossConfig field of Algorithm 1, `--compile` compiles its CVAE
+(TrainConfig.compile): against the peer, the timed Algorithm 1 uses them; with `--metrics` and
+no `--ref`, the defaults are compared with them.
 
 An older commit is checked out into a temporary git worktree and timed with its own
 `benchmarks/throughput.py`, importing its own code (PYTHONPATH).
@@ -108,7 +109,7 @@ def main() -> None:
         "--set", action="append", default=[], type=loss_setting, metavar="KEY=VALUE",
         help="a LossConfig field of Algorithm 1 (repeatable): timed against --peer, or with --metrics against defaults",
     )  # fmt: skip
-    p.add_argument("--compile", action="store_true", help="with --peer: Algorithm 1 with TrainConfig.compile")
+    p.add_argument("--compile", action="store_true", help="Algorithm 1 with TrainConfig.compile: timed, or the variant")
     args = p.parse_args()
     settings = [f"{key}={value}" for key, value in args.set]
     if args.peer:
@@ -118,10 +119,10 @@ def main() -> None:
         base, rows = args.peer, speed_rows({"cvgad": (ROOT, ours), args.peer: (ROOT, ["--model", args.peer])},
                                            args.rounds, args.width, args.cycles)  # fmt: skip
     elif not args.ref:
-        if not (args.metrics and settings):
-            p.error("give --ref or --peer, or --metrics with --set to compare the defaults with a variant")
-        variant = " ".join(settings)
-        flags = [f"--{key.replace('_', '-')}={value}" for key, value in args.set]
+        if not (args.metrics and (settings or args.compile)):
+            p.error("give --ref or --peer, or --metrics with --set or --compile to compare the defaults with a variant")
+        variant = " ".join(settings + ["compile"] * args.compile)
+        flags = [f"--{key.replace('_', '-')}={value}" for key, value in args.set] + ["--compile=true"] * args.compile
         base, rows = "default", metric_rows({"default": (ROOT, []), variant: (ROOT, flags)}, args.seeds)
     else:
         with worktree(args.ref) as old:
