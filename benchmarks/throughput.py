@@ -103,11 +103,11 @@ def step_rate(
 
 
 def loss_setting(text: str) -> tuple[str, Any]:
-    """KEY=VALUE for a LossConfig field, VALUE read as YAML (4, 0.5, joint)."""
+    """KEY=VALUE for a LossConfig field, VALUE read as YAML (4, 0.5, prior)."""
     key, _, value = text.partition("=")
     if key not in {f.name for f in dataclasses.fields(LossConfig)}:
         raise argparse.ArgumentTypeError(
-            f"{key!r} is not a LossConfig field (e.g. gradient_penalty_every, cvae_updates)"
+            f"{key!r} is not a LossConfig field (e.g. gradient_penalty_every, fake_source)"
         )
     return key, yaml.safe_load(value)
 
@@ -176,7 +176,7 @@ def main() -> None:
     p.add_argument("--model", choices=("cvgad", "ganomaly"), default="cvgad", help="what --cycle-only trains")
     p.add_argument(
         "--set", action="append", default=[], type=loss_setting, metavar="KEY=VALUE",
-        help="a LossConfig field of Algorithm 1, e.g. gradient_penalty_every=4 or cvae_updates=joint (repeatable)",
+        help="a LossConfig field of Algorithm 1, e.g. gradient_penalty_every=4 (repeatable)",
     )  # fmt: skip
     p.add_argument("--compile", action="store_true", help="with --cycle-only: TrainConfig.compile (Algorithm 1)")
     args = p.parse_args()

@@ -13,7 +13,6 @@ from cvgad.model.config import DataConfig, ExperimentConfig, LossConfig, ModelCo
         (lambda: LossConfig(mi=-1), "loss weight mi=-1 is not valid"),
         (lambda: LossConfig(negative_radius="two"), "negative_radius='two' is not valid"),
         (lambda: LossConfig(negative_gate="late"), "negative_gate='late' is not valid; choose one of 'first_epoch'"),
-        (lambda: LossConfig(cvae_updates="both"), "cvae_updates='both' is not valid; choose one of 'separate'"),
         (lambda: LossConfig(negative_l1_floor=2.0), "negative_l1_floor=2.0 must lie in"),
         (lambda: ModelConfig(logvar="clamped"), "logvar='clamped' is not valid; choose one of 'bounded', 'linear'"),
         (lambda: ModelConfig(channels=2), "channels=2 is not valid"),

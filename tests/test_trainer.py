@@ -42,25 +42,11 @@ def _cvae_steps(t: CVGADTrainer) -> int:
     return int(t.opt_cvae.state[next(t.cvae.encoder.parameters())]["step"])
 
 
-@pytest.mark.parametrize(("mode", "steps"), [("separate", 4 * 5 + 1), ("joint", 4 + 1)])
-def test_a_cycle_updates_the_cvae_once_per_loss_or_once_per_batch_when_joint(mode, steps):
-    t = _trainer(negative_gate="absolute", negative_threshold=1e9, cvae_updates=mode)  # gate always open
-    logs = [t.step(_batch(i)) for i in range(CYCLE)]
-    assert _cvae_steps(t) == steps  # separate: 5 updates at counters 0-3, and the generator's
-    expected = FULL if mode == "separate" else ["critic", "recon", "latent", "negative", "mi"]
-    assert [_updates(log) for log in logs] == [expected] * 4 + [["critic"], ["generator"]]
-
-
-def test_the_joint_update_sums_the_losses_of_one_pass_with_the_reconstruction_twice(monkeypatch):
-    t = _trainer(negative_gate="absolute", negative_threshold=1e9, cvae_updates="joint")
-    seen = []
-    update = t._update
-    monkeypatch.setattr(t, "_update", lambda opt, loss, apply=None: seen.append(loss) or update(opt, loss, apply))
-    log = t.step(_batch())
-    lc = t.loss_cfg
-    expected = 2 * log["recon"] + log["latent"] * lc.latent + log["categorical"] + log["negative"] + log["mi"]
-    assert lc.latent == 5.0 and lc.categorical == 1.0
-    assert len(seen) == 2 and torch.allclose(seen[1].detach(), expected)  # the critic's update, then one CVAE update
+def test_a_cycle_updates_the_cvae_once_per_loss_each_at_counters_0_to_3_and_once_as_generator():
+    t = _trainer(negative_gate="absolute", negative_threshold=1e9)  # gate always open
+    for i in range(CYCLE):
+        t.step(_batch(i))
+    assert _cvae_steps(t) == 4 * 5 + 1  # recon, latent, negative, MI, recon again; the generator's
 
 
 def test_negative_training_waits_for_the_latent_loss_to_fall_below_t():

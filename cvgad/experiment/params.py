@@ -20,7 +20,6 @@ from cvgad.model.config import (
     PAPER_SCORE,
     BnAtTest,
     CategoricalForm,
-    CvaeUpdates,
     DataConfig,
     DatasetName,
     EvalConfig,
@@ -109,9 +108,6 @@ class RunParams:
     fake_source: FakeSource | None = _p(None, "what the critic sees as generated images (LossConfig)")
     gradient_penalty_every: int | None = _p(
         None, "the critic's gradient penalty in every k-th update, weighted k (None: 1, every update, the paper)"
-    )
-    cvae_updates: CvaeUpdates | None = _p(
-        None, "counters 0-3: separate (one CVAE update per loss, the paper) or joint (one for their sum)"
     )
     l1: float | None = _p(None, "weight of the L1 reconstruction term (III.C: 10; the released code: 50)")
     negative_gate: NegativeGate | None = _p(

@@ -128,19 +128,15 @@ class CVGADTrainer(Trainer):
         return log
 
     def _cvae_batch(self, x: Tensor, log: dict[str, Tensor]) -> None:
-        """Counter values 0-3: a critic update, then the CVAE's updates, one loss each (or one
-        update for their sum, LossConfig.cvae_updates="joint")."""
+        """Counter values 0-3: a critic update, then the CVAE's updates, one loss each."""
         lc = self.loss_cfg
         recon_on = any(w > 0 for w in lc.reconstruction_weights())
         with self._autocast():
-            out = self.cvae(x)
+            recon = self.cvae(x)["recon"]
         if lc.on("wasserstein"):
-            self._critic_update(x, self._generated(x, out["recon"]), log)  # eq. (15)
-        if lc.cvae_updates == "joint":
-            self._joint_update(x, out, log)
-            return
+            self._critic_update(x, self._generated(x, recon), log)  # eq. (15)
         if recon_on:
-            log["recon"] = self._reconstruction_update(x, out["recon"])  # eq. (4), first term (III.C)
+            log["recon"] = self._reconstruction_update(x, recon)  # eq. (4), first term (III.C)
         latent = self._latent_update(x, log)  # eq. (4), latent and categorical terms
         if lc.on("negative"):
             self._negative_update(x, latent, log)  # II.E, while the latent loss is below T
@@ -148,28 +144,6 @@ class CVGADTrainer(Trainer):
             log["mi"] = self._mutual_information_update(x)  # eq. (10)
         if recon_on:
             log["recon_2"] = self._reconstruction_update(x)  # eq. (4), first term, again
-
-    def _joint_update(self, x: Tensor, out: dict[str, Tensor], log: dict[str, Tensor]) -> None:
-        """The losses of counters 0-3 from the batch's one pass `out`, summed into one update (the
-        reconstruction twice; the negative term only where the gate is open). Not the paper's."""
-        lc, loss = self.loss_cfg, x.new_zeros(())
-        if any(w > 0 for w in lc.reconstruction_weights()):
-            log["recon"] = L.reconstruction_loss(x, out["recon"].float(), *lc.reconstruction_weights())
-            loss = loss + 2 * log["recon"]
-        latent, categorical = self._latent_terms(out)
-        if lc.on("latent"):
-            loss = loss + lc.latent * latent + lc.categorical * categorical
-            log["latent"], log["categorical"] = latent, categorical
-        if lc.on("negative"):
-            negative, gate = self._negative_loss(x, latent.detach())
-            loss = loss + negative * gate
-            log["negative"], log["gate"] = negative, gate
-        if lc.on("mi"):
-            log["mi"] = lc.mi * L.mutual_information_loss(self.cvae.fd, out["features"], out["z"]).float()
-            loss = loss + log["mi"]
-        if loss.requires_grad:
-            self._update(self.opt_cvae, loss)
-        log.update({k: v.detach() for k, v in log.items()})
 
     # ---------------------------------------------------------- the updates
     def _critic_update(self, x: Tensor, fake: Tensor, log: dict[str, Tensor]) -> None:
@@ -192,27 +166,21 @@ class CVGADTrainer(Trainer):
         return self._update(self.opt_cvae, loss)
 
     def _latent_update(self, x: Tensor, log: dict[str, Tensor]) -> Tensor | None:
-        """Eq. (4)'s latent and categorical terms, one update on a new pass; returns the latent loss,
-        which the gate T reads (computed without an update where the latent loss is off but negatives on)."""
+        """Eq. (4)'s latent and categorical terms, one update; returns the latent loss, which the
+        gate T reads (computed without an update where the latent loss is off but negatives on)."""
         lc = self.loss_cfg
         if lc.on("latent"):
-            latent, categorical = self._latent_terms(self._encoded(x))
+            latent, categorical = self._latent_terms(x)
             self._update(self.opt_cvae, lc.latent * latent + lc.categorical * categorical)
             log["latent"], log["categorical"] = latent.detach(), categorical.detach()
             return latent.detach()
         if lc.on("negative"):
             with torch.no_grad():
-                return self._latent_terms(self._encoded(x))[0]
+                return self._latent_terms(x)[0]
         return None
 
     def _negative_update(self, x: Tensor, latent: Tensor | None, log: dict[str, Tensor]) -> None:
         """II.E's negative training, applied where the gate (the latent loss below T) is open."""
-        loss, gate = self._negative_loss(x, latent)
-        log["negative"], log["gate"] = self._update(self.opt_cvae, loss, apply=gate), gate
-
-    def _negative_loss(self, x: Tensor, latent: Tensor | None) -> tuple[Tensor, Tensor]:
-        """II.E's negative training loss on decoded codes beyond the radius, and the gate: true
-        where the latent loss is below T, so that the update is applied."""
         assert latent is not None  # the negative update has the latent loss for its gate
         if self.latent_reference is None and self.loss_cfg.negative_gate == "first_epoch":
             total, count = self._first_epoch_latent or (torch.zeros((), device=self.device), 0)
@@ -228,7 +196,8 @@ class CVGADTrainer(Trainer):
                 x_neg = self.cvae.decoder(z).float()
             recon_neg = self.cvae(x_neg)["recon"].float()
         lc = self.loss_cfg
-        return lc.negative * L.negative_loss(x_neg, recon_neg, lc.negative_ssim_ceiling, lc.negative_l1_floor), gate
+        loss = lc.negative * L.negative_loss(x_neg, recon_neg, lc.negative_ssim_ceiling, lc.negative_l1_floor)
+        log["negative"], log["gate"] = self._update(self.opt_cvae, loss, apply=gate), gate
 
     def _mutual_information_update(self, x: Tensor) -> Tensor:
         """Eq. (10): the feature discriminator's loss, over the encoder and the FD."""
@@ -248,16 +217,12 @@ class CVGADTrainer(Trainer):
     def _autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext()
 
-    def _encoded(self, x: Tensor) -> dict[str, Tensor]:
-        """A new pass of the encoder and the classifier: mu, logvar and p(y|z) logits at a sampled z."""
+    def _latent_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Eq. (4)'s latent loss (per dimension or summed, LossConfig.latent_reduction) and categorical loss."""
         with self._autocast():
             mu, logvar, _ = self.cvae.encoder(x)
-            return {"mu": mu, "logvar": logvar, "logits": self.cvae.classifier(reparameterize(mu, logvar))}
-
-    def _latent_terms(self, out: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Eq. (4)'s latent loss (per dimension or summed, LossConfig.latent_reduction) and categorical
-        loss, from a pass's mu, logvar and logits."""
-        mu, logvar, logits = out["mu"].float(), out["logvar"].float(), out["logits"].float()
+            logits = self.cvae.classifier(reparameterize(mu, logvar))
+        mu, logvar, logits = mu.float(), logvar.float(), logits.float()
         latent = L.latent_loss(mu, logvar, self.cvae.means, logits.softmax(dim=1))
         return (
             latent / mu.shape[1] if self.loss_cfg.latent_reduction == "mean" else latent,

@@ -24,8 +24,6 @@ LogvarHead = Literal["bounded", "linear"]
 NegativeGate = Literal["first_epoch", "absolute"]
 NegativeRadius = Literal["chi", "literal"]
 FakeSource = Literal["reconstruction", "prior"]
-#: How counters 0-3 of Algorithm 1 update the CVAE: one update per loss, or one for their sum.
-CvaeUpdates = Literal["separate", "joint"]
 #: CVGAD, or a baseline trained and scored through the same data, split and run folders (issue 10).
 ModelName = Literal["cvgad", "ae", "vae", "ganomaly"]
 BnAtTest = Literal["eval", "train"]
@@ -155,11 +153,6 @@ class LossConfig:
     #: z ~ p(z), the aggregate posterior, as eq. 13 writes) or decoded samples of the prior
     #: mixture q(z) ("prior").
     fake_source: FakeSource = "reconstruction"
-    #: "separate": counters 0-3 update the CVAE once per loss, each after a new pass of the batch, as
-    #: Algorithm 1 (the paper). "joint": one update on the sum of those losses from one pass, the
-    #: reconstruction weighted 2 because the cycle uses it twice. Fewer passes and optimiser steps,
-    #: but not the paper's optimisation: Adam scales each separate update on its own.
-    cvae_updates: CvaeUpdates = "separate"
 
     def __post_init__(self) -> None:
         _set(self, "disabled", tuple(self.disabled))
@@ -173,7 +166,6 @@ class LossConfig:
         check_choice("latent_reduction", self.latent_reduction, LatentReduction)
         check_choice("fake_source", self.fake_source, FakeSource)
         check_choice("negative_gate", self.negative_gate, NegativeGate)
-        check_choice("cvae_updates", self.cvae_updates, CvaeUpdates)
         _check(0 <= self.negative_l1_floor <= 1, f"negative_l1_floor={self.negative_l1_floor} must lie in [0, 1]")
         _check(0 < self.negative_quantile < 1, f"negative_quantile={self.negative_quantile} must lie in (0, 1)")
         _check(
