@@ -14,17 +14,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The cores the notebooks may use (this machine's, unless THREADS says otherwise): the book
-# executes THREADS chapters at a time, each with one PyTorch thread; nbval runs one notebook at a
-# time with THREADS threads.
+# The cores the notebooks and tests may use (this machine's, unless THREADS says otherwise): the
+# book executes THREADS chapters at a time and the unit tests run in THREADS processes, each with
+# one PyTorch thread; nbval runs one notebook at a time with THREADS threads.
 THREADS    ?= $(shell nproc 2>/dev/null || echo 1)
 NB_ENV     := OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS)
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 # The tests that read the built book (its rendered pages, its executed chapters) run after it.
+# The others run in THREADS pytest workers (pytest-xdist), each with one PyTorch thread.
 BOOK_TESTS := tests/test_book_render.py tests/test_checked_cells.py
 unit: install
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests $(addprefix --ignore=,$(BOOK_TESTS))
+	MPLBACKEND=Agg $(ONE_THREAD) $(BIN)/python -m pytest -n $(THREADS) tests $(addprefix --ignore=,$(BOOK_TESTS))
 
 # The linters CI runs: ruff (lint and format) and mypy over the library (configured in pyproject.toml).
 lint: install
