@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-from throughput import loss_setting
+from throughput import add_variant_arguments
 
 from cvgad.experiment.params import BOOK
 
@@ -105,11 +105,7 @@ def main() -> None:
     p.add_argument("--cycles", type=int, default=3)
     p.add_argument("--metrics", action="store_true", help="with --ref: compare AUC on the book's task instead of speed")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument(
-        "--set", action="append", default=[], type=loss_setting, metavar="KEY=VALUE",
-        help="a LossConfig field of Algorithm 1 (repeatable): timed against --peer, or with --metrics against defaults",
-    )  # fmt: skip
-    p.add_argument("--compile", action="store_true", help="Algorithm 1 with TrainConfig.compile: timed, or the variant")
+    add_variant_arguments(p, "timed against --peer, or with --metrics against the defaults")
     args = p.parse_args()
     settings = [f"{key}={value}" for key, value in args.set]
     if args.peer:

@@ -112,6 +112,19 @@ def loss_setting(text: str) -> tuple[str, Any]:
     return key, yaml.safe_load(value)
 
 
+def add_variant_arguments(p: argparse.ArgumentParser, when: str) -> None:
+    """--set KEY=VALUE (LossConfig fields, repeatable) and --compile (TrainConfig.compile): Algorithm 1's variant."""
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=loss_setting,
+        metavar="KEY=VALUE",
+        help=f"{when}: a LossConfig field of Algorithm 1, e.g. gradient_penalty_every=4 (repeatable)",
+    )
+    p.add_argument("--compile", action="store_true", help=f"{when}: Algorithm 1 with TrainConfig.compile")  # fmt: skip
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -174,11 +187,7 @@ def main() -> None:
     p.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
     p.add_argument("--cycle-only", action="store_true", help="print one JSON line: images/s and MFLOP/image")
     p.add_argument("--model", choices=("cvgad", "ganomaly"), default="cvgad", help="what --cycle-only trains")
-    p.add_argument(
-        "--set", action="append", default=[], type=loss_setting, metavar="KEY=VALUE",
-        help="a LossConfig field of Algorithm 1, e.g. gradient_penalty_every=4 (repeatable)",
-    )  # fmt: skip
-    p.add_argument("--compile", action="store_true", help="with --cycle-only: TrainConfig.compile (Algorithm 1)")
+    add_variant_arguments(p, "with --cycle-only")
     args = p.parse_args()
     device = resolve_device(args.device)
     if args.cycle_only:
