@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -49,6 +50,18 @@ def chapters() -> list[Path]:
     return [BOOK_DIR / f"{file}.ipynb" for file in files]
 
 
+def recorded_seconds(path: Path) -> float:
+    """How long the committed notebook's code cells took when it was last executed (the cells'
+    execution timestamps; 0 where it has none)."""
+    total = 0.0
+    for cell in nbformat.read(path, as_version=4).cells:
+        stamps = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
+            began, ended = (datetime.fromisoformat(stamps[k]) for k in ("iopub.execute_input", "shell.execute_reply"))
+            total += (ended - began).total_seconds()
+    return total
+
+
 def execute(path: Path) -> tuple[nbformat.NotebookNode, float, str | None]:
     """`path` executed as the build executes it (``run_in_temp: false``: in its own folder): the
     executed notebook, its seconds and the traceback of a failure."""
@@ -71,7 +84,8 @@ def main() -> int:
         except KeyError:
             return False
 
-    todo = [path for path in chapters() if not cached(path)]
+    # the longest first (as last recorded), so that no long chapter starts last and runs alone
+    todo = sorted((path for path in chapters() if not cached(path)), key=recorded_seconds, reverse=True)
     print(f"executing {len(todo)} chapters, {jobs} at a time", flush=True)
     failed = []
     with ProcessPoolExecutor(jobs) as pool:
