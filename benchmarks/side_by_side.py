@@ -38,7 +38,7 @@ from pathlib import Path
 import pandas as pd
 from throughput import add_variant_arguments
 
-from cvgad.experiment.params import BOOK
+from cvgad.experiment.params import BOOK, RunParams
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,11 +103,14 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--cycles", type=int, default=3)
-    p.add_argument("--metrics", action="store_true", help="with --ref: compare AUC on the book's task instead of speed")
+    metrics_help = "AUC on the book's task instead of speed: with --ref, or of a variant (--set, --compile)"
+    p.add_argument("--metrics", action="store_true", help=metrics_help)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     add_variant_arguments(p, "timed against --peer, or with --metrics against the defaults")
     args = p.parse_args()
-    settings = [f"{key}={value}" for key, value in args.set]
+    settings = args.set
+    if args.ref and (settings or args.compile):
+        p.error("--ref compares two commits' defaults: --set and --compile go with --peer or --metrics alone")
     if args.peer:
         if args.metrics:
             p.error("--metrics compares AUC on the book's task: use it with --ref, or with --set alone")
@@ -117,8 +120,12 @@ def main() -> None:
     elif not args.ref:
         if not (args.metrics and (settings or args.compile)):
             p.error("give --ref or --peer, or --metrics with --set or --compile to compare the defaults with a variant")
+        untrainable = [text for text in settings if text.partition("=")[0] not in RunParams.names()]
+        if untrainable:
+            p.error(f"{', '.join(untrainable)}: not a setting of cvgad train (a RunParams field)")
         variant = " ".join(settings + ["compile"] * args.compile)
-        flags = [f"--{key.replace('_', '-')}={value}" for key, value in args.set] + ["--compile=true"] * args.compile
+        flags = [f"--{key.replace('_', '-')}={value}" for key, _, value in (text.partition("=") for text in settings)]
+        flags += ["--compile=true"] * args.compile
         base, rows = "default", metric_rows({"default": (ROOT, []), variant: (ROOT, flags)}, args.seeds)
     else:
         with worktree(args.ref) as old:

@@ -102,14 +102,18 @@ def step_rate(
     return {"images_per_s": rate, "mflop_per_image": count_flops(run) / (CYCLE * batch_size) / 1e6}
 
 
-def loss_setting(text: str) -> tuple[str, Any]:
-    """KEY=VALUE for a LossConfig field, VALUE read as YAML (4, 0.5, prior)."""
-    key, _, value = text.partition("=")
-    if key not in {f.name for f in dataclasses.fields(LossConfig)}:
-        raise argparse.ArgumentTypeError(
-            f"{key!r} is not a LossConfig field (e.g. gradient_penalty_every, fake_source)"
-        )
-    return key, yaml.safe_load(value)
+def loss_setting(text: str) -> str:
+    """KEY=VALUE for a LossConfig field (VALUE read as YAML: 4, 0.5, prior), checked and kept as given."""
+    key, equals, _ = text.partition("=")
+    fields = sorted(f.name for f in dataclasses.fields(LossConfig))
+    if not equals or key not in fields:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE of a LossConfig field: {', '.join(fields)}")
+    return text
+
+
+def loss_settings(texts: list[str]) -> dict[str, Any]:
+    """The LossConfig fields of `loss_setting` texts, their values read as YAML."""
+    return {key: yaml.safe_load(value) for key, _, value in (text.partition("=") for text in texts)}
 
 
 def add_variant_arguments(p: argparse.ArgumentParser, when: str) -> None:
@@ -189,11 +193,12 @@ def main() -> None:
     p.add_argument("--model", choices=("cvgad", "ganomaly"), default="cvgad", help="what --cycle-only trains")
     add_variant_arguments(p, "with --cycle-only")
     args = p.parse_args()
+    if (args.set or args.compile) and (not args.cycle_only or args.model != "cvgad"):
+        p.error("--set and --compile change Algorithm 1: use them with --cycle-only and --model cvgad")
     device = resolve_device(args.device)
     if args.cycle_only:
-        rates = step_rate(
-            args.model, args.width, args.batch_size, args.cycles, device, not args.no_amp, dict(args.set), args.compile
-        )
+        amp, losses = not args.no_amp, loss_settings(args.set)
+        rates = step_rate(args.model, args.width, args.batch_size, args.cycles, device, amp, losses, args.compile)
         print(json.dumps({**rates, "threads": torch.get_num_threads()}))
         return
     trainer = make_trainer("cvgad", args.width, args.batch_size, device, not args.no_amp)

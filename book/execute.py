@@ -57,7 +57,10 @@ def recorded_seconds(path: Path) -> float:
     for cell in nbformat.read(path, as_version=4).cells:
         stamps = cell.get("metadata", {}).get("execution", {})
         if "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
-            began, ended = (datetime.fromisoformat(stamps[k]) for k in ("iopub.execute_input", "shell.execute_reply"))
+            began, ended = (
+                datetime.fromisoformat(stamps[k].replace("Z", "+00:00"))  # Python 3.10 reads no "Z"
+                for k in ("iopub.execute_input", "shell.execute_reply")
+            )
             total += (ended - began).total_seconds()
     return total
 
@@ -91,7 +94,11 @@ def main() -> int:
     with ProcessPoolExecutor(jobs) as pool:
         futures = {pool.submit(execute, path): path for path in todo}
         for future in as_completed(futures):
-            path, (notebook, seconds, error) = futures[future], future.result()
+            path = futures[future]
+            try:
+                notebook, seconds, error = future.result()
+            except Exception as crash:  # the kernel or the worker died (e.g. out of memory)
+                notebook, seconds, error = None, 0.0, repr(crash)
             if error is not None:
                 print(f"{path.stem} failed after {seconds:.0f} s:\n{error}", flush=True)
                 failed.append(path.stem)

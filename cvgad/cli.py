@@ -14,6 +14,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from cvgad.experiment.params import EVAL_PARAMS, RunParams, defaults, param_help, param_types
 
@@ -32,12 +33,14 @@ def _none_or(kind: Callable[[str], object]) -> Callable[[str], object]:
     return parse
 
 
+#: The words a switch accepts, as YAML reads them in a grid file.
+SWITCH_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
 def _boolean(text: str) -> bool:
-    """true/false (also yes/no, on/off, 1/0), as a grid file writes a switch."""
-    words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
-    if text.lower() not in words:
-        raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
-    return words[text.lower()]
+    if text.lower() not in SWITCH_WORDS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not true or false; use one of {', '.join(SWITCH_WORDS)}")
+    return SWITCH_WORDS[text.lower()]
 
 
 def add_param_arguments(p: argparse.ArgumentParser, names: Sequence[str] | None = None, keep: bool = False) -> None:
@@ -147,7 +150,8 @@ def _reproduce(args: argparse.Namespace) -> int:
             print(records.describe(state))
         stale = records.stale_in_book(states)
         if args.check and stale:
-            raise Failed(f"stale record(s) that pages read: {', '.join(s.record.name for s in stale)}")
+            names = ", ".join(s.record.name for s in stale)
+            raise Failed(f"record(s) that pages read, stale or marked in progress though finished: {names}")
         return OK
     remade = records.reproduce(repo, states, args.data_root)
     print(f"remade {len(remade)} record(s): {', '.join(remade) or 'none (all current)'}; then: make book")
@@ -202,8 +206,16 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser (and its subcommands') without abbreviated flags, so that a mistyped or shortened
+    flag is refused, not taken for another (`--gradient-penalty` for `--gradient-penalty-every`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cvgad",
         description="CVGAD (Bian et al., IEEE Access 2019): train, "
         "evaluate and ablate a CVAE-GAN semi-supervised anomaly detector.",

@@ -392,11 +392,11 @@ ranking.join(quiz.results["label"])
 #   ```
 #
 #   Add `-p epochs 12` to train twice as long.
-# - **Students' copies without solutions.** `make student` (or
-#   `cvgad student DIR`) writes `student/09_exercises.ipynb`: no solution cells
+# - **Students' copies without solutions.** `cvgad student DIR` writes `DIR/09_exercises.ipynb`
+#   (`make student`: into `student/`): no solution cells
 #   (they are tagged `solution`), no discussion answers, no outputs and `solutions = False`. A
 #   student who runs it gets an `AssertionError` at each check until the `...` above it is
-#   replaced by an answer (`tests/test_student.py` runs both copies).
+#   replaced by an answer (`tests/test_student.py` runs the students' copy; the book runs this one).
 # - **Checks** are plain functions in `cvgad.book.exercises`, tested in `tests/test_exercises.py`; add
 #   your own in the same style (assert, with a message that says what to look at).
 # - **Testing.** `pytest --nbval-lax notebooks/09_exercises.ipynb` re-runs the notebook with the

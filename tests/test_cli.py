@@ -123,7 +123,7 @@ def test_student_writes_the_students_copy_of_the_exercises(tmp_path, capsys):
     assert f"wrote {tmp_path / 'class' / '09_exercises.ipynb'}" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("given", "value"), [("true", True), ("yes", True), ("0", False), ("Off", False)])
+@pytest.mark.parametrize(("given", "value"), [("true", True), ("yes", True), ("no", False), ("Off", False)])
 def test_a_switch_reads_true_or_false(given, value):
     from cvgad.cli import build_parser
 
@@ -132,6 +132,13 @@ def test_a_switch_reads_true_or_false(given, value):
 
 def test_a_switch_that_is_neither_true_nor_false_is_refused(capsys):
     with pytest.raises(SystemExit) as exit:
-        main(["train", "--compile", "maybe"])
+        main(["train", "--compile", "1"])
     assert exit.value.code == 2
-    assert "argument --compile: 'maybe' is not true or false" in capsys.readouterr().err
+    assert "'1' is not true or false; use one of true, yes, on, false, no, off" in capsys.readouterr().err
+
+
+def test_a_shortened_flag_is_refused_not_taken_for_a_longer_one(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "--gradient-penalty", "5"])
+    assert exit.value.code == 2
+    assert "unrecognized arguments: --gradient-penalty 5" in capsys.readouterr().err

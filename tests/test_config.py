@@ -16,6 +16,7 @@ from cvgad.model.config import DataConfig, ExperimentConfig, LossConfig, ModelCo
         (lambda: LossConfig(negative_l1_floor=2.0), "negative_l1_floor=2.0 must lie in"),
         (lambda: ModelConfig(logvar="clamped"), "logvar='clamped' is not valid; choose one of 'bounded', 'linear'"),
         (lambda: ModelConfig(channels=2), "channels=2 is not valid"),
+        (lambda: make_config(model="ae", compile=True), "compile=True applies to model 'cvgad' only .*; got 'ae'"),
         (lambda: TrainConfig(batch_size=1), "batch_size=1 is not valid"),
         (lambda: DataConfig(dataset="svhn"), "dataset='svhn' is not valid; choose one of 'digits'"),
         (lambda: DataConfig(n_inliers=3), "n_inliers=3 is not valid; use 1, 4 or 7"),

@@ -171,6 +171,7 @@ def test_without_vary_the_layout_is_row_then_seed(tmp_path):
         ("latent_dim: 8}", "latent_dim: eight}", r"row ae: latent_dim='eight' has type str; expected int"),
         ("latent_dim: 8}", "latent_dim: true}", r"row ae: latent_dim=True has type bool; expected int"),
         ("model: ae,", "model: ae, compile: yes please,", r"row ae: compile='yes please' has type str; expected bool"),
+        ("model: ae,", "model: ae, compile: true,", r"row ae, anomaly_class=3: compile=True applies to model 'cvgad'"),
         ("model: ae,", "model: ae, bn_at_test: batch,", r"row ae: bn_at_test='batch' is not valid; choose one of eval"),
         ("model: ae,", "model: ae, test_order: sorted,", r"row ae: test_order='sorted' is not valid; choose one of"),
         ("model: ae,", "model: ae, score: ssim+psnr,", r"row ae, anomaly_class=3: score='ssim\+psnr': term 'psnr'"),
@@ -320,5 +321,5 @@ def test_the_released_preset_sets_what_the_released_code_does():
 
 
 def test_a_switch_is_written_true_or_false(tmp_path):
-    grid = load_grid(write_grid(tmp_path, GRID.replace("model: ae,", "model: ae, compile: true,", 1)))
-    assert {row.id: row.settings.get("compile") for row in grid.rows}["ae"] is True
+    grid = load_grid(write_grid(tmp_path, GRID.replace("{id: cvgad, label: CVGAD}", "{id: cvgad, compile: true}", 1)))
+    assert {row.id: row.settings.get("compile") for row in grid.rows} == {"cvgad": True, "ae": None}

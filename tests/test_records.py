@@ -221,8 +221,18 @@ def test_a_record_in_progress_may_be_read_while_its_runs_are_being_made_but_not_
     assert main(["reproduce", "--check"]) == 0
     assert "tiny_ci: incomplete (0 of 1 runs current), in progress" in capsys.readouterr().out
     assert records.caveats("06_ablation", tiny_repo).startswith("**Record in progress `tiny_ci`.** its one run")
+    _recorded(tiny_repo, params_of_another_time=False)  # finished: the page must no longer say "in progress"
+    assert main(["reproduce", "--check"]) == 1
+    assert "tiny_ci: current (1 of 1 runs current), marked in progress but finished" in capsys.readouterr().out
     _recorded(tiny_repo, params_of_another_time=True)  # a run of other settings is not excused by being in progress
     assert main(["reproduce", "--check"]) == 1
+
+
+def test_a_record_is_historical_or_in_progress_not_both(tiny_repo, capsys):
+    manifest = tiny_repo / "ablations" / "records.yaml"
+    manifest.write_text(manifest.read_text() + "    historical: old.\n    in_progress: still running.\n")
+    assert main(["reproduce", "--check"]) == 2
+    assert "record tiny_ci is historical or in progress, not both" in capsys.readouterr().err
 
 
 def test_an_unknown_record_name_gets_the_valid_ones(tiny_repo, capsys):

@@ -132,9 +132,10 @@ def run_experiment(
 
 
 def load_run(run_dir: str | os.PathLike, device: str = "auto") -> tuple[ExperimentConfig, Trainer]:
-    """The config (with `device`) and a Trainer holding the saved weights of a finished run."""
+    """The config (with `device`) and a Trainer holding the saved weights of a finished run; its
+    networks eager (compiling would cost minutes of scoring, for the same numbers)."""
     cfg, state = runs.load(run_dir, "cpu")
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device, compile=False))
     trainer = trainer_for(cfg.model, cfg.train)
     trainer.load_state_dict(state)
     return cfg, trainer

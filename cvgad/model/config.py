@@ -353,6 +353,10 @@ class ExperimentConfig:
                 f"model {model!r} cannot score with {self.evaluation.score!r}; "
                 + (f"its terms: {', '.join(scorable)}" if scorable else "it scores by its own latent distance only"),
             )
+        _check(
+            not self.train.compile or model == "cvgad",
+            f"compile=True applies to model 'cvgad' only (the baselines train eagerly); got {model!r}",
+        )
         has = MODEL_LOSSES[model]
         for loss in losses.disabled:
             _check(

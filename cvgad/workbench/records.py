@@ -68,6 +68,8 @@ def load_manifest(repo: Path) -> list[Record]:
         if not isinstance(entry, dict) or "make" not in entry or set(entry) - set(ENTRY_KEYS):
             raise ValueError(f"{path}: record {name} needs make and may have {', '.join(ENTRY_KEYS)}; got {entry!r}")
         summary = _commands(f"record {name}: summary", entry["summary"]) if "summary" in entry else ()
+        if entry.get("historical") and entry.get("in_progress"):
+            raise ValueError(f"{path}: record {name} is historical or in progress, not both")
         read_by = tuple(entry.get("read_by") or ())
         records.append(Record(name, _commands(f"record {name}: make", entry["make"]), summary, read_by,
                               entry.get("historical"), entry.get("in_progress")))  # fmt: skip
@@ -220,7 +222,10 @@ def describe(state: State) -> str:
     status = f"{state.status} ({state.current} of {state.runs} runs current)" if state.status != UNJUDGED else (
         "not judged (a script's table records no configuration)")  # fmt: skip
     held = ", historical" if state.record.historical and state.status != CURRENT else ""
-    held += ", in progress" if state.record.in_progress and state.status == INCOMPLETE else ""
+    if state.record.in_progress:
+        held += {INCOMPLETE: ", in progress", CURRENT: ", marked in progress but finished: remove in_progress"}.get(
+            state.status, ""
+        )
     return f"{state.record.name}: {status}{held}; {cost}{load}"
 
 
@@ -231,8 +236,10 @@ def _excused(state: State) -> bool:
 
 def stale_in_book(states: list[State]) -> list[State]:
     """The records a page reads that are not current (stale, incomplete or missing), unless historical
-    or in progress; a script's table, which records no configuration, is not judged."""
-    return [s for s in states if s.status not in (CURRENT, UNJUDGED) and not _excused(s) and s.record.read_by]
+    or in progress, and those marked in progress that are finished (the mark must go, or the page
+    would go on saying so); a script's table, which records no configuration, is not judged."""
+    done = [s for s in states if s.record.in_progress and s.status == CURRENT]
+    return [s for s in states if s.status not in (CURRENT, UNJUDGED) and not _excused(s) and s.record.read_by] + done
 
 
 # ------------------------------------------------------------------ remaking
