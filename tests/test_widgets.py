@@ -188,3 +188,14 @@ def test_loss_lab_trains_the_cluster_means_at_their_own_learning_rate():
     lab = w.LossLab(images, TINY, steps=1, batch_size=8, n_show=2, means_lr=0.03)
     rates = sorted(group["lr"] for group in lab.trainer.opt_cvae.param_groups)
     assert lab.trainer.cfg.means_lr == 0.03 and 0.03 in rates
+
+
+def test_loss_lab_redraws_after_the_last_step_and_along_the_way_only_for_the_button(monkeypatch):
+    images = torch.randint(0, 256, (64, 1, 32, 32), dtype=torch.uint8)
+    lab = w.LossLab(images, TINY, steps=5, batch_size=8, n_show=2, redraw_every=2)
+    drawn = []
+    monkeypatch.setattr(lab, "redraw", lambda: drawn.append(lab.trainer.steps))
+    lab.train(5)  # from code: one figure, at the end
+    assert drawn == [5]
+    lab.button.click()  # the button: every 2 steps, and at the end
+    assert drawn == [5, 7, 9, 10]
