@@ -179,6 +179,9 @@ def test_the_scale_tables_read_every_epoch_and_pair_cvgad_with_its_autoencoder_b
     assert paired["wilcoxon_p"] == pytest.approx(0.25)  # 3 pairs of one sign: 2/8
     curves = F.epoch_curves(tmp_path)
     assert len(curves) == 6 * 3 and list(curves[curves["seed"] == 0]["image_epochs"][:3]) == [0, 100, 200]
+    _fake_run(tmp_path, "allx4", "cvgad", 0, [0.3, 0.5, 0.6], [0.4, 0.9, 0.7])  # a larger budget, ae not yet run
+    later = F.paired_by_budget(F.budget_table(tmp_path), "auc_ours_last").set_index("epochs")
+    assert later.loc[4, "n"] == 0 and later.loc[2, "n"] == 3
 
 
 def test_an_autoencoder_is_scored_on_the_terms_it_has():

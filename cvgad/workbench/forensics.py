@@ -323,11 +323,12 @@ def epoch_curves(root: str | os.PathLike) -> pd.DataFrame:
 
 def paired_by_budget(table: pd.DataFrame, column: str, a: str = "cvgad", b: str = "ae") -> pd.DataFrame:
     """Per budget of `budget_table`'s `table`: recipe `a` less recipe `b` in `column`, paired by
-    seed (seeds with both only): n, the mean difference with its 95% t-interval, how many seeds
-    `a` is ahead on, and the Wilcoxon signed-rank p (3 pairs cannot go below 0.25)."""
+    seed (seeds with both only; n = 0 for a budget where one recipe has no finished run yet): n,
+    the mean difference with its 95% t-interval, how many seeds `a` is ahead on, and the Wilcoxon
+    signed-rank p (3 pairs cannot go below 0.25)."""
     lines = []
     for (images, epochs), group in table.groupby(["train_images", "epochs"], sort=False):
-        wide = group.pivot_table(index="seed", columns="recipe", values=column).dropna(subset=[a, b])
+        wide = group.pivot_table(index="seed", columns="recipe", values=column).reindex(columns=[a, b]).dropna()
         diff = (wide[a] - wide[b]).to_numpy()
         low, high = t_interval(diff)
         lines.append(
