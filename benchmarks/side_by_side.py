@@ -109,13 +109,15 @@ def main() -> None:
     add_variant_arguments(p, "timed against --peer, or with --metrics against the defaults")
     args = p.parse_args()
     settings = args.set
+    variant = " ".join(settings + ["compile"] * args.compile)  # what differs from the defaults, named in the CSV
     if args.ref and (settings or args.compile):
         p.error("--ref compares two commits' defaults: --set and --compile go with --peer or --metrics alone")
     if args.peer:
         if args.metrics:
             p.error("--metrics compares AUC on the book's task: use it with --ref, or with --set alone")
         ours = [arg for setting in settings for arg in ("--set", setting)] + ["--compile"] * args.compile
-        base, rows = args.peer, speed_rows({"cvgad": (ROOT, ours), args.peer: (ROOT, ["--model", args.peer])},
+        name = f"cvgad {variant}".strip()
+        base, rows = args.peer, speed_rows({name: (ROOT, ours), args.peer: (ROOT, ["--model", args.peer])},
                                            args.rounds, args.width, args.cycles)  # fmt: skip
     elif not args.ref:
         if not (args.metrics and (settings or args.compile)):
@@ -123,7 +125,6 @@ def main() -> None:
         untrainable = [text for text in settings if text.partition("=")[0] not in RunParams.names()]
         if untrainable:
             p.error(f"{', '.join(untrainable)}: not a setting of cvgad train (a RunParams field)")
-        variant = " ".join(settings + ["compile"] * args.compile)
         flags = [f"--{key.replace('_', '-')}={value}" for key, _, value in (text.partition("=") for text in settings)]
         flags += ["--compile=true"] * args.compile
         base, rows = "default", metric_rows({"default": (ROOT, []), variant: (ROOT, flags)}, args.seeds)
@@ -135,7 +136,7 @@ def main() -> None:
             else:
                 rows = speed_rows({k: (v, []) for k, v in codes.items()}, args.rounds, args.width, args.cycles)
         base = args.ref
-    new = "cvgad" if args.peer else "current" if args.ref else variant
+    new = name if args.peer else "current" if args.ref else variant
     frame = pd.DataFrame(rows)
     frame.to_csv(args.out, index=False)
     value = "auc" if args.metrics else "images_per_s"
