@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "book" / "_build" / ".jupyter_cache"
 
 
-def chapters() -> list[str]:
-    """The chapters `make book` executes (book/execute.py), by name, in the book's order."""
+def book_execute() -> ModuleType:
+    """book/execute.py, the script `make book` runs (not a package), as a module."""
     spec = importlib.util.spec_from_file_location("book_execute", ROOT / "book" / "execute.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return [path.stem for path in module.chapters()]
+    return module
+
+
+def chapters() -> list[str]:
+    """The chapters `make book` executes (book/execute.py), by name, in the book's order."""
+    return [path.stem for path in book_execute().chapters()]
 
 
 def executed_notebooks() -> dict[str, dict]:

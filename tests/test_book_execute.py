@@ -1,14 +1,9 @@
 """book/execute.py: the chapters run longest first, by the time their committed notebooks recorded."""
 
-import importlib.util
-from pathlib import Path
-
 import nbformat
+from executed_book import book_execute
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("book_execute", ROOT / "book" / "execute.py")
-execute = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(execute)
+execute = book_execute()
 
 
 def _cell(began: str, ended: str | None) -> nbformat.NotebookNode:
