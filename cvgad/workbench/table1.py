@@ -15,7 +15,16 @@ from typing import Any
 
 import pandas as pd
 
-from cvgad.workbench.formatting import failed_lines, fmt, grid_line, interval_text, num, paired_markdown, runs_line
+from cvgad.workbench.formatting import (
+    failed_lines,
+    fmt,
+    grid_line,
+    interval_text,
+    md_table,
+    num,
+    paired_markdown,
+    runs_line,
+)
 from cvgad.workbench.results import paired_differences, summarise
 
 PAPER_NAMES = {"auc": "auc", "f1_best": "f1"}  # our metric -> the paper's column
@@ -116,14 +125,13 @@ def markdown(table: pd.DataFrame, runs: pd.DataFrame, plan: dict, reference: str
     lines += [
         runs_line(runs),
         "",
-        "| row | " + " | ".join((*TABLE_COLUMNS[:2], "AUC 95% interval", *TABLE_COLUMNS[2:])) + " |",
-        "|---" * (2 + len(TABLE_COLUMNS)) + "|",
-    ]
-    lines += [
-        f"| {r.label} (`{r.row}`) | "
-        + " | ".join((*_cells(r)[:2], interval_text(r.auc_ci_low, r.auc_ci_high), *_cells(r)[2:]))
-        + " |"
-        for r in table.itertuples()
+        *md_table(
+            ["row", *TABLE_COLUMNS[:2], "AUC 95% interval", *TABLE_COLUMNS[2:]],
+            [
+                [f"{r.label} (`{r.row}`)", *_cells(r)[:2], interval_text(r.auc_ci_low, r.auc_ci_high), *_cells(r)[2:]]
+                for r in table.itertuples()
+            ],
+        ),
     ]
     lines += [
         "",
