@@ -31,7 +31,8 @@ def test_a_run_records_its_provenance_without_machine_paths(tmp_path):
     assert made["commit"] is None or re.fullmatch(r"[0-9a-f]{40}", made["commit"])
     assert made["dirty"] in (True, False, None) and made["cvgad"] == made["package"]
     assert made["torch"] == torch.__version__ and made["threads"] == torch.get_num_threads()
-    assert made["device"] == "cpu" and made["cores"] >= 1 and made["wall_seconds"] > 0
+    assert made["device"] == "cpu" and made["cores"] >= 1 and made["wall_seconds"] > 0 and made["cpu_seconds"] > 0
+    assert (made["earlier_processes"], made["earlier_wall_seconds"], made["earlier_cpu_seconds"]) == (0, 0.0, 0.0)
     assert made["started"] <= made["ended"] and made["load_1min_start"] >= 0 and made["load_1min_end"] >= 0
     assert str(REPO) not in text and str(tmp_path) not in text
 

@@ -184,6 +184,31 @@ def test_a_run_stopped_after_an_epoch_resumes_to_the_same_result(tmp_path):
     assert history.equals(whole)
 
 
+def test_a_resumed_run_counts_the_time_its_earlier_process_spent(tmp_path):
+    images = torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(2))
+    first = _trainer()
+    assert first.earlier == {"processes": 0, "wall_seconds": 0.0, "cpu_seconds": 0.0}
+    first.fit(images, epochs=1, progress=False, resume=tmp_path / "resume.pt")  # then "killed"
+    saved = torch.load(tmp_path / "resume.pt", weights_only=True)["earlier"]
+    assert saved["processes"] == 1 and saved["wall_seconds"] > 0 and saved["cpu_seconds"] > 0
+    resumed = _trainer()
+    resumed.fit(images, epochs=2, progress=False, resume=tmp_path / "resume.pt")
+    assert resumed.earlier == saved  # the first process, up to its last saved epoch
+    spent = resumed.spent()
+    assert spent["processes"] == 2 and spent["wall_seconds"] > saved["wall_seconds"]
+
+
+def test_a_resume_file_from_before_the_time_record_says_the_earlier_time_is_unknown(tmp_path):
+    images = torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(2))
+    _trainer().fit(images, epochs=1, progress=False, resume=tmp_path / "resume.pt")
+    state = torch.load(tmp_path / "resume.pt", weights_only=True)
+    del state["earlier"]  # as written before the time record existed
+    torch.save(state, tmp_path / "resume.pt")
+    resumed = _trainer()
+    resumed.fit(images, epochs=2, progress=False, resume=tmp_path / "resume.pt")
+    assert resumed.spent() == {"processes": 2, "wall_seconds": None, "cpu_seconds": None}
+
+
 # ------------------------------------------------------------- speed that keeps the maths
 def test_the_decoders_first_layer_is_the_transposed_convolution_it_computes_as_a_matmul():
     layer = CodeToMap(8, 5)

@@ -117,8 +117,8 @@ def run_experiment(
         "device": str(trainer.device),
         "data_source": dataset.source,
         **selection,
-        "wall_seconds": time.perf_counter() - began.clock,
-        "provenance": runs.provenance(began, str(trainer.device)),
+        "wall_seconds": time.perf_counter() - began.clock + (trainer.earlier["wall_seconds"] or 0.0),
+        "provenance": runs.provenance(began, str(trainer.device), earlier=trainer.earlier),
     }
     if out_dir is not None:
         reference = split.val if len(split.val) else split.train

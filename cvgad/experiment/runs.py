@@ -300,21 +300,31 @@ def write_failed(run_dir: PathLike, error: str) -> None:
 UNKNOWN = "unknown"
 PROVENANCE_FIELDS = (
     "commit", "dirty", "package", "python", "torch", "numpy", "cvgad", "device", "cpu", "cores", "threads",
-    "started", "ended", "wall_seconds", "load_1min_start", "load_1min_end",
+    "started", "ended", "wall_seconds", "cpu_seconds", "load_1min_start", "load_1min_end",
+    "earlier_processes", "earlier_wall_seconds", "earlier_cpu_seconds",
 )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Began:
-    """When a run or grid began (seconds since the epoch, and `time.perf_counter`) and the 1-minute load then."""
+    """When a run or grid began (seconds since the epoch, `time.perf_counter`, `cpu_seconds`) and the
+    1-minute load then."""
 
     time: float
     clock: float
+    cpu: float
     load: float
 
 
 def begin() -> Began:
-    return Began(time.time(), time.perf_counter(), os.getloadavg()[0])
+    return Began(time.time(), time.perf_counter(), cpu_seconds(), os.getloadavg()[0])
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of the subprocesses it has waited for (a grid's runs); unlike
+    wall seconds, they leave out time the process was stopped or waited for a core."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def code_version() -> dict[str, Any]:
@@ -349,11 +359,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or UNKNOWN
 
 
-def provenance(began: Began, device: str, threads: int | None = None) -> dict[str, Any]:
+def provenance(
+    began: Began, device: str, threads: int | None = None, earlier: Mapping[str, float | None] | None = None
+) -> dict[str, Any]:
     """What made a record and how (for `metrics.json`, `summary.json`, a forensics `run.json`): the
     code, the library versions, the machine, the thread count (default: this process's torch
-    threads; results differ between 1 and 2), the times and the 1-minute load at the start and the
-    end. No paths."""
+    threads; results differ between 1 and 2), this process's times and the 1-minute load at the
+    start and the end, and for a resumed run what the processes before it spent (`earlier`, from
+    `Trainer.earlier`; None where unknown). No paths."""
+    earlier = earlier or {"processes": 0, "wall_seconds": 0.0, "cpu_seconds": 0.0}
     return {
         **code_version(),
         "python": platform.python_version(),
@@ -367,8 +381,12 @@ def provenance(began: Began, device: str, threads: int | None = None) -> dict[st
         "started": _iso(began.time),
         "ended": _iso(time.time()),
         "wall_seconds": time.perf_counter() - began.clock,
+        "cpu_seconds": cpu_seconds() - began.cpu,
         "load_1min_start": began.load,
         "load_1min_end": os.getloadavg()[0],
+        "earlier_processes": earlier["processes"],
+        "earlier_wall_seconds": earlier["wall_seconds"],
+        "earlier_cpu_seconds": earlier["cpu_seconds"],
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -73,6 +74,10 @@ class Trainer:
         self.steps = 0
         self.history: list[dict[str, float]] = []
         self._pending: list[tuple[int, dict[str, Tensor]]] = []
+        #: What the processes before this one spent on a resumed run, up to its last saved epoch
+        #: (their number, wall and CPU seconds; None where a resume file predates this record).
+        self.earlier: dict[str, float | None] = {"processes": 0, "wall_seconds": 0.0, "cpu_seconds": 0.0}
+        self._clocks = (time.perf_counter(), time.process_time())  # since this process built the trainer
 
     @property
     def scorer(self) -> nn.Module:
@@ -211,6 +216,17 @@ class Trainer:
         bar.close()
         return self.history_frame()
 
+    def spent(self) -> dict[str, float | None]:
+        """The processes that trained this run so far, this one included, and their wall and CPU
+        seconds since each built its trainer (CPU seconds leave out time a process was stopped)."""
+        now = (time.perf_counter() - self._clocks[0], time.process_time() - self._clocks[1])
+        wall, cpu = (self.earlier[k] for k in ("wall_seconds", "cpu_seconds"))
+        return {
+            "processes": int(self.earlier["processes"] or 0) + 1,
+            "wall_seconds": None if wall is None else wall + now[0],
+            "cpu_seconds": None if cpu is None else cpu + now[1],
+        }
+
     # ------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, dict]:
         """The weights of every module, by name (what `checkpoint.pt` holds)."""
@@ -229,6 +245,7 @@ class Trainer:
             "history": self.history,
             "batch_order_rng": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "earlier": self.spent(),
             **self.extra_state(),
             **{f"{name}_rng": g.get_state() for name, g in self.generators.items()},
             **{f"{name}_rng_device": g.device.type for name, g in self.generators.items()},
@@ -243,6 +260,7 @@ class Trainer:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state[name])
         self.steps, self.history = state["steps"], list(state["history"])
+        self.earlier = state.get("earlier", {"processes": 1, "wall_seconds": None, "cpu_seconds": None})
         self.load_extra_state(state)
         generator.set_state(state["batch_order_rng"])
         torch.set_rng_state(state["torch_rng"].cpu())
