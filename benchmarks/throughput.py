@@ -12,6 +12,7 @@ Measures, at batch 64 on 32x32x3 images with the DCGAN-width model (latent 256, 
     python benchmarks/throughput.py [--device auto] [--width 64] [--cycles 3]
     python benchmarks/throughput.py --cycle-only   # one JSON line: Algorithm 1 images/s, MFLOP/image
     python benchmarks/throughput.py --cycle-only --model ganomaly   # the same for the peer
+    python benchmarks/throughput.py --by-update   # milliseconds per cycle in each update
 
 The peer is anomalib's GANomaly (`cvgad.model.baselines.GanomalyTrainer`: a generator and a
 discriminator update per batch) with its own latent size (100) and `--width` features, timed
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -100,6 +102,44 @@ def step_rate(
     if compile:
         run = six_batches(make_trainer(model, width, batch_size, device, amp, losses), batch_size, device)
     return {"images_per_s": rate, "mflop_per_image": count_flops(run) / (CYCLE * batch_size) / 1e6}
+
+
+#: Algorithm 1's updates (CVGADTrainer methods), each timed alone by `by_update`.
+UPDATES = (
+    "_reconstruction_update", "_critic_update", "_negative_update", "_mutual_information_update",
+    "_latent_update", "_generator_update",
+)  # fmt: skip
+
+
+def by_update(
+    width: int, batch_size: int, cycles: int, device: torch.device, losses: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """Where an Algorithm 1 cycle's time goes: milliseconds per cycle in each update (eager, the
+    gate open), and the rest (the first CVAE pass of counters 0-3, the images the critic updates
+    get, logging)."""
+    trainer = make_trainer("cvgad", width, batch_size, device, losses=losses)
+    spent = dict.fromkeys(UPDATES, 0.0)
+    for name in UPDATES:
+        method = getattr(trainer, name)
+
+        def timed(*args, _method=method, _name=name, **kwargs):
+            _sync(device)
+            start = time.perf_counter()
+            out = _method(*args, **kwargs)
+            _sync(device)
+            spent[_name] += time.perf_counter() - start
+            return out
+
+        setattr(trainer, name, timed)
+    run = six_batches(trainer, batch_size, device)
+    run()  # warm-up
+    spent.update(dict.fromkeys(UPDATES, 0.0))
+    start = time.perf_counter()
+    for _ in range(cycles):
+        run()
+    total = time.perf_counter() - start
+    ms = {name: 1000 * seconds / cycles for name, seconds in spent.items()}
+    return {**ms, "rest": 1000 * total / cycles - sum(ms.values()), "cycle": 1000 * total / cycles}
 
 
 def loss_setting(text: str) -> str:
@@ -191,11 +231,20 @@ def main() -> None:
     p.add_argument("--no-amp", action="store_true", help="disable bfloat16 autocast on CUDA")
     p.add_argument("--cycle-only", action="store_true", help="print one JSON line: images/s and MFLOP/image")
     p.add_argument("--model", choices=("cvgad", "ganomaly"), default="cvgad", help="what --cycle-only trains")
-    add_variant_arguments(p, "with --cycle-only")
+    p.add_argument("--by-update", action="store_true", help="milliseconds per cycle in each update of Algorithm 1")
+    add_variant_arguments(p, "with --cycle-only or --by-update")
     args = p.parse_args()
-    if (args.set or args.compile) and (not args.cycle_only or args.model != "cvgad"):
-        p.error("--set and --compile change Algorithm 1: use them with --cycle-only and --model cvgad")
+    if (args.set or args.compile) and (not (args.cycle_only or args.by_update) or args.model != "cvgad"):
+        p.error("--set and --compile change Algorithm 1: use them with --cycle-only (--model cvgad) or --by-update")
+    if args.by_update and args.compile:
+        p.error("--by-update times the eager updates; --compile is for --cycle-only")
     device = resolve_device(args.device)
+    if args.by_update:
+        ms = by_update(args.width, args.batch_size, args.cycles, device, loss_settings(args.set))
+        for name, value in sorted(ms.items(), key=lambda kv: -kv[1]):
+            print(f"{name.strip('_'):>26}: {value:8.0f} ms per cycle  {100 * value / ms['cycle']:5.1f}%")
+        print(f"threads {torch.get_num_threads()}, 1-minute load {os.getloadavg()[0]:.2f}")
+        return
     if args.cycle_only:
         amp, losses = not args.no_amp, loss_settings(args.set)
         rates = step_rate(args.model, args.width, args.batch_size, args.cycles, device, amp, losses, args.compile)
