@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,24 @@ def test_a_run_records_its_provenance_without_machine_paths(tmp_path):
     assert (made["earlier_processes"], made["earlier_wall_seconds"], made["earlier_cpu_seconds"]) == (0, 0.0, 0.0)
     assert made["started"] <= made["ended"] and made["load_1min_start"] >= 0 and made["load_1min_end"] >= 0
     assert str(REPO) not in text and str(tmp_path) not in text
+
+
+def test_the_code_is_dirty_when_code_changed_not_when_a_record_was_rewritten(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("cvgad/model.py", "ablations/results/grid/metrics.json", "benchmarks/results/speed.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "code and records")
+    assert runs.code_version(tmp_path)["dirty"] is False
+    (tmp_path / "ablations/results/grid/metrics.json").write_text("2\n")  # a record remade in place
+    (tmp_path / "benchmarks/results/speed.csv").write_text("2\n")
+    assert runs.code_version(tmp_path)["dirty"] is False
+    (tmp_path / "cvgad/model.py").write_text("2\n")
+    assert runs.code_version(tmp_path)["dirty"] is True
 
 
 def test_a_record_made_before_provenance_reads_as_unknown():

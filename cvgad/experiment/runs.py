@@ -327,15 +327,21 @@ def cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def code_version() -> dict[str, Any]:
-    """The git commit of the checkout the package runs from and whether its tracked files had
-    uncommitted changes; without a checkout, the package version alone (commit and dirty None)."""
-    checkout = Path(__file__).resolve().parents[2]
+#: Where records live: writing them (remaking a record in place) leaves the code as committed.
+RECORD_FOLDERS = ("ablations/results", "benchmarks/results")
+
+
+def code_version(checkout: Path | None = None) -> dict[str, Any]:
+    """The git commit of the checkout the package runs from (default) and whether its tracked files
+    outside the records (RECORD_FOLDERS) had uncommitted changes; without a checkout, the package
+    version alone (commit and dirty None)."""
+    checkout = checkout or Path(__file__).resolve().parents[2]
     try:
         git = ["git", "-C", str(checkout)]
         commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
-        changes = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                 text=True, check=True).stdout  # fmt: skip
+        code = [".", *(f":(exclude){folder}" for folder in RECORD_FOLDERS)]
+        changes = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", *code],
+                                 capture_output=True, text=True, check=True).stdout  # fmt: skip
         return {"commit": commit.strip(), "dirty": bool(changes.strip()), "package": _package_version()}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None, "package": _package_version()}
