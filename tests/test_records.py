@@ -270,3 +270,17 @@ def test_no_page_reads_a_record_that_is_not_current_unless_it_is_historical_and_
             held = state.record.historical and state.status != records.CURRENT
             if is_chapter and (held or state.record.in_progress and state.status == records.INCOMPLETE):
                 assert f'records.caveats("{Path(page).stem}")' in (REPO / page).read_text(), page
+
+
+@pytest.mark.parametrize(
+    "command",
+    [c for r in records.load_manifest(REPO) for c in r.summary if c.startswith("cvgad report ")],
+)
+def test_each_recorded_report_is_what_todays_report_writes_from_its_runs(command, tmp_path):
+    """A record's tables and Markdown are rewritten whenever the report changes, none left as an older one wrote it."""
+    folder = REPO / command.split()[-1]
+    for written in write_report(folder, out=tmp_path):
+        if written.suffix in (".csv", ".md"):
+            assert written.read_text() == (folder / written.name).read_text(), (
+                f"{folder / written.name} is out of date: run {command}"
+            )
