@@ -47,6 +47,11 @@ def number(name: str, value: float) -> None:
     glue(name, value.item() if hasattr(value, "item") else value, display=False)
 
 
+# %% tags=["remove-input"]
+from cvgad.workbench import records
+
+Markdown(records.caveats("10_verdict"))
+
 # %% [markdown]
 # ## The paper's claims
 #

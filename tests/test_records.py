@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from cvgad.book import presets, verdicts
 from cvgad.cli import build_parser, main
 from cvgad.experiment import runs
 from cvgad.experiment.experiment import metrics_from_scores, run_experiment
@@ -270,6 +271,15 @@ def test_no_page_reads_a_record_that_is_not_current_unless_it_is_historical_and_
             held = state.record.historical and state.status != records.CURRENT
             if is_chapter and (held or state.record.in_progress and state.status == records.INCOMPLETE):
                 assert f'records.caveats("{Path(page).stem}")' in (REPO / page).read_text(), page
+
+
+def test_the_closing_chapter_is_listed_as_a_reader_of_every_record_its_verdicts_and_presets_read():
+    read = [p.as_posix() for p in verdicts.RECORDS.values()]
+    read += [r for r in presets.presets(REPO)["record"] if (REPO / r).exists()]
+    for record in records.load_manifest(REPO):
+        folders = [t for c in (*record.make, *record.summary) for t in c.split() if t.startswith(runs.RECORD_FOLDERS)]
+        if any(p == f or p.startswith(f + "/") or f.startswith(p + "/") for p in read for f in folders):
+            assert "notebooks/10_verdict.py" in record.read_by, record.name
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,26 @@ def test_the_baseline_verdict_follows_the_paired_record(tmp_path, cvgad_auc, ae_
     assert f"autoencoder − CVGAD {ae_auc - cvgad_auc:+.3f}" in found.evidence
 
 
+def _pairs(*budgets: tuple[int, int, float, float]) -> pd.DataFrame:
+    """paired_by_budget's table: (training images, pairs, interval low, high) per budget, 15 epochs."""
+    return pd.DataFrame([{"train_images": i, "epochs": 15, "n": n, "diff_mean": (lo + hi) / 2, "ci_low": lo,
+                          "ci_high": hi, "ahead": n, "wilcoxon_p": 0.25} for i, n, lo, hi in budgets])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "verdict"),
+    [
+        (0.01, 0.03, "holds"),
+        (-0.02, 0.03, "does not hold: CVGAD is not distinguishable from its own autoencoder"),
+        (-0.03, -0.01, "does not hold: CVGAD is behind its own autoencoder"),
+    ],
+)
+def test_the_verdict_at_scale_is_the_interval_at_the_largest_budget_with_three_pairs(low, high, verdict):
+    found = verdicts.at_scale(_pairs((5000, 3, -0.5, -0.4), (38880, 3, low, high), (50000, 2, 0.5, 0.6)))
+    assert found.verdict == verdict  # the 2-pair budget does not count, the smaller one is superseded
+    assert "38,880 images × 15 epochs" in found.evidence and f"{(low + high) / 2:+.3f} AUC" in found.evidence
+
+
 def test_every_claim_has_a_verdict_a_chapter_and_an_existing_record():
     table = verdicts.verdicts(ROOT)
     assert table["verdict"].str.len().gt(0).all()
