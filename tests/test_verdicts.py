@@ -54,7 +54,8 @@ def _pairs(*budgets: tuple[int, int, float, float]) -> pd.DataFrame:
 def test_the_verdict_at_scale_is_the_interval_at_the_largest_budget_with_three_pairs(low, high, verdict):
     found = verdicts.at_scale(_pairs((5000, 3, -0.5, -0.4), (38880, 3, low, high), (50000, 2, 0.5, 0.6)))
     assert found.verdict == verdict  # the 2-pair budget does not count, the smaller one is superseded
-    assert "38,880 images × 15 epochs" in found.evidence and f"{(low + high) / 2:+.3f} AUC" in found.evidence
+    assert "38,880 images × 15 epochs: autoencoder − CVGAD" in found.evidence
+    assert f"{-(low + high) / 2:+.3f} AUC (95% t-interval {-high:+.3f} to {-low:+.3f})" in found.evidence
 
 
 def test_every_claim_has_a_verdict_a_chapter_and_an_existing_record():
