@@ -332,7 +332,7 @@ sizing.rename_axis([settings_name([k]) for k in sizing_vary])
 # %% tags=["hide-input"]
 table2_runs, table2_plan = load(table2)
 ok2 = table2_runs[table2_runs["status"] == "ok"]
-for metric in ("auc", "f1_best", "f1_val"):
+for metric in ("auc", "f1_best", "f1_val", "f1_gpnd"):
     number(f"t2_{metric}", pd.to_numeric(ok2[metric]).mean())
 gpnd = [p["f1"] for p in table2_plan["published"]]
 number("t2_gpnd_f1", float(np.mean(gpnd)))
@@ -340,28 +340,37 @@ published_layout(table2_runs, table2_plan)
 
 # %% [markdown]
 # Over all outlier shares and classes, our mean AUC is {glue:text}`t2_auc:.3f`, our oracle F1
-# {glue:text}`t2_f1_best:.3f` and our F1 at the validation threshold {glue:text}`t2_f1_val:.3f`,
-# against GPND's mean published F1 of {glue:text}`t2_gpnd_f1:.3f` on MNIST. These F1 columns are
-# not the same measure. Ours counts the anomalies as the positive class. GPND's code
-# (`novelty_detector.py` in `podgorskiy/GPND`) counts the **inliers** as positive, with a threshold
-# chosen to maximise F1 on its validation set. With inliers positive, declaring every image an
-# inlier already scores $2(1-p)/(2-p)$, which is:
+# {glue:text}`t2_f1_best:.3f` and our F1 at the validation threshold {glue:text}`t2_f1_val:.3f`.
+# These F1s count the anomalies as the positive class. GPND's code (`novelty_detector.py` in
+# `podgorskiy/GPND`) counts the **inliers** as positive, with the threshold that maximises F1 on
+# its validation set, which in this protocol holds outliers too. Each of our runs keeps its
+# per-image scores, so its F1 is also computed in GPND's convention, without retraining: over all
+# shares and classes {glue:text}`t2_f1_gpnd:.3f`, against GPND's mean published
+# {glue:text}`t2_gpnd_f1:.3f`. That line of the table is the one to set beside GPND's. With inliers
+# positive, declaring every image an inlier already scores $2(1-p)/(2-p)$, which is:
 
 # %% tags=["hide-input"]
 shares = np.array(table2_plan["vary"]["outlier_fraction"])
 floors = pd.DataFrame({"outlier share p": shares, "flag everything (anomalies positive, ours)": 2 * shares / (1 + shares),
                        "accept everything (inliers positive, GPND)": 2 * (1 - shares) / (2 - shares)}).set_index("outlier share p")
 gpnd_10 = next(p["f1"] for p in table2_plan["published"] if p["outlier_fraction"] == 0.1)
+ours_10 = pd.to_numeric(ok2.loc[ok2["outlier_fraction"] == 0.1, "f1_gpnd"]).mean()
 number("t2_gpnd_10", gpnd_10)
 number("t2_gpnd_margin_10", gpnd_10 - floors.loc[0.1].iloc[1])
+number("t2_ours_gpnd_10", ours_10)
+number("t2_ours_margin_10", ours_10 - floors.loc[0.1].iloc[1])
 number("t2_floor_10", floors.loc[0.1].iloc[0])
 floors.round(3)
 
 # %% [markdown]
-# So GPND's {glue:text}`t2_gpnd_10:.3f` at 10% outliers lies {glue:text}`t2_gpnd_margin_10:.3f`
-# above its own floor, while our F1s are measured against a floor of {glue:text}`t2_floor_10:.3f`. GPND's F1 falls as the share of outliers grows, and ours rises: the
-# published F1 and ours cannot be compared column by column. The AUC, which needs no threshold
-# and no choice of positive class, is the comparable number, and GPND does not report it on MNIST.
+# So at 10% outliers GPND's {glue:text}`t2_gpnd_10:.3f` lies {glue:text}`t2_gpnd_margin_10:+.3f`
+# above that floor and ours, in the same convention, {glue:text}`t2_ours_gpnd_10:.3f` lies
+# {glue:text}`t2_ours_margin_10:+.3f` above it; our F1 with the anomalies positive is measured
+# against a floor of {glue:text}`t2_floor_10:.3f` instead. In GPND's convention both F1s fall as
+# the share of outliers grows, as its floor does; with the anomalies positive ours rises. The
+# table above sets the two side by side for every share, from runs far smaller than GPND's (1,000
+# training images of the normal class, 3 epochs). The AUC, which needs no threshold and no choice
+# of positive class, remains the cleaner comparison, and GPND does not report it on MNIST.
 
 # %% [markdown]
 # ## Summary
