@@ -301,8 +301,8 @@ nn_summary.round(3)
 
 # %% tags=["hide-input"]
 sizing_runs, sizing_plan = load(table3_sizing)
-ok = sizing_runs[sizing_runs["status"] == "ok"].assign(auc=lambda f: pd.to_numeric(f["auc"]),
-                                                       wall_seconds=lambda f: pd.to_numeric(f["wall_seconds"]))
+ok = sizing_runs[(sizing_runs["status"] == "ok") & (sizing_runs["row"] == "cvgad")]  # the record has `ae` too
+ok = ok.assign(auc=pd.to_numeric(ok["auc"]), wall_seconds=pd.to_numeric(ok["wall_seconds"]))
 sizing_vary = list(sizing_plan["vary"])
 by = ok.groupby(sizing_vary)
 sizing = pd.DataFrame({"n": by["auc"].count(), "AUC": [fmt(m, sd, n) for m, sd, n in
