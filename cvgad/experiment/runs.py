@@ -42,6 +42,7 @@ import torch
 
 from cvgad.atomic import atomic_write, atomic_write_text, save_torch
 from cvgad.model.config import ExperimentConfig
+from cvgad.model.training import NOTHING_EARLIER
 
 PathLike = str | os.PathLike[str]
 
@@ -373,7 +374,7 @@ def provenance(
     threads; results differ between 1 and 2), this process's times and the 1-minute load at the
     start and the end, and for a resumed run what the processes before it spent (`earlier`, from
     `Trainer.earlier`; None where unknown). No paths."""
-    earlier = earlier or {"processes": 0, "wall_seconds": 0.0, "cpu_seconds": 0.0}
+    earlier = earlier or NOTHING_EARLIER
     return {
         **code_version(),
         "python": platform.python_version(),

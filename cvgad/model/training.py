@@ -27,6 +27,8 @@ from cvgad.model.networks import as_float_images
 
 M = TypeVar("M", bound=nn.Module)
 
+#: `Trainer.earlier` of a run no earlier process worked on.
+NOTHING_EARLIER: dict[str, float | None] = {"processes": 0, "wall_seconds": 0.0, "cpu_seconds": 0.0}
 #: How often (in steps) losses are checked for NaN/inf; checking is a host synchronisation.
 FINITE_CHECK_EVERY = 25
 
@@ -76,7 +78,7 @@ class Trainer:
         self._pending: list[tuple[int, dict[str, Tensor]]] = []
         #: What the processes before this one spent on a resumed run, up to its last saved epoch
         #: (their number, wall and CPU seconds; None where a resume file predates this record).
-        self.earlier: dict[str, float | None] = {"processes": 0, "wall_seconds": 0.0, "cpu_seconds": 0.0}
+        self.earlier: dict[str, float | None] = dict(NOTHING_EARLIER)
         self._clocks = (time.perf_counter(), time.process_time())  # since this process built the trainer
 
     @property
