@@ -60,7 +60,7 @@ from cvgad.model.algorithm1 import applied
 from cvgad.model.config import LossConfig, ModelConfig, TrainConfig
 from cvgad.model.trainers import trainer_for
 from cvgad.workbench import plots
-from cvgad.workbench.formatting import fmt, settings_name, styled, value_name
+from cvgad.workbench.formatting import fmt, num, settings_name, styled, value_name
 from cvgad.workbench.per_cell import cell_table, mean_over_cells, published_layout
 from cvgad.workbench.results import load_runs, paired_differences
 
@@ -85,7 +85,8 @@ def load(results: str) -> tuple[pd.DataFrame, dict]:
 # %% tags=["remove-input"]
 from cvgad.workbench import records
 
-Markdown(records.caveats("07_baselines"))
+caveats = records.caveats("07_baselines")  # empty where every record the page reads is current
+Markdown(caveats) if caveats else None  # an empty Markdown would show its repr
 
 
 # %% [markdown]
@@ -171,7 +172,7 @@ def summary(runs: pd.DataFrame, vary: list[str], name: str) -> pd.DataFrame:
             d = pairs.loc[row]
             p = p_values[row] = float(wilcoxon(per_class[row] - per_class["cvgad"]).pvalue)
             line |= {"Δ AUC vs CVGAD (paired)": fmt(d["auc_diff_mean"], d["auc_diff_std"], int(d["pairs"])),
-                     "pairs ahead of CVGAD": f"{int(d['ahead'])} of {int(d['pairs'])}", "Wilcoxon p (10 classes)": f"{p:.2g}"}
+                     "pairs ahead of CVGAD": f"{int(d['ahead'])} of {int(d['pairs'])}", "Wilcoxon p (10 classes)": num(p)}
             for key, value in (("diff", d["auc_diff_mean"]), ("ahead", int(d["ahead"])), ("pairs", int(d["pairs"])),
                                ("p", p)):
                 number(f"{name}_{row}_{key}", value)
@@ -185,11 +186,11 @@ def verdict(ae: pd.Series, p: float) -> str:
     head = (f"The plain autoencoder minus CVGAD is {ae['auc_diff_mean']:+.3f} in AUC on average over "
             f"{int(ae['pairs'])} (class, seed) pairs, and the autoencoder is ahead in {int(ae['ahead'])} of them; ")
     if p >= 0.05:
-        return head + (f"over the ten classes the difference is not significant at the 5% level (Wilcoxon p = {p:.2g}). "
+        return head + (f"over the ten classes the difference is not significant at the 5% level (Wilcoxon p = {num(p)}). "
                        "At this budget the paired test does not show CVGAD's latent machinery adding to its own "
                        "encoder and decoder trained on reconstruction alone.")
     ahead = "CVGAD" if ae["auc_diff_mean"] < 0 else "the plain autoencoder"
-    return head + f"over the ten classes {ahead} is ahead (Wilcoxon p = {p:.2g})."
+    return head + f"over the ten classes {ahead} is ahead (Wilcoxon p = {num(p)})."
 
 
 fig2_summary = summary(fig2_runs, ["anomaly_class"], "fig2")

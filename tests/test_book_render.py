@@ -6,9 +6,10 @@ are measured by book/measure.js at a 1280-pixel window (a laptop) and at 500 pix
 display equations fit their column at 1280 pixels, nothing sticks out of the column at either
 width (wide tables and equations scroll), and at 1280 pixels no table or code block is cut at
 the column's edge; no TeX or Markdown is left unrendered, no paragraph is bold from end to end,
-no emoji stands where the font may lack it, and no page speaks of the project's own workings
-(issue numbers, its `../shared` folder, its machines); figures are shown at the size they were
-made for, and the widgets render. Each of these checks is shown to fail on a small page that has
+no emoji stands where the font may lack it, no output shows a Python object's repr where its
+display should be, and no page speaks of the project's own workings (issue numbers, its
+`../shared` folder, its machines); figures are shown at the size they were made for, and the
+widgets render. Each of these checks is shown to fail on a small page that has
 its defect (tests/render_fixtures).
 """
 
@@ -176,6 +177,17 @@ def check_no_inside_words(html: str) -> None:
     assert found == [], "words about this project's workings, not the book's subject"
 
 
+#: A Python object's repr standing where its display should be: `<IPython.core.display.Markdown
+#: object>` (an empty Markdown has nothing else to show), `<... object at 0x...>`, `<Figure size ...>`.
+OBJECT_REPR = re.compile(r"<(?:[\w.]+ object(?: at 0x[0-9a-f]+)?|Figure size [^<>]*)>")
+
+
+def check_no_object_reprs(html: str) -> None:
+    """Over the page's text, code outputs included (a repr is printed as an output)."""
+    found = OBJECT_REPR.findall(unescape(TAG.sub(" ", html)))
+    assert found == [], f"an object's repr shown instead of its display: {found}"
+
+
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
 def test_markdown_is_rendered(page, measured):
     """No Markdown shows as text: a table's pipes and rules, code's backticks, bold's asterisks."""
@@ -203,6 +215,11 @@ def test_no_words_about_the_project_itself(page):
     check_no_inside_words(page.read_text(encoding="utf8"))
 
 
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_no_object_reprs(page):
+    check_no_object_reprs(page.read_text(encoding="utf8"))
+
+
 FIXTURES = Path(__file__).resolve().parent / "render_fixtures"
 #: Each check against a page that has its defect (tests/render_fixtures/<name>.html).
 DEFECTS = {
@@ -227,6 +244,12 @@ def test_the_inside_words_check_fails_on_a_page_with_them():
     check_no_inside_words((FIXTURES / "clean.html").read_text(encoding="utf8"))
     with pytest.raises(AssertionError):
         check_no_inside_words((FIXTURES / "inside_words.html").read_text(encoding="utf8"))
+
+
+def test_the_object_repr_check_fails_on_a_page_with_one():
+    check_no_object_reprs((FIXTURES / "clean.html").read_text(encoding="utf8"))
+    with pytest.raises(AssertionError):
+        check_no_object_reprs((FIXTURES / "object_repr.html").read_text(encoding="utf8"))
 
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)

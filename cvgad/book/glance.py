@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cvgad.workbench.formatting import fmt
+from cvgad.workbench.formatting import fmt, num
 from cvgad.workbench.results import load_runs, paired_differences
 
 #: The search behind the book's defaults, and the candidate the defaults are (cvgad.experiment.params.BOOK).
@@ -49,7 +49,8 @@ def _grid_lines(repo: Path, record: Path, chapter: str, task: str) -> list[dict[
         {
             "chapter": chapter,
             "result": f"{task}: the removal that costs most AUC (paired with `all`, Wilcoxon p)",
-            "value": f"`{worst}` {pairs.at[worst, 'auc_diff_mean']:+.3f} ± {pairs.at[worst, 'auc_diff_std']:.3f} "
+            "value": f"`{worst}` {num(pairs.at[worst, 'auc_diff_mean'], signed=True)} "
+            f"± {pairs.at[worst, 'auc_diff_std']:.3f} "
             f"(lower on {int(pairs.at[worst, 'pairs'] - pairs.at[worst, 'ahead'])} of {int(pairs.at[worst, 'pairs'])}"
             f" seeds, p = {p:.3f})",
             "record": record.as_posix(),

@@ -16,7 +16,7 @@ from scipy.stats import chi, spearmanr
 
 from cvgad.model.config import PAPER_SCORE
 from cvgad.workbench import forensics
-from cvgad.workbench.formatting import fmt
+from cvgad.workbench.formatting import fmt, num
 from cvgad.workbench.results import load_runs, paired_differences
 from cvgad.workbench.statistics import signed_rank_p
 
@@ -61,10 +61,6 @@ class Verdict:
     record: str
 
 
-def _signed(value: float) -> str:
-    return f"{value + 0.0:+.3f}".replace("-0.000", "+0.000")
-
-
 def _ok_runs(repo: Path, key: str) -> pd.DataFrame:
     runs, _ = load_runs(repo / RECORDS[key])
     if runs is None:
@@ -84,7 +80,7 @@ def table1(repo: Path, key: str, task: str) -> Verdict:
     rho = float(spearmanr(paper[common], ours[common]).statistic)
     n = len(pairs)
     verdict = "holds" if len(lower) == n else "does not hold" if len(lower) == 0 else "partly holds"
-    named = ", ".join(f"`{r}` {_signed(pairs.at[r, 'auc_diff_mean'])}" for r in lower.index) or "none"
+    named = ", ".join(f"`{r}` {num(pairs.at[r, 'auc_diff_mean'], signed=True)}" for r in lower.index) or "none"
     evidence = (
         f"{task}: {len(lower)} of {n} removals lower the AUC on every seed with Wilcoxon p < {ALPHA} ({named}); "
         f"rank correlation of our row means with the paper's, Spearman ρ = {rho:+.2f}"
@@ -102,7 +98,7 @@ def baselines(repo: Path, key: str, task: str) -> Verdict:
     cvgad_ahead = d["auc_diff_mean"] < 0 and p < ALPHA
     verdict = "holds" if cvgad_ahead else "does not hold: CVGAD is no better than its own autoencoder"
     evidence = (
-        f"{task}: autoencoder − CVGAD {_signed(d['auc_diff_mean'])} ± {d['auc_diff_std']:.3f} AUC over "
+        f"{task}: autoencoder − CVGAD {num(d['auc_diff_mean'], signed=True)} ± {d['auc_diff_std']:.3f} AUC over "
         f"{int(d['pairs'])} (class, seed) pairs, the autoencoder ahead in {int(d['ahead'])}; Wilcoxon p over the "
         f"ten classes {p:.2f}"
     )
@@ -125,7 +121,8 @@ def at_scale(pairs: pd.DataFrame) -> Verdict:
     n = int(largest["n"])
     evidence = (  # the autoencoder less CVGAD, as the rows of Figs. 2-3 give it
         f"CIFAR-10 deer, {int(largest['train_images']):,} images × {int(largest['epochs'])} epochs: autoencoder − "
-        f"CVGAD {_signed(-largest['diff_mean'])} AUC (95% t-interval {_signed(-high)} to {_signed(-low)}) over {n} "
+        f"CVGAD {num(-largest['diff_mean'], signed=True)} AUC "
+        f"(95% t-interval {num(-high, signed=True)} to {num(-low, signed=True)}) over {n} "
         f"seed pairs, the autoencoder ahead in {n - int(largest['ahead'])}"
     )
     return Verdict(
@@ -172,7 +169,7 @@ def negative_training(repo: Path) -> Verdict:
         d = paired_differences(_ok_runs(repo, key), [], reference="all").set_index("row").loc["no_negative"]
         lowered += int(d["ahead"] == 0 and d["wilcoxon_p"] < ALPHA)
         parts.append(
-            f"{task}: without it {_signed(d['auc_diff_mean'])} ± {d['auc_diff_std']:.3f} AUC over "
+            f"{task}: without it {num(d['auc_diff_mean'], signed=True)} ± {d['auc_diff_std']:.3f} AUC over "
             f"{int(d['pairs'])} seeds (Wilcoxon p {d['wilcoxon_p']:.2f})"
         )
     verdict = "holds" if lowered == 2 else "not measurable at the book's budgets" if lowered == 0 else "partly holds"
