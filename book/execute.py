@@ -2,7 +2,7 @@
 
 Usage (``make book`` runs it before ``jupyter-book build``)::
 
-    python book/execute.py [--jobs N]
+    python book/execute.py [--jobs N] [--write-back]
 
 It is the execution that the build would otherwise do itself, one chapter after another
 (myst-nb's ``cache`` mode, ``execute`` in ``_config.yml``): each chapter of ``_toc.yml`` runs once
@@ -10,6 +10,9 @@ in its own folder, with the configured timeout and errors, and is cached in
 ``_build/.jupyter_cache``, where the build finds it and executes nothing. A chapter already cached
 with the same code is not run again. A chapter that fails is printed with its traceback and left
 out of the cache, and the script exits 1 once the others have run.
+
+``--write-back`` then gives the committed notebooks (``notebooks/*.ipynb``) the outputs of that
+execution, so that a notebook read in the repository shows the numbers the book shows.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 import nbformat
 import yaml
 from jupyter_cache import get_cache
-from jupyter_cache.base import CacheBundleIn
+from jupyter_cache.base import CacheBundleIn, JupyterCacheAbstract
 from jupyter_cache.executors.utils import single_nb_execution
 
 BOOK_DIR = Path(__file__).resolve().parent
@@ -75,10 +78,27 @@ def execute(path: Path) -> tuple[nbformat.NotebookNode, float, str | None]:
     return notebook, result.time, result.exc_string
 
 
+def store(cache: JupyterCacheAbstract, path: Path, notebook: nbformat.NotebookNode, seconds: float) -> None:
+    """`notebook`, the execution of `path`, into the cache, where the build finds it."""
+    record = cache.add_nb_to_project(str(path))
+    bundle = CacheBundleIn(notebook, record.uri, data={"execution_seconds": seconds})
+    cache.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
+
+
+def write_back(cache: JupyterCacheAbstract, paths: list[Path]) -> None:
+    """Each notebook in `paths` takes the outputs of its cached execution; its cells' metadata (tags,
+    the timestamps `recorded_seconds` reads) stay as committed."""
+    for path in paths:
+        _, merged = cache.merge_match_into_notebook(nbformat.read(path, as_version=4), cell_meta=())
+        nbformat.write(merged, path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="chapters at a time (default: the cores)")
-    jobs = parser.parse_args().jobs
+    parser.add_argument("--write-back", action="store_true", help="then write the outputs into the committed notebooks")
+    args = parser.parse_args()
+    jobs = args.jobs
     cache = get_cache(str(CACHE))
 
     def cached(path: Path) -> bool:
@@ -103,13 +123,15 @@ def main() -> int:
                 print(f"{path.stem} failed after {seconds:.0f} s:\n{error}", flush=True)
                 failed.append(path.stem)
                 continue
-            record = cache.add_nb_to_project(str(path))
-            bundle = CacheBundleIn(notebook, record.uri, data={"execution_seconds": seconds})
-            cache.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
+            store(cache, path, notebook, seconds)
             print(f"{path.stem} executed in {seconds:.0f} s", flush=True)
     if failed:
         print("failed:", ", ".join(failed), file=sys.stderr)
-    return 1 if failed else 0
+        return 1
+    if args.write_back:
+        write_back(cache, chapters())
+        print(f"outputs written into the {len(chapters())} committed notebooks", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""book/execute.py: the chapters run longest first, by the time their committed notebooks recorded."""
+"""book/execute.py: the chapters run longest first, by the time their committed notebooks recorded,
+and their outputs can be written back into the committed notebooks."""
 
 import nbformat
 from executed_book import book_execute
+from jupyter_cache import get_cache
 
 execute = book_execute()
 
@@ -26,3 +28,21 @@ def test_a_notebook_recorded_the_seconds_its_code_cells_took(tmp_path):
     assert execute.recorded_seconds(path) == 3.5
     nbformat.write(nbformat.v4.new_notebook(), path)
     assert execute.recorded_seconds(path) == 0.0
+
+
+def test_write_back_gives_the_committed_notebook_the_outputs_of_its_execution(tmp_path):
+    path = tmp_path / "chapter.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell("six times seven"), nbformat.v4.new_code_cell("print(6 * 7)")]
+    notebook.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="41\n")]  # an old output
+    notebook.cells[1].metadata["tags"] = ["nbval-check-output"]
+    nbformat.write(notebook, path)
+    cache = get_cache(str(tmp_path / "cache"))
+    executed, seconds, error = execute.execute(path)
+    assert error is None
+    execute.store(cache, path, executed, seconds)
+    execute.write_back(cache, [path])
+    cell = nbformat.read(path, as_version=4).cells[1]
+    assert cell.source == "print(6 * 7)"
+    assert [o["text"] for o in cell.outputs] == ["42\n"]
+    assert cell.metadata["tags"] == ["nbval-check-output"]  # the committed cell's metadata stays
