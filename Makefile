@@ -110,7 +110,7 @@ $(WIDGETS_DIR)/embed-amd.js:
 book-vendor: $(WIDGETS_DIR)/embed-amd.js
 
 book: install book-vendor
-	env -u MPLBACKEND $(ONE_THREAD) $(BIN)/python book/execute.py --jobs $(THREADS)
+	env -u MPLBACKEND $(ONE_THREAD) $(BIN)/python book/execute.py --jobs $(THREADS) $(if $(WRITE_BACK),--write-back)
 	env -u MPLBACKEND $(BIN)/jupyter-book build book -W -n --keep-going
 	@echo "Open book/_build/html/index.html"
 

@@ -86,10 +86,11 @@ def store(cache: JupyterCacheAbstract, path: Path, notebook: nbformat.NotebookNo
 
 
 def write_back(cache: JupyterCacheAbstract, paths: list[Path]) -> None:
-    """Each notebook in `paths` takes the outputs of its cached execution; its cells' metadata (tags,
-    the timestamps `recorded_seconds` reads) stay as committed."""
+    """Each notebook in `paths` takes the outputs of its cached execution. Its cells' metadata (tags,
+    the timestamps `recorded_seconds` reads) stay as committed: the cache matches a notebook only
+    where they are equal, and the execution records no new timestamps."""
     for path in paths:
-        _, merged = cache.merge_match_into_notebook(nbformat.read(path, as_version=4), cell_meta=())
+        _, merged = cache.merge_match_into_notebook(nbformat.read(path, as_version=4))
         nbformat.write(merged, path)
 
 

@@ -122,10 +122,9 @@ grid = load_grid(GRID_FILE)
 print(f"grid {grid.name}: {len(grid.rows)} rows, read from {GRID_FILE.relative_to(REPO)}")
 
 # %% tags=["remove-input"]
-from cvgad.workbench import records
+from cvgad.book import caveats
 
-caveats = records.caveats("06_ablation")  # empty where every record the page reads is current
-Markdown(caveats) if caveats else None  # an empty Markdown would show its repr
+caveats.shown("06_ablation")
 
 # %% [markdown]
 # ## What each row removes

@@ -83,10 +83,9 @@ def load(results: str) -> tuple[pd.DataFrame, dict]:
 
 
 # %% tags=["remove-input"]
-from cvgad.workbench import records
+from cvgad.book import caveats
 
-caveats = records.caveats("07_baselines")  # empty where every record the page reads is current
-Markdown(caveats) if caveats else None  # an empty Markdown would show its repr
+caveats.shown("07_baselines")
 
 
 # %% [markdown]

@@ -124,10 +124,9 @@ record = runs.read_json(root / "cifar10_deer" / "5000x4" / "cpu" / "seed0" / run
 number("cifar_deer_share", 100 * record["n_test_anomalous"] / (record["n_test_anomalous"] + record["n_test_normal"]))
 
 # %% tags=["remove-input"]
-from cvgad.workbench import records
+from cvgad.book import caveats
 
-caveats = records.caveats("08_gap")  # empty where every record the page reads is current
-Markdown(caveats) if caveats else None  # an empty Markdown would show its repr
+caveats.shown("08_gap")
 
 # %% [markdown]
 # ## CIFAR-10 deer: each factor alone, then all together

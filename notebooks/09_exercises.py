@@ -323,12 +323,9 @@ lab
 # ```
 
 # %% tags=["remove-input"]
-from IPython.display import Markdown
+from cvgad.book import caveats
 
-from cvgad.workbench import records
-
-caveats = records.caveats("09_exercises")  # empty where every record the page reads is current
-Markdown(caveats) if caveats else None  # an empty Markdown would show its repr
+caveats.shown("09_exercises")
 
 # %%
 quiz = widgets.AblationQuiz(*widgets.load_ablation_results("../ablations/results/table1/cpu/runs.csv"))

@@ -48,10 +48,9 @@ def number(name: str, value: float) -> None:
 
 
 # %% tags=["remove-input"]
-from cvgad.workbench import records
+from cvgad.book import caveats
 
-caveats = records.caveats("10_verdict")  # empty where every record the page reads is current
-Markdown(caveats) if caveats else None  # an empty Markdown would show its repr
+caveats.shown("10_verdict")
 
 # %% [markdown]
 # ## The paper's claims

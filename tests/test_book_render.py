@@ -178,8 +178,9 @@ def check_no_inside_words(html: str) -> None:
 
 
 #: A Python object's repr standing where its display should be: `<IPython.core.display.Markdown
-#: object>` (an empty Markdown has nothing else to show), `<... object at 0x...>`, `<Figure size ...>`.
-OBJECT_REPR = re.compile(r"<(?:[\w.]+ object(?: at 0x[0-9a-f]+)?|Figure size [^<>]*)>")
+#: object>` (an empty Markdown has nothing else to show), `<pandas...Styler at 0x...>`, `<Figure size
+#: ...>`, `<Axes: ...>`.
+OBJECT_REPR = re.compile(r"<(?:[\w.]+ object|[\w.]+(?: object)? at 0x[0-9a-f]+|Figure size [^<>]*|Axes: [^<>]*)>")
 
 
 def check_no_object_reprs(html: str) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cvgad.book import presets, verdicts
+from cvgad.book import caveats, presets, verdicts
 from cvgad.cli import build_parser, main
 from cvgad.experiment import runs
 from cvgad.experiment.experiment import metrics_from_scores, run_experiment
@@ -228,6 +228,8 @@ def test_the_check_passes_a_record_of_todays_settings_and_fails_one_made_under_o
     assert main(["reproduce", "--check"]) == 0  # kept as historical: the pages print why
     assert records.caveats("06_ablation", tiny_repo).startswith("**Historical record `tiny_ci`.** made under")
     assert records.caveats("07_baselines", tiny_repo) == ""
+    assert caveats.shown("06_ablation", tiny_repo).data == records.caveats("06_ablation", tiny_repo)
+    assert caveats.shown("07_baselines", tiny_repo) is None  # shows nothing, not an empty Markdown's repr
 
 
 def test_a_record_in_progress_may_be_read_while_its_runs_are_being_made_but_not_once_stale(tiny_repo, capsys):
@@ -270,7 +272,7 @@ def test_no_page_reads_a_record_that_is_not_current_unless_it_is_historical_and_
             is_chapter = page.startswith("notebooks/") or page == "book/intro.md"
             held = state.record.historical and state.status != records.CURRENT
             if is_chapter and (held or state.record.in_progress and state.status == records.INCOMPLETE):
-                assert f'records.caveats("{Path(page).stem}")' in (REPO / page).read_text(), page
+                assert f'caveats.shown("{Path(page).stem}")' in (REPO / page).read_text(), page
 
 
 def test_the_closing_chapter_is_listed_as_a_reader_of_every_record_its_verdicts_and_presets_read():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cvgad.cli import main
-from cvgad.workbench.formatting import cell_name, value_name
+from cvgad.workbench.formatting import cell_name, num, value_name
 from cvgad.workbench.per_cell import cell_table, mean_over_cells, published_layout
 from cvgad.workbench.plots import cell_bars
 from cvgad.workbench.results import collect_runs, load_runs, paired_differences
@@ -383,6 +383,14 @@ def test_a_varied_setting_that_metrics_also_record_is_one_column(tmp_path):
     runs = collect_runs(tmp_path)
     assert list(runs.columns).count("epochs") == 1 and list(runs["epochs"]) == [10, 30]
     assert list(cell_table(runs, ["epochs"])["epochs"]) == [10, 30]
+
+
+def test_num_rounds_to_three_decimals_and_signs_a_difference_without_a_negative_zero():
+    assert num(0.4517) == "0.452"
+    assert num(0.0294, signed=True) == "+0.029"
+    assert num(-0.0012, signed=True) == "-0.001"
+    assert num(-0.0004, signed=True) == "+0.000"
+    assert num(float("nan")) == "–"
 
 
 def test_signed_rank_p_by_hand():
