@@ -99,7 +99,6 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="chapters at a time (default: the cores)")
     parser.add_argument("--write-back", action="store_true", help="then write the outputs into the committed notebooks")
     args = parser.parse_args()
-    jobs = args.jobs
     cache = get_cache(str(CACHE))
 
     def cached(path: Path) -> bool:
@@ -110,9 +109,9 @@ def main() -> int:
 
     # the longest first (as last recorded), so that no long chapter starts last and runs alone
     todo = sorted((path for path in chapters() if not cached(path)), key=recorded_seconds, reverse=True)
-    print(f"executing {len(todo)} chapters, {jobs} at a time", flush=True)
+    print(f"executing {len(todo)} chapters, {args.jobs} at a time", flush=True)
     failed = []
-    with ProcessPoolExecutor(jobs) as pool:
+    with ProcessPoolExecutor(args.jobs) as pool:
         futures = {pool.submit(execute, path): path for path in todo}
         for future in as_completed(futures):
             path = futures[future]
@@ -130,8 +129,9 @@ def main() -> int:
         print("failed:", ", ".join(failed), file=sys.stderr)
         return 1
     if args.write_back:
-        write_back(cache, chapters())
-        print(f"outputs written into the {len(chapters())} committed notebooks", flush=True)
+        written = chapters()
+        write_back(cache, written)
+        print(f"outputs written into the {len(written)} committed notebooks", flush=True)
     return 0
 
 
